@@ -1,0 +1,114 @@
+//! Answers as the query path produces them: borrowed views into the
+//! snapshot, built without allocation. [`wire`] turns one into a DNS
+//! message; the C API hands its records to a callback.
+
+pub mod records;
+pub mod wire;
+
+use crate::snapshot::Zone;
+pub use records::Rec;
+
+/// Response codes we produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Rcode {
+    /// Success (possibly NODATA: no answer records).
+    NoError = 0,
+    /// Malformed query.
+    FormErr = 1,
+    /// Server failure.
+    ServFail = 2,
+    /// The name does not exist.
+    NxDomain = 3,
+    /// Opcode not implemented.
+    NotImp = 4,
+    /// Not ours (the name is under none of our zones).
+    Refused = 5,
+}
+
+/// Most record slices one answer can gather.
+pub const MAX_PARTS: usize = 16;
+
+/// A list of records as slices of the snapshot; no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Records<'a> {
+    parts: [&'a [Rec]; MAX_PARTS],
+    n: usize,
+}
+
+impl Default for Records<'_> {
+    fn default() -> Self {
+        Records { parts: [&[]; MAX_PARTS], n: 0 }
+    }
+}
+
+impl<'a> Records<'a> {
+    /// Appends a slice (ignored when full or empty).
+    #[inline]
+    pub fn push(&mut self, s: &'a [Rec]) {
+        if s.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.parts.get_mut(self.n) {
+            *slot = s;
+            self.n += 1;
+        }
+    }
+
+    /// Appends one record.
+    #[inline]
+    pub fn push_one(&mut self, r: &'a Rec) {
+        self.push(std::slice::from_ref(r));
+    }
+
+    /// The records in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Rec> + '_ {
+        self.parts.iter().take(self.n).flat_map(|s| s.iter())
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.parts.iter().take(self.n).map(|s| s.len()).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// The outcome of one query.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    /// Response code.
+    pub rcode: Rcode,
+    /// Whether we are authoritative (the name is in one of our zones).
+    pub authoritative: bool,
+    /// Answer section (owner: the query name).
+    pub answer: Records<'a>,
+    /// Authority section (owner: the zone apex).
+    pub authority: Records<'a>,
+    /// The zone the name is in.
+    pub zone: Option<&'a Zone>,
+    /// ECS scope prefix the decision depended on.
+    pub scope_prefix: u8,
+}
+
+impl<'a> Answer<'a> {
+    /// Not ours: REFUSED on the wire, "not found" for hosts with other data.
+    pub fn not_ours() -> Answer<'a> {
+        Answer { rcode: Rcode::Refused, authoritative: false, answer: Records::default(), authority: Records::default(), zone: None, scope_prefix: 0 }
+    }
+
+    /// A negative answer (NXDOMAIN or NODATA) with the zone's SOA.
+    pub fn negative(zone: &'a Zone, rcode: Rcode, scope_prefix: u8) -> Answer<'a> {
+        let mut authority = Records::default();
+        authority.push_one(&zone.soa);
+        Answer { rcode, authoritative: true, answer: Records::default(), authority, zone: Some(zone), scope_prefix }
+    }
+
+    /// A positive answer.
+    pub fn positive(zone: &'a Zone, answer: Records<'a>, scope_prefix: u8) -> Answer<'a> {
+        Answer { rcode: Rcode::NoError, authoritative: true, answer, authority: Records::default(), zone: Some(zone), scope_prefix }
+    }
+}

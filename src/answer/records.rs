@@ -1,0 +1,101 @@
+//! Records precomputed when a snapshot is compiled: the RDATA in wire form
+//! (encoded by hickory-proto, names uncompressed so the bytes can be copied
+//! into any message) and in presentation form (for BIND's `putrr` and the
+//! text API). Per query nothing is encoded, only chosen and copied.
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
+use hickory_proto::rr::{Name, RData};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use std::net::IpAddr;
+
+/// DNS type codes used here.
+pub mod rtype {
+    /// A
+    pub const A: u16 = 1;
+    /// NS
+    pub const NS: u16 = 2;
+    /// CNAME
+    pub const CNAME: u16 = 5;
+    /// SOA
+    pub const SOA: u16 = 6;
+    /// AAAA
+    pub const AAAA: u16 = 28;
+    /// OPT
+    pub const OPT: u16 = 41;
+    /// ANY
+    pub const ANY: u16 = 255;
+}
+
+/// The mnemonic of a type code we answer with.
+pub fn type_name(t: u16) -> &'static str {
+    match t {
+        rtype::A => "A",
+        rtype::NS => "NS",
+        rtype::CNAME => "CNAME",
+        rtype::SOA => "SOA",
+        rtype::AAAA => "AAAA",
+        _ => "TYPE",
+    }
+}
+
+/// One precomputed record (the owner is implied by the section: the query
+/// name in the answer section, the zone apex in the authority section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    /// Type code.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// RDATA in presentation form, names absolute (trailing dot).
+    pub text: Box<str>,
+    /// RDATA in wire form, names uncompressed.
+    pub wire: Box<[u8]>,
+}
+
+fn name(s: &str) -> Result<Name, String> {
+    let mut n = Name::from_ascii(s).map_err(|e| format!("`{s}`: {e}"))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+fn encode(rdata: &RData) -> Result<Box<[u8]>, String> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut enc).map_err(|e| e.to_string())?;
+    Ok(buf.into_boxed_slice())
+}
+
+fn fqdn_text(s: &str) -> String {
+    if s.ends_with('.') { s.to_string() } else { format!("{s}.") }
+}
+
+/// A CNAME record.
+pub fn cname(target: &str, ttl: u32) -> Result<Rec, String> {
+    let wire = encode(&RData::CNAME(CNAME(name(target)?)))?;
+    Ok(Rec { rtype: rtype::CNAME, ttl, text: fqdn_text(target).into(), wire })
+}
+
+/// An A or AAAA record.
+pub fn address(ip: IpAddr, ttl: u32) -> Result<Rec, String> {
+    let (rtype, rdata) = match ip {
+        IpAddr::V4(a) => (rtype::A, RData::A(A(a))),
+        IpAddr::V6(a) => (rtype::AAAA, RData::AAAA(AAAA(a))),
+    };
+    Ok(Rec { rtype, ttl, text: ip.to_string().into(), wire: encode(&rdata)? })
+}
+
+/// An NS record.
+pub fn ns(host: &str, ttl: u32) -> Result<Rec, String> {
+    let wire = encode(&RData::NS(NS(name(host)?)))?;
+    Ok(Rec { rtype: rtype::NS, ttl, text: fqdn_text(host).into(), wire })
+}
+
+/// The SOA of a zone. Timers follow Azure Traffic Manager's SOA
+/// (refresh 900, retry 300, expire 2419200); MINIMUM is the zone TTL.
+pub fn soa(mname: &str, rname: &str, serial: u32, ttl: u32) -> Result<Rec, String> {
+    let (refresh, retry, expire) = (900, 300, 2_419_200);
+    let rdata = RData::SOA(SOA::new(name(mname)?, name(rname)?, serial, refresh, retry, expire, ttl));
+    let text = format!("{} {} {serial} {refresh} {retry} {expire} {ttl}", fqdn_text(mname), fqdn_text(rname));
+    Ok(Rec { rtype: rtype::SOA, ttl, text: text.into(), wire: encode(&rdata)? })
+}

@@ -1,0 +1,435 @@
+//! DNS wire format: a query parser and a response writer that work in the
+//! caller's buffers, with no allocation. Record data was encoded by
+//! hickory-proto when the snapshot was compiled; here we only copy.
+//!
+//! Owner names are compression pointers: answers point at the question
+//! name (offset 12), authority records at the zone's suffix of it.
+//! Responses that do not fit the client's limit (512, the EDNS payload size
+//! up to 4096, or the buffer for TCP) are sent with TC and no records.
+
+use super::{Answer, Rcode};
+use crate::answer::records::rtype;
+use crate::query::{NameBuf, NameError};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Our advertised EDNS UDP payload size.
+pub const EDNS_PAYLOAD: u16 = 1232;
+/// Largest UDP response we write, whatever the client advertises.
+pub const MAX_UDP: usize = 4096;
+
+/// EDNS Client Subnet as it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ecs {
+    /// 1 = IPv4, 2 = IPv6.
+    pub family: u16,
+    /// Source prefix length.
+    pub source: u8,
+    /// Address bytes (the first `ceil(source/8)` are meaningful).
+    pub addr: [u8; 16],
+}
+
+impl Ecs {
+    /// The address, zero-padded.
+    pub fn ip(&self) -> IpAddr {
+        if self.family == 1 {
+            IpAddr::V4(Ipv4Addr::new(self.addr[0], self.addr[1], self.addr[2], self.addr[3]))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(self.addr))
+        }
+    }
+
+    fn addr_len(&self) -> usize {
+        usize::from(self.source).div_ceil(8)
+    }
+}
+
+/// A parsed query (borrowing the packet).
+#[derive(Clone)]
+pub struct WireQuery<'q> {
+    /// Message id.
+    pub id: u16,
+    /// Opcode.
+    pub opcode: u8,
+    /// RD flag.
+    pub rd: bool,
+    /// CD flag.
+    pub cd: bool,
+    /// Canonical name.
+    pub name: NameBuf,
+    /// Wire length of the question name.
+    pub qname_wire_len: usize,
+    /// Question type.
+    pub qtype: u16,
+    /// Question class.
+    pub qclass: u16,
+    /// The question section bytes (name, type, class).
+    pub question: &'q [u8],
+    /// EDNS: present?
+    pub edns: bool,
+    /// EDNS version.
+    pub edns_version: u8,
+    /// EDNS UDP payload size.
+    pub udp_size: u16,
+    /// DO bit.
+    pub dnssec_ok: bool,
+    /// Client subnet.
+    pub ecs: Option<Ecs>,
+}
+
+/// What could not be answered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than a header, or a response (QR set): drop it silently.
+    Drop,
+    /// The output buffer cannot hold even a header-only reply.
+    BufferTooSmall,
+}
+
+/// Outcome of parsing: a query, or a reply to send without routing.
+pub enum Parsed<'q> {
+    /// A well-formed query.
+    Query(WireQuery<'q>),
+    /// Reply at once with this rcode (question echoed when `question` is set).
+    Error {
+        /// Message id.
+        id: u16,
+        /// Opcode.
+        opcode: u8,
+        /// RD.
+        rd: bool,
+        /// Rcode.
+        rcode: Rcode,
+        /// Question bytes to echo (may be empty).
+        question: &'q [u8],
+    },
+}
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
+/// Skips a (possibly compressed) name; returns the offset after it.
+fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *b.get(i)?;
+        if len == 0 {
+            return Some(i + 1);
+        }
+        if len & 0xC0 == 0xC0 {
+            b.get(i + 1)?;
+            return Some(i + 2);
+        }
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        i += 1 + usize::from(len);
+    }
+    None
+}
+
+/// Parses a query packet.
+pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
+    if b.len() < 12 {
+        return Err(WireError::Drop);
+    }
+    let id = u16::from_be_bytes([b[0], b[1]]);
+    let flags = u16::from_be_bytes([b[2], b[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(WireError::Drop);
+    }
+    let opcode = ((flags >> 11) & 0xF) as u8;
+    let rd = flags & 0x0100 != 0;
+    let cd = flags & 0x0010 != 0;
+    let qd = u16_at(b, 4).unwrap_or(0);
+    let an = u16_at(b, 6).unwrap_or(0);
+    let ns = u16_at(b, 8).unwrap_or(0);
+    let ar = u16_at(b, 10).unwrap_or(0);
+    let formerr = |question| Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::FormErr, question });
+    if qd != 1 {
+        return if opcode != 0 {
+            Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::NotImp, question: &[] })
+        } else {
+            formerr(&[])
+        };
+    }
+    // Question: uncompressed labels.
+    let mut name = NameBuf::root();
+    let mut i = 12;
+    loop {
+        let Some(&len) = b.get(i) else { return formerr(&[]) };
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xC0 != 0 {
+            return formerr(&[]);
+        }
+        let Some(label) = b.get(i + 1..i + 1 + usize::from(len)) else { return formerr(&[]) };
+        if let Err(e) = name.push_label(label) {
+            let _: NameError = e;
+            return formerr(&[]);
+        }
+        i += 1 + usize::from(len);
+    }
+    let qname_wire_len = i - 12;
+    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else { return formerr(&[]) };
+    i += 4;
+    let question = &b[12..i];
+    if opcode != 0 {
+        return Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::NotImp, question });
+    }
+    // Skip answer and authority records.
+    for _ in 0..(u32::from(an) + u32::from(ns)) {
+        let Some(j) = skip_name(b, i) else { return formerr(question) };
+        let Some(rdlen) = u16_at(b, j + 8) else { return formerr(question) };
+        i = j + 10 + usize::from(rdlen);
+        if i > b.len() {
+            return formerr(question);
+        }
+    }
+    let mut q = WireQuery {
+        id,
+        opcode,
+        rd,
+        cd,
+        name,
+        qname_wire_len,
+        qtype,
+        qclass,
+        question,
+        edns: false,
+        edns_version: 0,
+        udp_size: 512,
+        dnssec_ok: false,
+        ecs: None,
+    };
+    for _ in 0..ar {
+        let Some(j) = skip_name(b, i) else { return formerr(question) };
+        let (Some(t), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) =
+            (u16_at(b, j), u16_at(b, j + 2), u16_at(b, j + 4), u16_at(b, j + 6), u16_at(b, j + 8))
+        else {
+            return formerr(question);
+        };
+        let rd_start = j + 10;
+        let rd_end = rd_start + usize::from(rdlen);
+        let Some(rdata) = b.get(rd_start..rd_end) else { return formerr(question) };
+        if t == rtype::OPT {
+            if q.edns || b.get(i) != Some(&0) {
+                return formerr(question);
+            }
+            q.edns = true;
+            q.udp_size = class.max(512);
+            q.edns_version = (ttl_hi & 0xFF) as u8;
+            q.dnssec_ok = ttl_lo & 0x8000 != 0;
+            let mut k = 0;
+            while k + 4 <= rdata.len() {
+                let code = u16::from_be_bytes([rdata[k], rdata[k + 1]]);
+                let olen = usize::from(u16::from_be_bytes([rdata[k + 2], rdata[k + 3]]));
+                let Some(opt) = rdata.get(k + 4..k + 4 + olen) else { return formerr(question) };
+                if code == 8 {
+                    match parse_ecs(opt) {
+                        Some(e) => q.ecs = Some(e),
+                        None => return formerr(question),
+                    }
+                }
+                k += 4 + olen;
+            }
+            if k != rdata.len() {
+                return formerr(question);
+            }
+        }
+        i = rd_end;
+    }
+    Ok(Parsed::Query(q))
+}
+
+/// RFC 7871 §6 and §7.1.1: family 1 or 2, source within the family, scope 0
+/// in queries, exactly ceil(source/8) address octets, no bits set past source.
+fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
+    if opt.len() < 4 {
+        return None;
+    }
+    let family = u16::from_be_bytes([opt[0], opt[1]]);
+    let source = opt[2];
+    let scope = opt[3];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source > max || scope != 0 {
+        return None;
+    }
+    let addr = &opt[4..];
+    let n = usize::from(source).div_ceil(8);
+    if addr.len() != n {
+        return None;
+    }
+    let mut a = [0u8; 16];
+    a[..n].copy_from_slice(addr);
+    if n > 0 && source % 8 != 0 {
+        let mask = 0xFFu8 >> (source % 8);
+        if a[n - 1] & mask != 0 {
+            return None;
+        }
+    }
+    Some(Ecs { family, source, addr: a })
+}
+
+struct W<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    limit: usize,
+}
+
+impl W<'_> {
+    #[inline]
+    fn put(&mut self, data: &[u8]) -> bool {
+        let end = self.pos + data.len();
+        if end > self.limit {
+            return false;
+        }
+        self.buf[self.pos..end].copy_from_slice(data);
+        self.pos = end;
+        true
+    }
+    #[inline]
+    fn u16(&mut self, v: u16) -> bool {
+        self.put(&v.to_be_bytes())
+    }
+    #[inline]
+    fn u32(&mut self, v: u32) -> bool {
+        self.put(&v.to_be_bytes())
+    }
+}
+
+fn header(w: &mut W, id: u16, opcode: u8, aa: bool, tc: bool, rd: bool, cd: bool, rcode: u8, counts: [u16; 4]) -> bool {
+    let mut flags: u16 = 0x8000 | (u16::from(opcode & 0xF) << 11) | u16::from(rcode & 0xF);
+    if aa {
+        flags |= 0x0400;
+    }
+    if tc {
+        flags |= 0x0200;
+    }
+    if rd {
+        flags |= 0x0100;
+    }
+    if cd {
+        flags |= 0x0010;
+    }
+    let save = w.pos;
+    w.pos = 0;
+    let ok = w.u16(id) && w.u16(flags) && counts.iter().all(|c| w.u16(*c));
+    w.pos = save.max(w.pos);
+    ok
+}
+
+/// Writes a reply for a query that could not be routed (FORMERR, NOTIMP…).
+pub fn write_error(id: u16, opcode: u8, rd: bool, rcode: Rcode, question: &[u8], out: &mut [u8]) -> Result<usize, WireError> {
+    let limit = out.len().min(65535);
+    let mut w = W { buf: out, pos: 12, limit };
+    let qd = u16::from(!question.is_empty());
+    if !w.put(question) {
+        w.pos = 12;
+        if !header(&mut w, id, opcode, false, false, rd, false, rcode as u8, [0; 4]) {
+            return Err(WireError::BufferTooSmall);
+        }
+        return Ok(12);
+    }
+    if !header(&mut w, id, opcode, false, false, rd, false, rcode as u8, [qd, 0, 0, 0]) {
+        return Err(WireError::BufferTooSmall);
+    }
+    Ok(w.pos)
+}
+
+fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
+    // Owner root, type OPT, class = our payload, TTL = ext-rcode/version/flags.
+    let Some(ecs) = q.ecs else {
+        return w.put(&[0]) && w.u16(rtype::OPT) && w.u16(EDNS_PAYLOAD) && w.put(&[ext_rcode, 0, 0, 0]) && w.u16(0);
+    };
+    let alen = ecs.addr_len();
+    let max = if ecs.family == 1 { 32 } else { 128 };
+    let scope = scope.min(max);
+    let olen = 4 + alen;
+    w.put(&[0])
+        && w.u16(rtype::OPT)
+        && w.u16(EDNS_PAYLOAD)
+        && w.put(&[ext_rcode, 0, 0, 0])
+        && w.u16((4 + olen) as u16)
+        && w.u16(8)
+        && w.u16(olen as u16)
+        && w.u16(ecs.family)
+        && w.put(&[ecs.source, scope])
+        && w.put(&ecs.addr[..alen])
+}
+
+/// Writes the response to `q` carrying `a` into `out`. `tcp` lifts the
+/// size limit to the buffer (at most 65535).
+pub fn write_answer(q: &WireQuery, a: &Answer, tcp: bool, out: &mut [u8]) -> Result<usize, WireError> {
+    let limit = if tcp {
+        out.len().min(65535)
+    } else {
+        let want = if q.edns { usize::from(q.udp_size).clamp(512, MAX_UDP) } else { 512 };
+        out.len().min(want)
+    };
+    let base = 12 + q.question.len();
+    if limit < base {
+        return Err(WireError::BufferTooSmall);
+    }
+    let badvers = q.edns && q.edns_version > 0;
+    let mut w = W { buf: out, pos: 12, limit };
+    w.put(q.question);
+    let (rcode, ext) = if badvers { (0u8, 1u8) } else { (a.rcode as u8, 0u8) };
+    let mut an = 0u16;
+    let mut ns = 0u16;
+    let mut fits = true;
+    if !badvers {
+        for r in a.answer.iter() {
+            fits = w.u16(0xC00C) && w.u16(r.rtype) && w.u16(1) && w.u32(r.ttl) && w.u16(r.wire.len() as u16) && w.put(&r.wire);
+            if !fits {
+                break;
+            }
+            an += 1;
+        }
+        if fits && let Some(zone) = a.zone {
+            // The zone apex is a suffix of the question name (matched at a label boundary).
+            let zone_wire = zone.name.len() + 2;
+            let ptr = 12 + q.qname_wire_len.saturating_sub(zone_wire);
+            let owner = 0xC000 | (ptr as u16 & 0x3FFF);
+            for r in a.authority.iter() {
+                fits = w.u16(owner) && w.u16(r.rtype) && w.u16(1) && w.u32(r.ttl) && w.u16(r.wire.len() as u16) && w.put(&r.wire);
+                if !fits {
+                    break;
+                }
+                ns += 1;
+            }
+        }
+    }
+    let mut tc = false;
+    if !fits {
+        tc = true;
+        an = 0;
+        ns = 0;
+        w.pos = base;
+    }
+    let mut ar = 0u16;
+    if q.edns {
+        let save = w.pos;
+        if opt_record(&mut w, q, ext, a.scope_prefix) {
+            ar = 1;
+        } else {
+            // No room for OPT after the records: truncate instead.
+            tc = true;
+            an = 0;
+            ns = 0;
+            w.pos = base;
+            let _ = save;
+            if opt_record(&mut w, q, ext, a.scope_prefix) {
+                ar = 1;
+            }
+        }
+    }
+    let aa = a.authoritative && !badvers;
+    header(&mut w, q.id, q.opcode, aa, tc, q.rd, q.cd, rcode, [1, an, ns, ar]);
+    Ok(w.pos)
+}

@@ -1,0 +1,236 @@
+//! The engine: a snapshot cell (`ArcSwap`), the writer lock that serialises
+//! reloads and health writes, and the host's log hook. Queries load the
+//! snapshot once and never see the writer lock.
+
+use crate::answer::Answer;
+use crate::answer::wire::{self, Parsed, WireError};
+use crate::config::{self, ConfigError, Origin};
+use crate::health::MonitorStatus;
+use crate::query::{self, NameBuf, NameError};
+use crate::routing::Client;
+use crate::snapshot::{Snapshot, SourceInfo, fnv1a};
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Log levels passed to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// Failures.
+    Error = 1,
+    /// Problems that change nothing yet.
+    Warn = 2,
+    /// Life-cycle events.
+    Info = 3,
+    /// Details.
+    Debug = 4,
+}
+
+/// A host log hook.
+pub type LogFn = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// One query through the Rust API.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// Query name in presentation form; case and trailing dot do not matter.
+    pub name: &'a [u8],
+    /// Numeric query type (1 = A, 28 = AAAA, 255 = ANY, …).
+    pub qtype: u16,
+    /// The address the query came from.
+    pub client: Option<IpAddr>,
+    /// EDNS Client Subnet (address, source prefix length), if the query carried one.
+    pub ecs: Option<(IpAddr, u8)>,
+}
+
+/// Where the engine's configuration comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Text(String, Option<PathBuf>),
+}
+
+/// One traffic-manager engine. `Sync`: share it by reference among threads.
+pub struct Engine {
+    cell: ArcSwap<Snapshot>,
+    writer: Mutex<Source>,
+    log: Option<LogFn>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn build(source: &Source, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+    let (cfg, text, path) = match source {
+        Source::File(p) => {
+            let (cfg, text) = config::load_file(p)?;
+            (cfg, text, Some(p.clone()))
+        }
+        Source::Text(t, base) => (config::load_str(t, &Origin::string(base.as_deref()))?, t.clone(), None),
+    };
+    let info = SourceInfo { path, hash: fnv1a(text.as_bytes()), loaded_at: now_unix() };
+    Snapshot::compile(&cfg, info, prev)
+}
+
+/// Clears the host bits of `addr` past `prefix`.
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let p = u32::from(prefix.min(32));
+            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
+        }
+        IpAddr::V6(a) => {
+            let p = u32::from(prefix.min(128));
+            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
+        }
+    }
+}
+
+/// The client routing uses: the ECS subnet when it carries bits, else the peer.
+pub(crate) fn client_of(peer: Option<IpAddr>, ecs: Option<(IpAddr, u8)>) -> Client {
+    match ecs {
+        Some((a, p)) if p > 0 => Client { addr: Some(mask(a, p)), source_prefix: p },
+        _ => Client {
+            addr: peer,
+            source_prefix: match peer {
+                Some(IpAddr::V4(_)) => 32,
+                Some(IpAddr::V6(_)) => 128,
+                None => 0,
+            },
+        },
+    }
+}
+
+impl Engine {
+    /// Creates an engine from a config file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Engine, ConfigError> {
+        Self::new(Source::File(path.as_ref().to_path_buf()), None)
+    }
+
+    /// Creates an engine from config text; relative data paths are taken from `base_dir` (default `.`).
+    pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Engine, ConfigError> {
+        Self::new(Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)), None)
+    }
+
+    /// Creates an engine from a file with a log hook.
+    pub fn from_file_with_log(path: impl AsRef<Path>, log: Option<LogFn>) -> Result<Engine, ConfigError> {
+        Self::new(Source::File(path.as_ref().to_path_buf()), log)
+    }
+
+    /// Creates an engine from text with a log hook.
+    pub fn from_toml_with_log(text: &str, base_dir: Option<&Path>, log: Option<LogFn>) -> Result<Engine, ConfigError> {
+        Self::new(Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)), log)
+    }
+
+    fn new(source: Source, log: Option<LogFn>) -> Result<Engine, ConfigError> {
+        let snap = build(&source, None)?;
+        let e = Engine { cell: ArcSwap::from_pointee(snap), writer: Mutex::new(source), log };
+        {
+            let s = e.cell.load();
+            e.log(LogLevel::Info, &format!(
+                "trafficmgr {}: loaded {} zone(s), {} profile(s), {} endpoint(s)",
+                env!("CARGO_PKG_VERSION"),
+                s.zones.len(),
+                s.profiles.len(),
+                s.endpoints.len()
+            ));
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn log(&self, level: LogLevel, msg: &str) {
+        if let Some(f) = &self.log {
+            f(level, msg);
+        }
+    }
+
+    /// Answers one query; `f` sees the answer (borrowed from the snapshot)
+    /// and the canonical query name. No allocation, no lock.
+    #[inline]
+    pub fn lookup<R>(&self, q: &Query<'_>, f: impl FnOnce(&Answer<'_>, &NameBuf) -> R) -> Result<R, NameError> {
+        let name = NameBuf::from_text(q.name)?;
+        let client = client_of(q.client, q.ecs);
+        let snap = self.cell.load();
+        let a = query::answer(&snap, &name, q.qtype, &client);
+        Ok(f(&a, &name))
+    }
+
+    /// Answers a DNS query message into `out`; returns the reply's length.
+    /// `peer` is the address the query came from; ECS in the query, when
+    /// present, is used for the decision and echoed with its scope. No
+    /// allocation, no lock.
+    pub fn resolve_wire(&self, query: &[u8], peer: Option<IpAddr>, tcp: bool, out: &mut [u8]) -> Result<usize, WireError> {
+        match wire::parse(query)? {
+            Parsed::Error { id, opcode, rd, rcode, question } => wire::write_error(id, opcode, rd, rcode, question, out),
+            Parsed::Query(q) => {
+                let snap = self.cell.load();
+                let a = if q.qclass != 1 && q.qclass != 255 {
+                    Answer::not_ours()
+                } else {
+                    let client = client_of(peer, q.ecs.map(|e| (e.ip(), e.source)));
+                    query::answer(&snap, &q.name, q.qtype, &client)
+                };
+                wire::write_answer(&q, &a, tcp, out)
+            }
+        }
+    }
+
+    /// The current snapshot (for inspection; queries use their own load).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.cell.load_full()
+    }
+
+    /// Sets an endpoint's monitor status (tests, external monitors).
+    pub fn set_monitor_status(&self, profile: &str, endpoint: &str, status: MonitorStatus) -> Result<(), String> {
+        let _w = self.writer.lock();
+        let snap = self.cell.load();
+        let id = snap
+            .find_endpoint(profile, endpoint)
+            .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
+        snap.health.set_status(id, status);
+        Ok(())
+    }
+
+    /// Rebuilds the snapshot from the source and swaps it in; on error the
+    /// current snapshot keeps serving. Health carries over by endpoint identity.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let source = self.writer.lock();
+        let cur = self.cell.load_full();
+        match build(&source, Some(&cur)) {
+            Ok(next) => {
+                drop(cur);
+                let old = self.cell.swap(Arc::new(next));
+                drop(source);
+                self.log(LogLevel::Info, "configuration reloaded");
+                retire(old);
+                Ok(())
+            }
+            Err(e) => {
+                self.log(LogLevel::Error, &format!("reload failed, the previous configuration keeps serving: {e}"));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Drops a retired snapshot here, off the query path, once readers let go
+/// (bounded wait; if a reader still holds it, that reader frees it).
+fn retire(old: Arc<Snapshot>) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(old);
+}

@@ -1,0 +1,391 @@
+//! Longest-prefix match over IPv4 and IPv6, flattened at build time into
+//! sorted, disjoint intervals: a lookup is one binary search over a plain
+//! array, with no allocation and no pointer chasing. Nested prefixes are
+//! resolved while flattening (the most specific wins), so the table answers
+//! exactly what a trie would. Values are `u32` ids into a side table.
+//!
+//! Memory per interval: 4 + 4 + 1 bytes (IPv4) or 16 + 4 + 1 (IPv6); a table
+//! of N prefixes has at most 2N + 1 intervals. A 16-bit first-level index
+//! narrows each IPv4 search to one /16.
+
+use std::net::IpAddr;
+
+const NONE: u32 = u32::MAX;
+
+/// One value and the length of the prefix it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// The value id given at build time.
+    pub value: u32,
+    /// Prefix length of the matching entry (the ECS scope it justifies).
+    pub prefix_len: u8,
+}
+
+#[derive(Debug, Default)]
+struct Family<T> {
+    starts: Vec<T>,
+    values: Vec<u32>,
+    plens: Vec<u8>,
+}
+
+/// An immutable longest-prefix-match table.
+#[derive(Debug, Default)]
+pub struct PrefixTable {
+    v4: Family<u32>,
+    /// `v4_index[i]` = first interval whose start is ≥ `i << 16` (65537 entries).
+    v4_index: Vec<u32>,
+    v6: Family<u128>,
+    len: usize,
+}
+
+/// Builds a [`PrefixTable`] from (prefix, value) pairs.
+#[derive(Debug, Default)]
+pub struct PrefixTableBuilder {
+    v4: Vec<(u32, u8, u32)>,
+    v6: Vec<(u128, u8, u32)>,
+}
+
+/// The same prefix was added twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate;
+
+impl PrefixTableBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a prefix; host bits are cleared. `value` must not be `u32::MAX`.
+    pub fn push(&mut self, addr: IpAddr, prefix_len: u8, value: u32) {
+        match addr {
+            IpAddr::V4(a) => {
+                let plen = prefix_len.min(32);
+                let bits = u32::from(a) & mask32(plen);
+                self.v4.push((bits, plen, value));
+            }
+            IpAddr::V6(a) => {
+                let plen = prefix_len.min(128);
+                let bits = u128::from(a) & mask128(plen);
+                self.v6.push((bits, plen, value));
+            }
+        }
+    }
+
+    /// Number of prefixes added so far.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Flattens into a table. With `reject_duplicates`, the same prefix twice is an error;
+    /// otherwise the later one wins.
+    pub fn build(mut self, reject_duplicates: bool) -> Result<PrefixTable, Duplicate> {
+        let len = self.len();
+        let v4 = flatten(&mut self.v4, 32, reject_duplicates, |s, p| {
+            let host = !mask32(p);
+            s | host
+        })?;
+        let v6 = flatten(&mut self.v6, 128, reject_duplicates, |s, p| s | !mask128(p))?;
+        let mut v4_index = Vec::with_capacity(65537);
+        for hi in 0..=65536u64 {
+            let start = (hi << 16) as u64;
+            let pos = v4.starts.partition_point(|s| u64::from(*s) < start);
+            v4_index.push(pos as u32);
+        }
+        Ok(PrefixTable { v4, v4_index, v6, len })
+    }
+}
+
+fn mask32(plen: u8) -> u32 {
+    if plen == 0 { 0 } else { u32::MAX << (32 - u32::from(plen.min(32))) }
+}
+
+fn mask128(plen: u8) -> u128 {
+    if plen == 0 { 0 } else { u128::MAX << (128 - u32::from(plen.min(128))) }
+}
+
+trait Addr: Copy + Ord + Default {
+    const MAX: Self;
+    fn succ(self) -> Self;
+}
+impl Addr for u32 {
+    const MAX: Self = u32::MAX;
+    fn succ(self) -> Self {
+        self.wrapping_add(1)
+    }
+}
+impl Addr for u128 {
+    const MAX: Self = u128::MAX;
+    fn succ(self) -> Self {
+        self.wrapping_add(1)
+    }
+}
+
+fn flatten<T: Addr>(
+    items: &mut [(T, u8, u32)],
+    _bits: u8,
+    reject_duplicates: bool,
+    last_of: impl Fn(T, u8) -> T,
+) -> Result<Family<T>, Duplicate> {
+    // Parents before children: by start, then shorter prefix first; stable, so
+    // a later duplicate comes after an earlier one.
+    items.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut out = Family { starts: Vec::new(), values: Vec::new(), plens: Vec::new() };
+    let emit = |out: &mut Family<T>, at: T, v: Option<(u32, u8)>| {
+        let (val, plen) = v.unwrap_or((NONE, 0));
+        if out.starts.last() == Some(&at) {
+            let n = out.starts.len() - 1;
+            out.values[n] = val;
+            out.plens[n] = plen;
+        } else {
+            out.starts.push(at);
+            out.values.push(val);
+            out.plens.push(plen);
+        }
+    };
+    emit(&mut out, T::default(), None);
+    // Stack of open prefixes: (last address, value, prefix length).
+    let mut stack: Vec<(T, u32, u8)> = Vec::new();
+    let mut prev: Option<(T, u8)> = None;
+    for &(start, plen, value) in items.iter() {
+        if prev == Some((start, plen)) {
+            if reject_duplicates {
+                return Err(Duplicate);
+            }
+            // Later wins: replace the open entry.
+            if let Some(top) = stack.last_mut() {
+                top.1 = value;
+            }
+            emit(&mut out, start, Some((value, plen)));
+            continue;
+        }
+        prev = Some((start, plen));
+        while let Some(&(end, _, _)) = stack.last() {
+            if end >= start {
+                break;
+            }
+            stack.pop();
+            if end != T::MAX {
+                emit(&mut out, end.succ(), stack.last().map(|t| (t.1, t.2)));
+            }
+        }
+        emit(&mut out, start, Some((value, plen)));
+        stack.push((last_of(start, plen), value, plen));
+    }
+    while let Some((end, _, _)) = stack.pop() {
+        if end != T::MAX {
+            emit(&mut out, end.succ(), stack.last().map(|t| (t.1, t.2)));
+        }
+    }
+    // Merge neighbours that carry the same value and length (gaps, mostly).
+    let mut merged = Family { starts: Vec::with_capacity(out.starts.len()), values: Vec::with_capacity(out.starts.len()), plens: Vec::with_capacity(out.starts.len()) };
+    for i in 0..out.starts.len() {
+        if merged.values.last() == Some(&out.values[i]) && merged.plens.last() == Some(&out.plens[i]) && out.values[i] == NONE {
+            continue;
+        }
+        merged.starts.push(out.starts[i]);
+        merged.values.push(out.values[i]);
+        merged.plens.push(out.plens[i]);
+    }
+    merged.starts.shrink_to_fit();
+    merged.values.shrink_to_fit();
+    merged.plens.shrink_to_fit();
+    Ok(merged)
+}
+
+impl PrefixTable {
+    /// The most specific prefix containing `addr`. IPv4-mapped IPv6
+    /// addresses are looked up as IPv4. No allocation.
+    #[inline]
+    pub fn lookup(&self, addr: IpAddr) -> Option<Hit> {
+        match addr {
+            IpAddr::V4(a) => self.lookup_v4(u32::from(a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => self.lookup_v4(u32::from(v4)),
+                None => self.lookup_v6(u128::from(a)),
+            },
+        }
+    }
+
+    #[inline]
+    fn lookup_v4(&self, a: u32) -> Option<Hit> {
+        let f = &self.v4;
+        let hi = (a >> 16) as usize;
+        // The interval holding `a` starts at or before `a`: search the /16's
+        // intervals, plus the one that began before the /16.
+        let lo = self.v4_index.get(hi).copied().unwrap_or(0) as usize;
+        let up = self.v4_index.get(hi + 1).copied().unwrap_or(f.starts.len() as u32) as usize;
+        let slice = f.starts.get(lo..up)?;
+        let pos = lo + slice.partition_point(|s| *s <= a);
+        let i = pos.checked_sub(1)?;
+        let mut h = hit(f, i)?;
+        // Narrow the scope when more specific prefixes split this entry: the
+        // shortest prefix of `a` that stays inside the interval.
+        let start = *f.starts.get(i)?;
+        let end = f.starts.get(i + 1).map(|n| n.wrapping_sub(1)).unwrap_or(u32::MAX);
+        while h.prefix_len < 32 {
+            let m = mask32(h.prefix_len);
+            if a & m >= start && (a & m) | !m <= end {
+                break;
+            }
+            h.prefix_len += 1;
+        }
+        Some(h)
+    }
+
+    #[inline]
+    fn lookup_v6(&self, a: u128) -> Option<Hit> {
+        let f = &self.v6;
+        let i = f.starts.partition_point(|s| *s <= a).checked_sub(1)?;
+        let mut h = hit(f, i)?;
+        let start = *f.starts.get(i)?;
+        let end = f.starts.get(i + 1).map(|n| n.wrapping_sub(1)).unwrap_or(u128::MAX);
+        while h.prefix_len < 128 {
+            let m = mask128(h.prefix_len);
+            if a & m >= start && (a & m) | !m <= end {
+                break;
+            }
+            h.prefix_len += 1;
+        }
+        Some(h)
+    }
+
+    /// Number of prefixes the table was built from.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table holds no prefix.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of heap the table uses (approximately).
+    pub fn heap_bytes(&self) -> usize {
+        self.v4.starts.capacity() * 4
+            + self.v4.values.capacity() * 4
+            + self.v4.plens.capacity()
+            + self.v4_index.capacity() * 4
+            + self.v6.starts.capacity() * 16
+            + self.v6.values.capacity() * 4
+            + self.v6.plens.capacity()
+    }
+}
+
+#[inline]
+fn hit<T>(f: &Family<T>, i: usize) -> Option<Hit> {
+    let value = *f.values.get(i)?;
+    if value == NONE {
+        return None;
+    }
+    Some(Hit { value, prefix_len: *f.plens.get(i)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(prefixes: &[(&str, u32)]) -> PrefixTable {
+        let mut b = PrefixTableBuilder::new();
+        for (p, v) in prefixes {
+            let n: ipnet::IpNet = p.parse().unwrap();
+            b.push(n.addr(), n.prefix_len(), *v);
+        }
+        b.build(true).unwrap()
+    }
+
+    fn q(t: &PrefixTable, a: &str) -> Option<(u32, u8)> {
+        t.lookup(a.parse().unwrap()).map(|h| (h.value, h.prefix_len))
+    }
+
+    #[test]
+    fn nested_prefixes_most_specific_wins() {
+        let tab = t(&[("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("10.1.2.0/24", 3), ("10.200.0.0/16", 4), ("0.0.0.0/0", 9)]);
+        assert_eq!(q(&tab, "10.1.2.3"), Some((3, 24)));
+        // 10.1.0.0/16 is split by 10.1.2.0/24: the scope narrows to what is uniform.
+        assert_eq!(q(&tab, "10.1.3.3"), Some((2, 24)));
+        assert_eq!(q(&tab, "10.1.0.3"), Some((2, 23)));
+        assert_eq!(q(&tab, "10.1.128.3"), Some((2, 17)));
+        assert_eq!(q(&tab, "10.2.0.0"), Some((1, 15)));
+        assert_eq!(q(&tab, "10.200.255.255"), Some((4, 16)));
+        assert_eq!(q(&tab, "10.201.0.0"), Some((1, 16)));
+        assert_eq!(q(&tab, "11.0.0.0"), Some((9, 8)));
+        assert_eq!(q(&tab, "255.255.255.255"), Some((9, 1)));
+        assert_eq!(q(&tab, "::ffff:10.1.2.3"), Some((3, 24)));
+    }
+
+    #[test]
+    fn gaps_and_edges() {
+        let tab = t(&[("192.0.2.0/24", 1), ("255.255.255.255/32", 2), ("2001:db8::/32", 3), ("2001:db8:1::/48", 4), ("::/128", 5)]);
+        assert_eq!(q(&tab, "192.0.1.255"), None);
+        assert_eq!(q(&tab, "192.0.2.0"), Some((1, 24)));
+        assert_eq!(q(&tab, "192.0.2.255"), Some((1, 24)));
+        assert_eq!(q(&tab, "192.0.3.0"), None);
+        assert_eq!(q(&tab, "255.255.255.255"), Some((2, 32)));
+        assert_eq!(q(&tab, "255.255.255.254"), None);
+        assert_eq!(q(&tab, "2001:db8:1::5"), Some((4, 48)));
+        assert_eq!(q(&tab, "2001:db8:2::5"), Some((3, 47)));
+        assert_eq!(q(&tab, "2001:db9::"), None);
+        assert_eq!(q(&tab, "::"), Some((5, 128)));
+        assert_eq!(q(&tab, "::1"), None);
+    }
+
+    #[test]
+    fn duplicates() {
+        let mut b = PrefixTableBuilder::new();
+        b.push("10.0.0.0".parse().unwrap(), 8, 1);
+        b.push("10.0.0.0".parse().unwrap(), 8, 2);
+        assert_eq!(b.build(true).unwrap_err(), Duplicate);
+        let mut b = PrefixTableBuilder::new();
+        b.push("10.0.0.0".parse().unwrap(), 8, 1);
+        b.push("10.0.0.0".parse().unwrap(), 8, 2);
+        assert_eq!(b.build(false).unwrap().lookup("10.9.9.9".parse().unwrap()).unwrap().value, 2);
+    }
+
+    #[test]
+    fn matches_a_naive_scan() {
+        // Pseudo-random nested prefixes checked against a linear scan.
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut list = Vec::new();
+        let mut b = PrefixTableBuilder::new();
+        for v in 0..2000u32 {
+            let plen = 8 + (next() % 17) as u8;
+            let a = (next() as u32 & 0x0fff_ffff) & mask32(plen);
+            if list.iter().any(|&(s, p, _)| s == a && p == plen) {
+                continue;
+            }
+            list.push((a, plen, v));
+            b.push(IpAddr::V4(a.into()), plen, v);
+        }
+        let tab = b.build(true).unwrap();
+        for _ in 0..20000 {
+            let a = next() as u32 & 0x0fff_ffff;
+            let want = list
+                .iter()
+                .filter(|&&(s, p, _)| a & mask32(p) == s)
+                .max_by_key(|&&(_, p, _)| p)
+                .map(|&(_, p, v)| (v, p));
+            let got = tab.lookup(IpAddr::V4(a.into())).map(|h| (h.value, h.prefix_len));
+            assert_eq!(got.map(|g| g.0), want.map(|w| w.0));
+            if let (Some(g), Some(w)) = (got, want) {
+                assert!(g.1 >= w.1);
+                // Every address in the scope prefix must get the same answer.
+                let m = mask32(g.1);
+                for probe in [a & m, (a & m) | !m] {
+                    let other = list.iter().filter(|&&(s, p, _)| probe & mask32(p) == s).max_by_key(|&&(_, p, _)| p).map(|&(_, _, v)| v);
+                    assert_eq!(other, Some(g.0));
+                }
+            }
+        }
+    }
+}

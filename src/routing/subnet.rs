@@ -1,0 +1,21 @@
+//! Subnet: the endpoint whose `subnets` hold the longest prefix containing
+//! the client; else the endpoint without `subnets`; else NODATA. As in
+//! Route 53's IP-based routing, health does not move a client to another
+//! subnet's endpoint. ECS scope: the matched prefix's length, or the
+//! client's source prefix when the catch-all answered.
+
+use super::{Client, Pick};
+use crate::snapshot::{NONE, Profile, Snapshot};
+
+pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8) {
+    if let Some(a) = client.addr
+        && let Some(hit) = p.subnets.lookup(a)
+        && snap.endpoints.get(hit.value as usize).is_some_and(|e| e.enabled)
+    {
+        return (Pick::One(hit.value), hit.prefix_len);
+    }
+    if p.subnet_default != NONE && snap.endpoints.get(p.subnet_default as usize).is_some_and(|e| e.enabled) {
+        return (Pick::One(p.subnet_default), client.source_prefix);
+    }
+    (Pick::NoData, client.source_prefix)
+}

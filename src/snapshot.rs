@@ -1,0 +1,364 @@
+//! The compiled, immutable form of one configuration. Parts link to each
+//! other by index (`ProfileId`, `EndpointId`, `RegionId` are `u32`), so one
+//! `Arc<Snapshot>` owns everything. Everything fallible or expensive
+//! (encoding records, reading data files, building prefix tables) happens in
+//! [`Snapshot::compile`]; after it, nothing at query time can find the
+//! configuration wrong.
+
+use crate::answer::records::{self, Rec};
+use crate::config::{AllDown, Config, ConfigError, EndpointKind, GeoCode, MonitorCfg, Routing};
+use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
+use crate::geo::{GeoTable, LatencyTable};
+use crate::health::HealthTable;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// No id.
+pub const NONE: u32 = u32::MAX;
+
+/// A zone.
+#[derive(Debug)]
+pub struct Zone {
+    /// Lowercase, no trailing dot.
+    pub name: Box<str>,
+    /// With trailing dot (presentation owner).
+    pub owner: Box<str>,
+    /// The SOA record.
+    pub soa: Rec,
+    /// The NS records.
+    pub ns: Box<[Rec]>,
+}
+
+/// What a name in the table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// A zone apex.
+    Apex(u32),
+    /// A profile.
+    Profile(u32),
+    /// An empty non-terminal between the apex and a profile (NODATA).
+    Empty(u32),
+}
+
+/// How an endpoint answers.
+#[derive(Debug)]
+pub enum EpAnswer {
+    /// CNAME.
+    Cname(Rec),
+    /// A and AAAA records.
+    Addresses {
+        /// A records.
+        v4: Box<[Rec]>,
+        /// AAAA records.
+        v6: Box<[Rec]>,
+    },
+    /// A nested profile.
+    Nested {
+        /// Child profile id.
+        child: u32,
+        /// Online child endpoints needed.
+        min_children: u32,
+    },
+}
+
+/// One endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Name in its profile.
+    pub name: Box<str>,
+    /// Owning profile.
+    pub profile: u32,
+    /// What it answers.
+    pub answer: EpAnswer,
+    /// Region id or [`NONE`].
+    pub region: u32,
+    /// 1 ..= 1000.
+    pub priority: u16,
+    /// 1 ..= 1000.
+    pub weight: u32,
+    /// Configured state.
+    pub enabled: bool,
+    /// Geographic codes.
+    pub geo: Box<[GeoCode]>,
+    /// Where probes go (for the health monitor).
+    pub probe_target: Option<String>,
+}
+
+/// One profile.
+#[derive(Debug)]
+pub struct Profile {
+    /// Full name, lowercase, no trailing dot.
+    pub fqdn: Box<str>,
+    /// Zone id.
+    pub zone: u32,
+    /// Routing method.
+    pub routing: Routing,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Disabled profiles answer NXDOMAIN.
+    pub enabled: bool,
+    /// Multivalue cap.
+    pub max_answers: u8,
+    /// All-down policy.
+    pub all_down: AllDown,
+    /// Weighted: consistent hash by client subnet.
+    pub affinity_subnet: bool,
+    /// Monitor settings (None = always online).
+    pub monitor: Option<MonitorCfg>,
+    /// First endpoint id.
+    pub first: u32,
+    /// Number of endpoints.
+    pub count: u32,
+    /// Endpoint ids sorted by priority.
+    pub by_priority: Box<[u32]>,
+    /// Subnet routing: prefix → endpoint id.
+    pub subnets: PrefixTable,
+    /// Subnet routing: the endpoint without `subnets`, or [`NONE`].
+    pub subnet_default: u32,
+}
+
+impl Profile {
+    /// Ids of this profile's endpoints, in file order.
+    pub fn endpoint_ids(&self) -> std::ops::Range<u32> {
+        self.first..self.first + self.count
+    }
+}
+
+/// A region.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// Lowercase name.
+    pub name: Box<str>,
+    /// Degrees.
+    pub lat: f64,
+    /// Degrees.
+    pub lon: f64,
+    /// Column in the latency table, or `u16::MAX`.
+    pub latency_col: u16,
+}
+
+/// Where the snapshot came from.
+#[derive(Debug, Clone, Default)]
+pub struct SourceInfo {
+    /// Config file, if any.
+    pub path: Option<PathBuf>,
+    /// FNV-1a 64 of the config text.
+    pub hash: u64,
+    /// Unix seconds at compile.
+    pub loaded_at: u64,
+}
+
+/// The compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Zones.
+    pub zones: Box<[Zone]>,
+    /// Profiles.
+    pub profiles: Box<[Profile]>,
+    /// Endpoints of all profiles, grouped by profile.
+    pub endpoints: Box<[Endpoint]>,
+    /// Regions (built-in and configured).
+    pub regions: Box<[Region]>,
+    /// Health word per endpoint.
+    pub health: HealthTable,
+    /// Latency table.
+    pub latency: Option<LatencyTable>,
+    /// GeoIP table.
+    pub geo: Option<GeoTable>,
+    /// Names: full lowercase name without trailing dot → node.
+    pub names: HashMap<Box<[u8]>, Node>,
+    /// Longest zone name in octets.
+    pub max_zone_len: usize,
+    /// Engine settings of this config.
+    pub settings: crate::config::EngineSettings,
+    /// Source.
+    pub source: SourceInfo,
+}
+
+/// FNV-1a, 64 bits: a stable content hash for the status.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn rec_err(what: &str, e: String) -> ConfigError {
+    ConfigError { file: String::new(), line: 0, col: 0, path: String::new(), message: format!("{what}: {e}") }
+}
+
+impl Snapshot {
+    /// Compiles a validated config, reading its data files. Health words of
+    /// endpoints that exist in `prev` (same profile and endpoint name) are
+    /// carried over.
+    pub fn compile(cfg: &Config, source: SourceInfo, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+        let serial = (source.loaded_at & 0xffff_ffff) as u32;
+
+        let mut regions: Vec<Region> = cfg
+            .regions
+            .iter()
+            .map(|r| Region { name: r.name.as_str().into(), lat: r.lat, lon: r.lon, latency_col: u16::MAX })
+            .collect();
+        let latency = match &cfg.engine.latency_table {
+            Some(p) => {
+                let t = LatencyTable::load(p, &|n| regions.iter().any(|r| &*r.name == n))?;
+                for (ci, c) in t.columns.iter().enumerate() {
+                    if let Some(r) = regions.iter_mut().find(|r| &*r.name == c.as_str()) {
+                        r.latency_col = ci as u16;
+                    }
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        let geo = match &cfg.engine.geoip_db {
+            Some(p) => Some(GeoTable::load(p)?),
+            None => None,
+        };
+
+        let mut zones = Vec::new();
+        let mut names: HashMap<Box<[u8]>, Node> = HashMap::new();
+        let mut max_zone_len = 0;
+        for (zi, z) in cfg.zones.iter().enumerate() {
+            let soa = records::soa(&z.nameservers[0], &z.hostmaster, serial, z.ttl).map_err(|e| rec_err("SOA", e))?;
+            let ns = z
+                .nameservers
+                .iter()
+                .map(|n| records::ns(n, z.ttl))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| rec_err("NS", e))?;
+            zones.push(Zone { name: z.name.as_str().into(), owner: format!("{}.", z.name).into(), soa, ns: ns.into() });
+            names.insert(z.name.as_bytes().into(), Node::Apex(zi as u32));
+            max_zone_len = max_zone_len.max(z.name.len());
+        }
+
+        let mut profiles = Vec::new();
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        for (pi, p) in cfg.profiles.iter().enumerate() {
+            let first = endpoints.len() as u32;
+            let mut sub = PrefixTableBuilder::new();
+            let mut subnet_default = NONE;
+            for (ei, e) in p.endpoints.iter().enumerate() {
+                let id = first + ei as u32;
+                let answer = match &e.kind {
+                    EndpointKind::Target(t) => EpAnswer::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?),
+                    EndpointKind::Addresses(addrs) => {
+                        let mut v4 = Vec::new();
+                        let mut v6 = Vec::new();
+                        for a in addrs {
+                            let r = records::address(*a, p.ttl).map_err(|m| rec_err("address", m))?;
+                            if a.is_ipv4() { v4.push(r) } else { v6.push(r) }
+                        }
+                        EpAnswer::Addresses { v4: v4.into(), v6: v6.into() }
+                    }
+                    EndpointKind::Nested { profile, min_children } => {
+                        EpAnswer::Nested { child: *profile as u32, min_children: *min_children }
+                    }
+                };
+                if p.routing == Routing::Subnet {
+                    if e.subnets.is_empty() {
+                        subnet_default = id;
+                    }
+                    for s in &e.subnets {
+                        sub.push(s.addr(), s.prefix_len(), id);
+                    }
+                }
+                let probe_target = e.probe_host.clone().or_else(|| match &e.kind {
+                    EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
+                    EndpointKind::Target(t) => Some(t.clone()),
+                    EndpointKind::Nested { .. } => None,
+                });
+                endpoints.push(Endpoint {
+                    name: e.name.as_str().into(),
+                    profile: pi as u32,
+                    answer,
+                    region: e.location.map(|r| r as u32).unwrap_or(NONE),
+                    priority: e.priority,
+                    weight: e.weight,
+                    enabled: e.enabled,
+                    geo: e.geo.clone().into(),
+                    probe_target,
+                });
+            }
+            let count = p.endpoints.len() as u32;
+            let mut by_priority: Vec<u32> = (first..first + count).collect();
+            by_priority.sort_by_key(|id| endpoints[*id as usize].priority);
+            let subnets = sub.build(true).map_err(|_| rec_err("subnets", "a prefix is claimed twice".into()))?;
+            profiles.push(Profile {
+                fqdn: p.fqdn.as_str().into(),
+                zone: p.zone as u32,
+                routing: p.routing,
+                ttl: p.ttl,
+                enabled: p.enabled,
+                max_answers: p.max_answers,
+                all_down: p.all_down,
+                affinity_subnet: p.affinity_subnet,
+                monitor: p.monitor.clone(),
+                first,
+                count,
+                by_priority: by_priority.into(),
+                subnets,
+                subnet_default,
+            });
+            names.insert(p.fqdn.as_bytes().into(), Node::Profile(pi as u32));
+        }
+        // Empty non-terminals: names between a profile and its zone apex.
+        for p in cfg.profiles.iter() {
+            let zone = &cfg.zones[p.zone].name;
+            let mut rest = p.fqdn.as_str();
+            while let Some((_, tail)) = rest.split_once('.') {
+                if tail.len() <= zone.len() {
+                    break;
+                }
+                names.entry(tail.as_bytes().into()).or_insert(Node::Empty(p.zone as u32));
+                rest = tail;
+            }
+        }
+
+        let health = HealthTable::new(endpoints.len());
+        if let Some(prev) = prev {
+            carry_health(prev, &profiles, &endpoints, &health);
+        }
+        Ok(Snapshot {
+            zones: zones.into(),
+            profiles: profiles.into(),
+            endpoints: endpoints.into(),
+            regions: regions.into(),
+            health,
+            latency,
+            geo,
+            names,
+            max_zone_len,
+            settings: cfg.engine.clone(),
+            source,
+        })
+    }
+
+    /// Finds an endpoint by profile (full name or short name) and endpoint name.
+    pub fn find_endpoint(&self, profile: &str, endpoint: &str) -> Option<u32> {
+        let pn = profile.strip_suffix('.').unwrap_or(profile).to_ascii_lowercase();
+        let pid = self.profiles.iter().position(|p| *p.fqdn == *pn).or_else(|| {
+            let mut it = self.profiles.iter().enumerate().filter(|(_, p)| {
+                p.fqdn.strip_prefix(pn.as_str()).is_some_and(|r| r.starts_with('.') && &r[1..] == &*self.zones[p.zone as usize].name)
+            });
+            let first = it.next().map(|x| x.0);
+            if it.next().is_some() { None } else { first }
+        })?;
+        let p = &self.profiles[pid];
+        p.endpoint_ids().find(|id| &*self.endpoints[*id as usize].name == endpoint)
+    }
+}
+
+fn carry_health(prev: &Snapshot, profiles: &[Profile], endpoints: &[Endpoint], health: &HealthTable) {
+    let mut old: HashMap<(&str, &str), u32> = HashMap::new();
+    for (id, e) in prev.endpoints.iter().enumerate() {
+        old.insert((&prev.profiles[e.profile as usize].fqdn, &e.name), id as u32);
+    }
+    for (id, e) in endpoints.iter().enumerate() {
+        if let Some(oid) = old.get(&(&*profiles[e.profile as usize].fqdn, &*e.name)) {
+            health.set_word(id as u32, prev.health.word(*oid));
+        }
+    }
+}
