@@ -296,7 +296,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => {
             return Err(format!(
-                "`{s}` has unit `{unit}`; expected one of ms, s, m, h (e.g. \"10s\")"
+                "`{s}` is not a duration: the unit `{}` is not one of ms, s, m, h (e.g. \"10s\")", unit.trim()
             ));
         }
     };
