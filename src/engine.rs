@@ -67,7 +67,10 @@ impl std::fmt::Debug for Engine {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn build(source: &Source, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
@@ -76,9 +79,17 @@ fn build(source: &Source, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigErr
             let (cfg, text) = config::load_file(p)?;
             (cfg, text, Some(p.clone()))
         }
-        Source::Text(t, base) => (config::load_str(t, &Origin::string(base.as_deref()))?, t.clone(), None),
+        Source::Text(t, base) => (
+            config::load_str(t, &Origin::string(base.as_deref()))?,
+            t.clone(),
+            None,
+        ),
     };
-    let info = SourceInfo { path, hash: fnv1a(text.as_bytes()), loaded_at: now_unix() };
+    let info = SourceInfo {
+        path,
+        hash: fnv1a(text.as_bytes()),
+        loaded_at: now_unix(),
+    };
     Snapshot::compile(&cfg, info, prev)
 }
 
@@ -101,7 +112,10 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// The client routing uses: the ECS subnet when it carries bits, else the peer.
 pub(crate) fn client_of(peer: Option<IpAddr>, ecs: Option<(IpAddr, u8)>) -> Client {
     match ecs {
-        Some((a, p)) if p > 0 => Client { addr: Some(mask(a, p)), source_prefix: p },
+        Some((a, p)) if p > 0 => Client {
+            addr: Some(mask(a, p)),
+            source_prefix: p,
+        },
         _ => Client {
             addr: peer,
             source_prefix: match peer {
@@ -121,31 +135,51 @@ impl Engine {
 
     /// Creates an engine from config text; relative data paths are taken from `base_dir` (default `.`).
     pub fn from_toml(text: &str, base_dir: Option<&Path>) -> Result<Engine, ConfigError> {
-        Self::new(Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)), None)
+        Self::new(
+            Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)),
+            None,
+        )
     }
 
     /// Creates an engine from a file with a log hook.
-    pub fn from_file_with_log(path: impl AsRef<Path>, log: Option<LogFn>) -> Result<Engine, ConfigError> {
+    pub fn from_file_with_log(
+        path: impl AsRef<Path>,
+        log: Option<LogFn>,
+    ) -> Result<Engine, ConfigError> {
         Self::new(Source::File(path.as_ref().to_path_buf()), log)
     }
 
     /// Creates an engine from text with a log hook.
-    pub fn from_toml_with_log(text: &str, base_dir: Option<&Path>, log: Option<LogFn>) -> Result<Engine, ConfigError> {
-        Self::new(Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)), log)
+    pub fn from_toml_with_log(
+        text: &str,
+        base_dir: Option<&Path>,
+        log: Option<LogFn>,
+    ) -> Result<Engine, ConfigError> {
+        Self::new(
+            Source::Text(text.to_string(), base_dir.map(Path::to_path_buf)),
+            log,
+        )
     }
 
     fn new(source: Source, log: Option<LogFn>) -> Result<Engine, ConfigError> {
         let snap = build(&source, None)?;
-        let e = Engine { cell: ArcSwap::from_pointee(snap), writer: Mutex::new(source), log };
+        let e = Engine {
+            cell: ArcSwap::from_pointee(snap),
+            writer: Mutex::new(source),
+            log,
+        };
         {
             let s = e.cell.load();
-            e.log(LogLevel::Info, &format!(
-                "trafficmgr {}: loaded {} zone(s), {} profile(s), {} endpoint(s)",
-                env!("CARGO_PKG_VERSION"),
-                s.zones.len(),
-                s.profiles.len(),
-                s.endpoints.len()
-            ));
+            e.log(
+                LogLevel::Info,
+                &format!(
+                    "trafficmgr {}: loaded {} zone(s), {} profile(s), {} endpoint(s)",
+                    env!("CARGO_PKG_VERSION"),
+                    s.zones.len(),
+                    s.profiles.len(),
+                    s.endpoints.len()
+                ),
+            );
         }
         Ok(e)
     }
@@ -159,7 +193,11 @@ impl Engine {
     /// Answers one query; `f` sees the answer (borrowed from the snapshot)
     /// and the canonical query name. No allocation, no lock.
     #[inline]
-    pub fn lookup<R>(&self, q: &Query<'_>, f: impl FnOnce(&Answer<'_>, &NameBuf) -> R) -> Result<R, NameError> {
+    pub fn lookup<R>(
+        &self,
+        q: &Query<'_>,
+        f: impl FnOnce(&Answer<'_>, &NameBuf) -> R,
+    ) -> Result<R, NameError> {
         let name = NameBuf::from_text(q.name)?;
         let client = client_of(q.client, q.ecs);
         let snap = self.cell.load();
@@ -171,9 +209,21 @@ impl Engine {
     /// `peer` is the address the query came from; ECS in the query, when
     /// present, is used for the decision and echoed with its scope. No
     /// allocation, no lock.
-    pub fn resolve_wire(&self, query: &[u8], peer: Option<IpAddr>, tcp: bool, out: &mut [u8]) -> Result<usize, WireError> {
+    pub fn resolve_wire(
+        &self,
+        query: &[u8],
+        peer: Option<IpAddr>,
+        tcp: bool,
+        out: &mut [u8],
+    ) -> Result<usize, WireError> {
         match wire::parse(query)? {
-            Parsed::Error { id, opcode, rd, rcode, question } => wire::write_error(id, opcode, rd, rcode, question, out),
+            Parsed::Error {
+                id,
+                opcode,
+                rd,
+                rcode,
+                question,
+            } => wire::write_error(id, opcode, rd, rcode, question, out),
             Parsed::Query(q) => {
                 let snap = self.cell.load();
                 let a = if q.qclass != 1 && q.qclass != 255 {
@@ -193,7 +243,12 @@ impl Engine {
     }
 
     /// Sets an endpoint's monitor status (tests, external monitors).
-    pub fn set_monitor_status(&self, profile: &str, endpoint: &str, status: MonitorStatus) -> Result<(), String> {
+    pub fn set_monitor_status(
+        &self,
+        profile: &str,
+        endpoint: &str,
+        status: MonitorStatus,
+    ) -> Result<(), String> {
         let _w = self.writer.lock();
         let snap = self.cell.load();
         let id = snap
@@ -218,7 +273,10 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                self.log(LogLevel::Error, &format!("reload failed, the previous configuration keeps serving: {e}"));
+                self.log(
+                    LogLevel::Error,
+                    &format!("reload failed, the previous configuration keeps serving: {e}"),
+                );
                 Err(e)
             }
         }

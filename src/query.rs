@@ -32,7 +32,11 @@ pub enum NameError {
 impl NameBuf {
     /// The root name (empty).
     pub fn root() -> NameBuf {
-        NameBuf { buf: [0; 256], len: 0, odd: false }
+        NameBuf {
+            buf: [0; 256],
+            len: 0,
+            odd: false,
+        }
     }
 
     /// From presentation form (`WWW.Example.` or `www.example`).
@@ -151,7 +155,9 @@ pub fn answer<'s>(snap: &'s Snapshot, name: &NameBuf, qtype: u16, client: &Clien
             None => Answer::not_ours(),
         },
         Place::Node(Node::Apex(z)) => {
-            let Some(zone) = snap.zones.get(z as usize) else { return Answer::not_ours() };
+            let Some(zone) = snap.zones.get(z as usize) else {
+                return Answer::not_ours();
+            };
             let mut recs = Records::default();
             match qtype {
                 rtype::SOA => recs.push_one(&zone.soa),
@@ -165,8 +171,12 @@ pub fn answer<'s>(snap: &'s Snapshot, name: &NameBuf, qtype: u16, client: &Clien
             Answer::positive(zone, recs, 0)
         }
         Place::Node(Node::Profile(p)) => {
-            let Some(profile) = snap.profiles.get(p as usize) else { return Answer::not_ours() };
-            let Some(zone) = snap.zones.get(profile.zone as usize) else { return Answer::not_ours() };
+            let Some(profile) = snap.profiles.get(p as usize) else {
+                return Answer::not_ours();
+            };
+            let Some(zone) = snap.zones.get(profile.zone as usize) else {
+                return Answer::not_ours();
+            };
             profile_answer(snap, zone, profile, qtype, client, 0)
         }
     }
@@ -186,7 +196,9 @@ fn profile_answer<'s>(
         Pick::NxDomain => return Answer::negative(zone, Rcode::NxDomain, scope),
         Pick::NoData => return Answer::negative(zone, Rcode::NoError, scope),
         Pick::One(id) => {
-            let Some(e) = snap.endpoints.get(id as usize) else { return Answer::negative(zone, Rcode::NoError, scope) };
+            let Some(e) = snap.endpoints.get(id as usize) else {
+                return Answer::negative(zone, Rcode::NoError, scope);
+            };
             match &e.answer {
                 EpAnswer::Cname(r) => recs.push_one(r),
                 EpAnswer::Addresses { v4, v6 } => {
@@ -215,7 +227,11 @@ fn profile_answer<'s>(
             let cap = usize::from(profile.max_answers);
             let (mut n4, mut n6) = (0usize, 0usize);
             for id in ids.iter().take(usize::from(n)) {
-                let Some(EpAnswer::Addresses { v4, v6 }) = snap.endpoints.get(*id as usize).map(|e| &e.answer) else { continue };
+                let Some(EpAnswer::Addresses { v4, v6 }) =
+                    snap.endpoints.get(*id as usize).map(|e| &e.answer)
+                else {
+                    continue;
+                };
                 if matches!(qtype, rtype::A | rtype::ANY) && n4 < cap {
                     let take = v4.len().min(cap - n4);
                     recs.push(&v4[..take]);

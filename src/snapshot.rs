@@ -186,20 +186,35 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 }
 
 fn rec_err(what: &str, e: String) -> ConfigError {
-    ConfigError { file: String::new(), line: 0, col: 0, path: String::new(), message: format!("{what}: {e}") }
+    ConfigError {
+        file: String::new(),
+        line: 0,
+        col: 0,
+        path: String::new(),
+        message: format!("{what}: {e}"),
+    }
 }
 
 impl Snapshot {
     /// Compiles a validated config, reading its data files. Health words of
     /// endpoints that exist in `prev` (same profile and endpoint name) are
     /// carried over.
-    pub fn compile(cfg: &Config, source: SourceInfo, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
+    pub fn compile(
+        cfg: &Config,
+        source: SourceInfo,
+        prev: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
         let serial = (source.loaded_at & 0xffff_ffff) as u32;
 
         let mut regions: Vec<Region> = cfg
             .regions
             .iter()
-            .map(|r| Region { name: r.name.as_str().into(), lat: r.lat, lon: r.lon, latency_col: u16::MAX })
+            .map(|r| Region {
+                name: r.name.as_str().into(),
+                lat: r.lat,
+                lon: r.lon,
+                latency_col: u16::MAX,
+            })
             .collect();
         let latency = match &cfg.engine.latency_table {
             Some(p) => {
@@ -222,14 +237,20 @@ impl Snapshot {
         let mut names: HashMap<Box<[u8]>, Node> = HashMap::new();
         let mut max_zone_len = 0;
         for (zi, z) in cfg.zones.iter().enumerate() {
-            let soa = records::soa(&z.nameservers[0], &z.hostmaster, serial, z.ttl).map_err(|e| rec_err("SOA", e))?;
+            let soa = records::soa(&z.nameservers[0], &z.hostmaster, serial, z.ttl)
+                .map_err(|e| rec_err("SOA", e))?;
             let ns = z
                 .nameservers
                 .iter()
                 .map(|n| records::ns(n, z.ttl))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| rec_err("NS", e))?;
-            zones.push(Zone { name: z.name.as_str().into(), owner: format!("{}.", z.name).into(), soa, ns: ns.into() });
+            zones.push(Zone {
+                name: z.name.as_str().into(),
+                owner: format!("{}.", z.name).into(),
+                soa,
+                ns: ns.into(),
+            });
             names.insert(z.name.as_bytes().into(), Node::Apex(zi as u32));
             max_zone_len = max_zone_len.max(z.name.len());
         }
@@ -243,19 +264,29 @@ impl Snapshot {
             for (ei, e) in p.endpoints.iter().enumerate() {
                 let id = first + ei as u32;
                 let answer = match &e.kind {
-                    EndpointKind::Target(t) => EpAnswer::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?),
+                    EndpointKind::Target(t) => {
+                        EpAnswer::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?)
+                    }
                     EndpointKind::Addresses(addrs) => {
                         let mut v4 = Vec::new();
                         let mut v6 = Vec::new();
                         for a in addrs {
-                            let r = records::address(*a, p.ttl).map_err(|m| rec_err("address", m))?;
+                            let r =
+                                records::address(*a, p.ttl).map_err(|m| rec_err("address", m))?;
                             if a.is_ipv4() { v4.push(r) } else { v6.push(r) }
                         }
-                        EpAnswer::Addresses { v4: v4.into(), v6: v6.into() }
+                        EpAnswer::Addresses {
+                            v4: v4.into(),
+                            v6: v6.into(),
+                        }
                     }
-                    EndpointKind::Nested { profile, min_children } => {
-                        EpAnswer::Nested { child: *profile as u32, min_children: *min_children }
-                    }
+                    EndpointKind::Nested {
+                        profile,
+                        min_children,
+                    } => EpAnswer::Nested {
+                        child: *profile as u32,
+                        min_children: *min_children,
+                    },
                 };
                 if p.routing == Routing::Subnet {
                     if e.subnets.is_empty() {
@@ -285,7 +316,9 @@ impl Snapshot {
             let count = p.endpoints.len() as u32;
             let mut by_priority: Vec<u32> = (first..first + count).collect();
             by_priority.sort_by_key(|id| endpoints[*id as usize].priority);
-            let subnets = sub.build(true).map_err(|_| rec_err("subnets", "a prefix is claimed twice".into()))?;
+            let subnets = sub
+                .build(true)
+                .map_err(|_| rec_err("subnets", "a prefix is claimed twice".into()))?;
             profiles.push(Profile {
                 fqdn: p.fqdn.as_str().into(),
                 zone: p.zone as u32,
@@ -312,7 +345,9 @@ impl Snapshot {
                 if tail.len() <= zone.len() {
                     break;
                 }
-                names.entry(tail.as_bytes().into()).or_insert(Node::Empty(p.zone as u32));
+                names
+                    .entry(tail.as_bytes().into())
+                    .or_insert(Node::Empty(p.zone as u32));
                 rest = tail;
             }
         }
@@ -338,23 +373,41 @@ impl Snapshot {
 
     /// Finds an endpoint by profile (full name or short name) and endpoint name.
     pub fn find_endpoint(&self, profile: &str, endpoint: &str) -> Option<u32> {
-        let pn = profile.strip_suffix('.').unwrap_or(profile).to_ascii_lowercase();
-        let pid = self.profiles.iter().position(|p| *p.fqdn == *pn).or_else(|| {
-            let mut it = self.profiles.iter().enumerate().filter(|(_, p)| {
-                p.fqdn.strip_prefix(pn.as_str()).is_some_and(|r| r.starts_with('.') && &r[1..] == &*self.zones[p.zone as usize].name)
-            });
-            let first = it.next().map(|x| x.0);
-            if it.next().is_some() { None } else { first }
-        })?;
+        let pn = profile
+            .strip_suffix('.')
+            .unwrap_or(profile)
+            .to_ascii_lowercase();
+        let pid = self
+            .profiles
+            .iter()
+            .position(|p| *p.fqdn == *pn)
+            .or_else(|| {
+                let mut it = self.profiles.iter().enumerate().filter(|(_, p)| {
+                    p.fqdn.strip_prefix(pn.as_str()).is_some_and(|r| {
+                        r.starts_with('.') && r[1..] == *self.zones[p.zone as usize].name
+                    })
+                });
+                let first = it.next().map(|x| x.0);
+                if it.next().is_some() { None } else { first }
+            })?;
         let p = &self.profiles[pid];
-        p.endpoint_ids().find(|id| &*self.endpoints[*id as usize].name == endpoint)
+        p.endpoint_ids()
+            .find(|id| &*self.endpoints[*id as usize].name == endpoint)
     }
 }
 
-fn carry_health(prev: &Snapshot, profiles: &[Profile], endpoints: &[Endpoint], health: &HealthTable) {
+fn carry_health(
+    prev: &Snapshot,
+    profiles: &[Profile],
+    endpoints: &[Endpoint],
+    health: &HealthTable,
+) {
     let mut old: HashMap<(&str, &str), u32> = HashMap::new();
     for (id, e) in prev.endpoints.iter().enumerate() {
-        old.insert((&prev.profiles[e.profile as usize].fqdn, &e.name), id as u32);
+        old.insert(
+            (&prev.profiles[e.profile as usize].fqdn, &e.name),
+            id as u32,
+        );
     }
     for (id, e) in endpoints.iter().enumerate() {
         if let Some(oid) = old.get(&(&*profiles[e.profile as usize].fqdn, &*e.name)) {

@@ -38,7 +38,10 @@ pub struct Records<'a> {
 
 impl Default for Records<'_> {
     fn default() -> Self {
-        Records { parts: [&[]; MAX_PARTS], n: 0 }
+        Records {
+            parts: [&[]; MAX_PARTS],
+            n: 0,
+        }
     }
 }
 
@@ -97,18 +100,39 @@ pub struct Answer<'a> {
 impl<'a> Answer<'a> {
     /// Not ours: REFUSED on the wire, "not found" for hosts with other data.
     pub fn not_ours() -> Answer<'a> {
-        Answer { rcode: Rcode::Refused, authoritative: false, answer: Records::default(), authority: Records::default(), zone: None, scope_prefix: 0 }
+        Answer {
+            rcode: Rcode::Refused,
+            authoritative: false,
+            answer: Records::default(),
+            authority: Records::default(),
+            zone: None,
+            scope_prefix: 0,
+        }
     }
 
     /// A negative answer (NXDOMAIN or NODATA) with the zone's SOA.
     pub fn negative(zone: &'a Zone, rcode: Rcode, scope_prefix: u8) -> Answer<'a> {
         let mut authority = Records::default();
         authority.push_one(&zone.soa);
-        Answer { rcode, authoritative: true, answer: Records::default(), authority, zone: Some(zone), scope_prefix }
+        Answer {
+            rcode,
+            authoritative: true,
+            answer: Records::default(),
+            authority,
+            zone: Some(zone),
+            scope_prefix,
+        }
     }
 
     /// A positive answer.
     pub fn positive(zone: &'a Zone, answer: Records<'a>, scope_prefix: u8) -> Answer<'a> {
-        Answer { rcode: Rcode::NoError, authoritative: true, answer, authority: Records::default(), zone: Some(zone), scope_prefix }
+        Answer {
+            rcode: Rcode::NoError,
+            authoritative: true,
+            answer,
+            authority: Records::default(),
+            zone: Some(zone),
+            scope_prefix,
+        }
     }
 }

@@ -26,6 +26,18 @@ pub mod rtype {
     pub const ANY: u16 = 255;
 }
 
+/// The mnemonic of a type code, NUL-terminated, for C callers.
+pub fn type_name_c(t: u16) -> &'static [u8] {
+    match t {
+        rtype::A => b"A\0",
+        rtype::NS => b"NS\0",
+        rtype::CNAME => b"CNAME\0",
+        rtype::SOA => b"SOA\0",
+        rtype::AAAA => b"AAAA\0",
+        _ => b"TYPE\0",
+    }
+}
+
 /// The mnemonic of a type code we answer with.
 pub fn type_name(t: u16) -> &'static str {
     match t {
@@ -50,6 +62,22 @@ pub struct Rec {
     pub text: Box<str>,
     /// RDATA in wire form, names uncompressed.
     pub wire: Box<[u8]>,
+    /// `text` followed by a NUL, for C callers (BIND's `putrr`).
+    pub text_c: Box<[u8]>,
+}
+
+impl Rec {
+    fn new(rtype: u16, ttl: u32, text: String, wire: Box<[u8]>) -> Rec {
+        let mut c = text.clone().into_bytes();
+        c.push(0);
+        Rec {
+            rtype,
+            ttl,
+            text: text.into(),
+            wire,
+            text_c: c.into(),
+        }
+    }
 }
 
 fn name(s: &str) -> Result<Name, String> {
@@ -67,13 +95,17 @@ fn encode(rdata: &RData) -> Result<Box<[u8]>, String> {
 }
 
 fn fqdn_text(s: &str) -> String {
-    if s.ends_with('.') { s.to_string() } else { format!("{s}.") }
+    if s.ends_with('.') {
+        s.to_string()
+    } else {
+        format!("{s}.")
+    }
 }
 
 /// A CNAME record.
 pub fn cname(target: &str, ttl: u32) -> Result<Rec, String> {
     let wire = encode(&RData::CNAME(CNAME(name(target)?)))?;
-    Ok(Rec { rtype: rtype::CNAME, ttl, text: fqdn_text(target).into(), wire })
+    Ok(Rec::new(rtype::CNAME, ttl, fqdn_text(target), wire))
 }
 
 /// An A or AAAA record.
@@ -82,20 +114,32 @@ pub fn address(ip: IpAddr, ttl: u32) -> Result<Rec, String> {
         IpAddr::V4(a) => (rtype::A, RData::A(A(a))),
         IpAddr::V6(a) => (rtype::AAAA, RData::AAAA(AAAA(a))),
     };
-    Ok(Rec { rtype, ttl, text: ip.to_string().into(), wire: encode(&rdata)? })
+    Ok(Rec::new(rtype, ttl, ip.to_string(), encode(&rdata)?))
 }
 
 /// An NS record.
 pub fn ns(host: &str, ttl: u32) -> Result<Rec, String> {
     let wire = encode(&RData::NS(NS(name(host)?)))?;
-    Ok(Rec { rtype: rtype::NS, ttl, text: fqdn_text(host).into(), wire })
+    Ok(Rec::new(rtype::NS, ttl, fqdn_text(host), wire))
 }
 
 /// The SOA of a zone. Timers follow Azure Traffic Manager's SOA
 /// (refresh 900, retry 300, expire 2419200); MINIMUM is the zone TTL.
 pub fn soa(mname: &str, rname: &str, serial: u32, ttl: u32) -> Result<Rec, String> {
     let (refresh, retry, expire) = (900, 300, 2_419_200);
-    let rdata = RData::SOA(SOA::new(name(mname)?, name(rname)?, serial, refresh, retry, expire, ttl));
-    let text = format!("{} {} {serial} {refresh} {retry} {expire} {ttl}", fqdn_text(mname), fqdn_text(rname));
-    Ok(Rec { rtype: rtype::SOA, ttl, text: text.into(), wire: encode(&rdata)? })
+    let rdata = RData::SOA(SOA::new(
+        name(mname)?,
+        name(rname)?,
+        serial,
+        refresh,
+        retry,
+        expire,
+        ttl,
+    ));
+    let text = format!(
+        "{} {} {serial} {refresh} {retry} {expire} {ttl}",
+        fqdn_text(mname),
+        fqdn_text(rname)
+    );
+    Ok(Rec::new(rtype::SOA, ttl, text, encode(&rdata)?))
 }

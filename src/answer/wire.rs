@@ -32,7 +32,12 @@ impl Ecs {
     /// The address, zero-padded.
     pub fn ip(&self) -> IpAddr {
         if self.family == 1 {
-            IpAddr::V4(Ipv4Addr::new(self.addr[0], self.addr[1], self.addr[2], self.addr[3]))
+            IpAddr::V4(Ipv4Addr::new(
+                self.addr[0],
+                self.addr[1],
+                self.addr[2],
+                self.addr[3],
+            ))
         } else {
             IpAddr::V6(Ipv6Addr::from(self.addr))
         }
@@ -86,6 +91,7 @@ pub enum WireError {
 }
 
 /// Outcome of parsing: a query, or a reply to send without routing.
+#[allow(clippy::large_enum_variant)] // lives on the stack for one query; boxing would allocate
 pub enum Parsed<'q> {
     /// A well-formed query.
     Query(WireQuery<'q>),
@@ -144,10 +150,24 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
     let an = u16_at(b, 6).unwrap_or(0);
     let ns = u16_at(b, 8).unwrap_or(0);
     let ar = u16_at(b, 10).unwrap_or(0);
-    let formerr = |question| Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::FormErr, question });
+    let formerr = |question| {
+        Ok(Parsed::Error {
+            id,
+            opcode,
+            rd,
+            rcode: Rcode::FormErr,
+            question,
+        })
+    };
     if qd != 1 {
         return if opcode != 0 {
-            Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::NotImp, question: &[] })
+            Ok(Parsed::Error {
+                id,
+                opcode,
+                rd,
+                rcode: Rcode::NotImp,
+                question: &[],
+            })
         } else {
             formerr(&[])
         };
@@ -156,7 +176,9 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
     let mut name = NameBuf::root();
     let mut i = 12;
     loop {
-        let Some(&len) = b.get(i) else { return formerr(&[]) };
+        let Some(&len) = b.get(i) else {
+            return formerr(&[]);
+        };
         if len == 0 {
             i += 1;
             break;
@@ -164,7 +186,9 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         if len & 0xC0 != 0 {
             return formerr(&[]);
         }
-        let Some(label) = b.get(i + 1..i + 1 + usize::from(len)) else { return formerr(&[]) };
+        let Some(label) = b.get(i + 1..i + 1 + usize::from(len)) else {
+            return formerr(&[]);
+        };
         if let Err(e) = name.push_label(label) {
             let _: NameError = e;
             return formerr(&[]);
@@ -172,16 +196,28 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         i += 1 + usize::from(len);
     }
     let qname_wire_len = i - 12;
-    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else { return formerr(&[]) };
+    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else {
+        return formerr(&[]);
+    };
     i += 4;
     let question = &b[12..i];
     if opcode != 0 {
-        return Ok(Parsed::Error { id, opcode, rd, rcode: Rcode::NotImp, question });
+        return Ok(Parsed::Error {
+            id,
+            opcode,
+            rd,
+            rcode: Rcode::NotImp,
+            question,
+        });
     }
     // Skip answer and authority records.
     for _ in 0..(u32::from(an) + u32::from(ns)) {
-        let Some(j) = skip_name(b, i) else { return formerr(question) };
-        let Some(rdlen) = u16_at(b, j + 8) else { return formerr(question) };
+        let Some(j) = skip_name(b, i) else {
+            return formerr(question);
+        };
+        let Some(rdlen) = u16_at(b, j + 8) else {
+            return formerr(question);
+        };
         i = j + 10 + usize::from(rdlen);
         if i > b.len() {
             return formerr(question);
@@ -204,15 +240,23 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         ecs: None,
     };
     for _ in 0..ar {
-        let Some(j) = skip_name(b, i) else { return formerr(question) };
-        let (Some(t), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) =
-            (u16_at(b, j), u16_at(b, j + 2), u16_at(b, j + 4), u16_at(b, j + 6), u16_at(b, j + 8))
-        else {
+        let Some(j) = skip_name(b, i) else {
+            return formerr(question);
+        };
+        let (Some(t), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) = (
+            u16_at(b, j),
+            u16_at(b, j + 2),
+            u16_at(b, j + 4),
+            u16_at(b, j + 6),
+            u16_at(b, j + 8),
+        ) else {
             return formerr(question);
         };
         let rd_start = j + 10;
         let rd_end = rd_start + usize::from(rdlen);
-        let Some(rdata) = b.get(rd_start..rd_end) else { return formerr(question) };
+        let Some(rdata) = b.get(rd_start..rd_end) else {
+            return formerr(question);
+        };
         if t == rtype::OPT {
             if q.edns || b.get(i) != Some(&0) {
                 return formerr(question);
@@ -225,7 +269,9 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
             while k + 4 <= rdata.len() {
                 let code = u16::from_be_bytes([rdata[k], rdata[k + 1]]);
                 let olen = usize::from(u16::from_be_bytes([rdata[k + 2], rdata[k + 3]]));
-                let Some(opt) = rdata.get(k + 4..k + 4 + olen) else { return formerr(question) };
+                let Some(opt) = rdata.get(k + 4..k + 4 + olen) else {
+                    return formerr(question);
+                };
                 if code == 8 {
                     match parse_ecs(opt) {
                         Some(e) => q.ecs = Some(e),
@@ -267,13 +313,17 @@ fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
     }
     let mut a = [0u8; 16];
     a[..n].copy_from_slice(addr);
-    if n > 0 && source % 8 != 0 {
+    if n > 0 && !source.is_multiple_of(8) {
         let mask = 0xFFu8 >> (source % 8);
         if a[n - 1] & mask != 0 {
             return None;
         }
     }
-    Some(Ecs { family, source, addr: a })
+    Some(Ecs {
+        family,
+        source,
+        addr: a,
+    })
 }
 
 struct W<'b> {
@@ -303,7 +353,18 @@ impl W<'_> {
     }
 }
 
-fn header(w: &mut W, id: u16, opcode: u8, aa: bool, tc: bool, rd: bool, cd: bool, rcode: u8, counts: [u16; 4]) -> bool {
+#[allow(clippy::too_many_arguments)]
+fn header(
+    w: &mut W,
+    id: u16,
+    opcode: u8,
+    aa: bool,
+    tc: bool,
+    rd: bool,
+    cd: bool,
+    rcode: u8,
+    counts: [u16; 4],
+) -> bool {
     let mut flags: u16 = 0x8000 | (u16::from(opcode & 0xF) << 11) | u16::from(rcode & 0xF);
     if aa {
         flags |= 0x0400;
@@ -325,18 +386,49 @@ fn header(w: &mut W, id: u16, opcode: u8, aa: bool, tc: bool, rd: bool, cd: bool
 }
 
 /// Writes a reply for a query that could not be routed (FORMERR, NOTIMP…).
-pub fn write_error(id: u16, opcode: u8, rd: bool, rcode: Rcode, question: &[u8], out: &mut [u8]) -> Result<usize, WireError> {
+pub fn write_error(
+    id: u16,
+    opcode: u8,
+    rd: bool,
+    rcode: Rcode,
+    question: &[u8],
+    out: &mut [u8],
+) -> Result<usize, WireError> {
     let limit = out.len().min(65535);
-    let mut w = W { buf: out, pos: 12, limit };
+    let mut w = W {
+        buf: out,
+        pos: 12,
+        limit,
+    };
     let qd = u16::from(!question.is_empty());
     if !w.put(question) {
         w.pos = 12;
-        if !header(&mut w, id, opcode, false, false, rd, false, rcode as u8, [0; 4]) {
+        if !header(
+            &mut w,
+            id,
+            opcode,
+            false,
+            false,
+            rd,
+            false,
+            rcode as u8,
+            [0; 4],
+        ) {
             return Err(WireError::BufferTooSmall);
         }
         return Ok(12);
     }
-    if !header(&mut w, id, opcode, false, false, rd, false, rcode as u8, [qd, 0, 0, 0]) {
+    if !header(
+        &mut w,
+        id,
+        opcode,
+        false,
+        false,
+        rd,
+        false,
+        rcode as u8,
+        [qd, 0, 0, 0],
+    ) {
         return Err(WireError::BufferTooSmall);
     }
     Ok(w.pos)
@@ -345,7 +437,11 @@ pub fn write_error(id: u16, opcode: u8, rd: bool, rcode: Rcode, question: &[u8],
 fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
     // Owner root, type OPT, class = our payload, TTL = ext-rcode/version/flags.
     let Some(ecs) = q.ecs else {
-        return w.put(&[0]) && w.u16(rtype::OPT) && w.u16(EDNS_PAYLOAD) && w.put(&[ext_rcode, 0, 0, 0]) && w.u16(0);
+        return w.put(&[0])
+            && w.u16(rtype::OPT)
+            && w.u16(EDNS_PAYLOAD)
+            && w.put(&[ext_rcode, 0, 0, 0])
+            && w.u16(0);
     };
     let alen = ecs.addr_len();
     let max = if ecs.family == 1 { 32 } else { 128 };
@@ -365,11 +461,20 @@ fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
 
 /// Writes the response to `q` carrying `a` into `out`. `tcp` lifts the
 /// size limit to the buffer (at most 65535).
-pub fn write_answer(q: &WireQuery, a: &Answer, tcp: bool, out: &mut [u8]) -> Result<usize, WireError> {
+pub fn write_answer(
+    q: &WireQuery,
+    a: &Answer,
+    tcp: bool,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
     let limit = if tcp {
         out.len().min(65535)
     } else {
-        let want = if q.edns { usize::from(q.udp_size).clamp(512, MAX_UDP) } else { 512 };
+        let want = if q.edns {
+            usize::from(q.udp_size).clamp(512, MAX_UDP)
+        } else {
+            512
+        };
         out.len().min(want)
     };
     let base = 12 + q.question.len();
@@ -377,15 +482,28 @@ pub fn write_answer(q: &WireQuery, a: &Answer, tcp: bool, out: &mut [u8]) -> Res
         return Err(WireError::BufferTooSmall);
     }
     let badvers = q.edns && q.edns_version > 0;
-    let mut w = W { buf: out, pos: 12, limit };
+    let mut w = W {
+        buf: out,
+        pos: 12,
+        limit,
+    };
     w.put(q.question);
-    let (rcode, ext) = if badvers { (0u8, 1u8) } else { (a.rcode as u8, 0u8) };
+    let (rcode, ext) = if badvers {
+        (0u8, 1u8)
+    } else {
+        (a.rcode as u8, 0u8)
+    };
     let mut an = 0u16;
     let mut ns = 0u16;
     let mut fits = true;
     if !badvers {
         for r in a.answer.iter() {
-            fits = w.u16(0xC00C) && w.u16(r.rtype) && w.u16(1) && w.u32(r.ttl) && w.u16(r.wire.len() as u16) && w.put(&r.wire);
+            fits = w.u16(0xC00C)
+                && w.u16(r.rtype)
+                && w.u16(1)
+                && w.u32(r.ttl)
+                && w.u16(r.wire.len() as u16)
+                && w.put(&r.wire);
             if !fits {
                 break;
             }
@@ -397,7 +515,12 @@ pub fn write_answer(q: &WireQuery, a: &Answer, tcp: bool, out: &mut [u8]) -> Res
             let ptr = 12 + q.qname_wire_len.saturating_sub(zone_wire);
             let owner = 0xC000 | (ptr as u16 & 0x3FFF);
             for r in a.authority.iter() {
-                fits = w.u16(owner) && w.u16(r.rtype) && w.u16(1) && w.u32(r.ttl) && w.u16(r.wire.len() as u16) && w.put(&r.wire);
+                fits = w.u16(owner)
+                    && w.u16(r.rtype)
+                    && w.u16(1)
+                    && w.u32(r.ttl)
+                    && w.u16(r.wire.len() as u16)
+                    && w.put(&r.wire);
                 if !fits {
                     break;
                 }
@@ -430,6 +553,16 @@ pub fn write_answer(q: &WireQuery, a: &Answer, tcp: bool, out: &mut [u8]) -> Res
         }
     }
     let aa = a.authoritative && !badvers;
-    header(&mut w, q.id, q.opcode, aa, tc, q.rd, q.cd, rcode, [1, an, ns, ar]);
+    header(
+        &mut w,
+        q.id,
+        q.opcode,
+        aa,
+        tc,
+        q.rd,
+        q.cd,
+        rcode,
+        [1, an, ns, ar],
+    );
     Ok(w.pos)
 }

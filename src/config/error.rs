@@ -39,7 +39,11 @@ pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = src.get(..offset).unwrap_or("");
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -111,7 +115,9 @@ pub(crate) fn locate(src: &str, segs: &[Seg]) -> Option<usize> {
                     (None, Some(DeValue::Table(t))) => t,
                     _ => break,
                 };
-                let Some((key, v)) = t.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                let Some((key, v)) = t
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
                 else {
                     break;
                 };
@@ -120,7 +126,9 @@ pub(crate) fn locate(src: &str, segs: &[Seg]) -> Option<usize> {
                 value = Some(v.get_ref());
             }
             Seg::Index(i) => {
-                let Some(DeValue::Array(a)) = value else { break };
+                let Some(DeValue::Array(a)) = value else {
+                    break;
+                };
                 let Some(item) = a.get(*i) else { break };
                 best = Some(item.span().start);
                 table = None;

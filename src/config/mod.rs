@@ -38,14 +38,20 @@ impl Origin {
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
-        Origin { path: Some(path.to_path_buf()), base_dir, file: path.display().to_string() }
+        Origin {
+            path: Some(path.to_path_buf()),
+            base_dir,
+            file: path.display().to_string(),
+        }
     }
 
     /// The origin of text given directly, with relative paths taken from `base_dir`.
     pub fn string(base_dir: Option<&Path>) -> Origin {
         Origin {
             path: None,
-            base_dir: base_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+            base_dir: base_dir
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
             file: "<string>".to_string(),
         }
     }
@@ -208,7 +214,8 @@ pub struct RawConfig {
 
 /// Parses TOML text into the raw model; errors carry line, column and key path.
 pub fn parse(src: &str, origin: &Origin) -> Result<RawConfig, ConfigError> {
-    let de = toml::de::DeTable::parse(src).map_err(|e| toml_error(src, origin, &e, String::new()))?;
+    let de =
+        toml::de::DeTable::parse(src).map_err(|e| toml_error(src, origin, &e, String::new()))?;
     let de = toml::de::Deserializer::from(de);
     serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -218,7 +225,10 @@ pub fn parse(src: &str, origin: &Origin) -> Result<RawConfig, ConfigError> {
 }
 
 fn toml_error(src: &str, origin: &Origin, e: &toml::de::Error, path: String) -> ConfigError {
-    let offset = e.span().map(|s| s.start).or_else(|| locate(src, &parse_path(&path)));
+    let offset = e
+        .span()
+        .map(|s| s.start)
+        .or_else(|| locate(src, &parse_path(&path)));
     let (line, col) = offset.map(|o| line_col(src, o)).unwrap_or((0, 0));
     ConfigError {
         file: origin.file.clone(),

@@ -224,7 +224,9 @@ struct V<'a> {
 
 impl V<'_> {
     fn err(&self, segs: &[Seg], message: impl Into<String>) -> ConfigError {
-        let (line, col) = locate(self.src, segs).map(|o| line_col(self.src, o)).unwrap_or((0, 0));
+        let (line, col) = locate(self.src, segs)
+            .map(|o| line_col(self.src, o))
+            .unwrap_or((0, 0));
         ConfigError {
             file: self.origin.file.clone(),
             line,
@@ -256,7 +258,10 @@ pub fn valid_dns_name(name: &str) -> Result<(), String> {
         return Err("an empty name is not a valid DNS name".into());
     }
     if n.len() + 2 > 255 {
-        return Err(format!("`{name}` is {} octets in wire form; at most 255 are allowed", n.len() + 2));
+        return Err(format!(
+            "`{name}` is {} octets in wire form; at most 255 are allowed",
+            n.len() + 2
+        ));
     }
     for label in n.split('.') {
         if label.is_empty() {
@@ -268,7 +273,10 @@ pub fn valid_dns_name(name: &str) -> Result<(), String> {
                 label.len()
             ));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
             return Err(format!(
                 "`{name}` contains `{c}`; DNS names here use letters, digits, `-` and `_`"
             ));
@@ -296,7 +304,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => {
             return Err(format!(
-                "`{s}` is not a duration: the unit `{}` is not one of ms, s, m, h (e.g. \"10s\")", unit.trim()
+                "`{s}` is not a duration: the unit `{}` is not one of ms, s, m, h (e.g. \"10s\")",
+                unit.trim()
             ));
         }
     };
@@ -326,46 +335,86 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
     };
     let resolve = |s: &str| {
         let pb = PathBuf::from(s);
-        if pb.is_absolute() { pb } else { origin.base_dir.join(pb) }
+        if pb.is_absolute() {
+            pb
+        } else {
+            origin.base_dir.join(pb)
+        }
     };
     let geoip_db = e.geoip_db.as_deref().map(resolve);
     let latency_table = e.latency_table.as_deref().map(resolve);
-    for (key, val) in [("geoip_db", &e.geoip_db), ("latency_table", &e.latency_table)] {
+    for (key, val) in [
+        ("geoip_db", &e.geoip_db),
+        ("latency_table", &e.latency_table),
+    ] {
         if val.as_deref() == Some("") {
-            return Err(v.err(&[k("engine"), k(key)], "an empty path; leave the key out instead"));
+            return Err(v.err(
+                &[k("engine"), k(key)],
+                "an empty path; leave the key out instead",
+            ));
         }
     }
 
     // [[region]]
     let mut regions: Vec<RegionCfg> = builtin::regions()
         .iter()
-        .map(|r| RegionCfg { name: r.name.to_string(), lat: r.lat, lon: r.lon })
+        .map(|r| RegionCfg {
+            name: r.name.to_string(),
+            lat: r.lat,
+            lon: r.lon,
+        })
         .collect();
     let mut seen_cfg_regions = HashSet::new();
     for (ri, r) in raw.region.iter().enumerate() {
         let base = [k("region"), i(ri)];
         let name = r.name.to_ascii_lowercase();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(v.err(&p(&base, &[k("name")]), format!("`{}` is not a region name; use letters, digits, `-` and `_`", r.name)));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                format!(
+                    "`{}` is not a region name; use letters, digits, `-` and `_`",
+                    r.name
+                ),
+            ));
         }
         if !seen_cfg_regions.insert(name.clone()) {
-            return Err(v.err(&p(&base, &[k("name")]), format!("region `{name}` is defined twice")));
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                format!("region `{name}` is defined twice"),
+            ));
         }
         if !(-90.0..=90.0).contains(&r.lat) {
-            return Err(v.err(&p(&base, &[k("lat")]), format!("{} is out of range -90..=90", r.lat)));
+            return Err(v.err(
+                &p(&base, &[k("lat")]),
+                format!("{} is out of range -90..=90", r.lat),
+            ));
         }
         if !(-180.0..=180.0).contains(&r.lon) {
-            return Err(v.err(&p(&base, &[k("lon")]), format!("{} is out of range -180..=180", r.lon)));
+            return Err(v.err(
+                &p(&base, &[k("lon")]),
+                format!("{} is out of range -180..=180", r.lon),
+            ));
         }
         if let Some(existing) = regions.iter_mut().find(|x| x.name == name) {
             existing.lat = r.lat;
             existing.lon = r.lon;
         } else {
-            regions.push(RegionCfg { name, lat: r.lat, lon: r.lon });
+            regions.push(RegionCfg {
+                name,
+                lat: r.lat,
+                lon: r.lon,
+            });
         }
     }
-    let region_index: HashMap<String, usize> =
-        regions.iter().enumerate().map(|(i, r)| (r.name.clone(), i)).collect();
+    let region_index: HashMap<String, usize> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
 
     // [[zone]]
     let mut zones: Vec<ZoneCfg> = Vec::new();
@@ -374,10 +423,16 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         valid_dns_name(&z.name).map_err(|m| v.err(&p(&base, &[k("name")]), m))?;
         let name = norm_name(&z.name);
         if zones.iter().any(|x| x.name == name) {
-            return Err(v.err(&p(&base, &[k("name")]), format!("zone `{name}` is defined twice")));
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                format!("zone `{name}` is defined twice"),
+            ));
         }
         if z.nameservers.is_empty() {
-            return Err(v.err(&p(&base, &[k("name")]), "a zone needs at least one entry in `nameservers` (its NS records)"));
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                "a zone needs at least one entry in `nameservers` (its NS records)",
+            ));
         }
         let mut nameservers = Vec::new();
         for (ni, ns) in z.nameservers.iter().enumerate() {
@@ -396,10 +451,18 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
             Some(t) => range_i64(&v, &p(&base, &[k("ttl")]), t, 0, 2_147_483_647)? as u32,
             None => 300,
         };
-        zones.push(ZoneCfg { name, nameservers, hostmaster, ttl });
+        zones.push(ZoneCfg {
+            name,
+            nameservers,
+            hostmaster,
+            ttl,
+        });
     }
     if zones.is_empty() && !raw.profile.is_empty() {
-        return Err(v.err(&[k("profile")], "profiles need at least one [[zone]] to live in"));
+        return Err(v.err(
+            &[k("profile")],
+            "profiles need at least one [[zone]] to live in",
+        ));
     }
 
     // [[profile]]: first pass names, so nested references can be resolved.
@@ -413,25 +476,34 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
             Some(zn) => {
                 let zn = norm_name(zn);
                 zones.iter().position(|z| z.name == zn).ok_or_else(|| {
-                    v.err(&p(&base, &[k("zone")]), format!("zone `{zn}` is not defined in any [[zone]]"))
+                    v.err(
+                        &p(&base, &[k("zone")]),
+                        format!("zone `{zn}` is not defined in any [[zone]]"),
+                    )
                 })?
             }
             None if zones.len() == 1 => 0,
             None => {
-                return Err(v.err(&p(&base, &[k("name")]), format!(
-                    "`zone` must be given: there are {} zones",
-                    zones.len()
-                )));
+                return Err(v.err(
+                    &p(&base, &[k("name")]),
+                    format!("`zone` must be given: there are {} zones", zones.len()),
+                ));
             }
         };
         let fqdn = format!("{name}.{}", zones[zi].name);
         valid_dns_name(&fqdn).map_err(|m| v.err(&p(&base, &[k("name")]), m))?;
         if fqdns.contains(&fqdn) {
-            return Err(v.err(&p(&base, &[k("name")]), format!("profile `{fqdn}` is defined twice")));
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                format!("profile `{fqdn}` is defined twice"),
+            ));
         }
         // A profile name may not shadow another zone's apex.
         if zones.iter().any(|z| z.name == fqdn) {
-            return Err(v.err(&p(&base, &[k("name")]), format!("`{fqdn}` is the apex of a zone")));
+            return Err(v.err(
+                &p(&base, &[k("name")]),
+                format!("`{fqdn}` is the apex of a zone"),
+            ));
         }
         fqdns.push(fqdn);
         zone_of.push(zi);
@@ -444,7 +516,12 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
     check_nesting(&v, &profiles)?;
 
     Ok(Config {
-        engine: EngineSettings { watch_interval, probe_workers, geoip_db, latency_table },
+        engine: EngineSettings {
+            watch_interval,
+            probe_workers,
+            geoip_db,
+            latency_table,
+        },
         regions,
         zones,
         profiles,
@@ -490,29 +567,37 @@ fn profile(
         None | Some("fail-open") => AllDown::FailOpen,
         Some("fail-closed") => AllDown::FailClosed,
         Some(o) => {
-            return Err(v.err(&p(&base, &[k("all_down")]), format!(
-                "`{o}` is not an all_down policy; expected `fail-open` or `fail-closed`"
-            )));
+            return Err(v.err(
+                &p(&base, &[k("all_down")]),
+                format!("`{o}` is not an all_down policy; expected `fail-open` or `fail-closed`"),
+            ));
         }
     };
     let affinity_subnet = match rp.affinity.as_deref() {
         None | Some("none") => false,
         Some("client-subnet") => true,
         Some(o) => {
-            return Err(v.err(&p(&base, &[k("affinity")]), format!(
-                "`{o}` is not an affinity; expected `none` or `client-subnet`"
-            )));
+            return Err(v.err(
+                &p(&base, &[k("affinity")]),
+                format!("`{o}` is not an affinity; expected `none` or `client-subnet`"),
+            ));
         }
     };
     if affinity_subnet && routing != Routing::Weighted {
-        return Err(v.err(&p(&base, &[k("affinity")]), "affinity applies to weighted routing only"));
+        return Err(v.err(
+            &p(&base, &[k("affinity")]),
+            "affinity applies to weighted routing only",
+        ));
     }
     let monitor = match &rp.monitor {
         Some(m) => Some(monitor(v, &p(&base, &[k("monitor")]), m)?),
         None => None,
     };
     if rp.endpoint.is_empty() {
-        return Err(v.err(&p(&base, &[k("name")]), "a profile needs at least one [[profile.endpoint]]"));
+        return Err(v.err(
+            &p(&base, &[k("name")]),
+            "a profile needs at least one [[profile.endpoint]]",
+        ));
     }
 
     let mut endpoints: Vec<EndpointCfg> = Vec::new();
@@ -522,7 +607,10 @@ fn profile(
         let my_zone = fqdns[pi].get(norm_name(&rp.name).len() + 1..).unwrap_or("");
         let ep = endpoint(v, &eb, ei, re, routing, fqdns, my_zone, regions)?;
         if endpoints.iter().any(|x| x.name == ep.name) {
-            return Err(v.err(&p(&eb, &[k("name")]), format!("endpoint `{}` is defined twice in this profile", ep.name)));
+            return Err(v.err(
+                &p(&eb, &[k("name")]),
+                format!("endpoint `{}` is defined twice in this profile", ep.name),
+            ));
         }
         if let Some(prev) = priorities.insert(ep.priority, ei) {
             return Err(v.err(&p(&eb, &[k("priority")]), format!(
@@ -540,10 +628,13 @@ fn profile(
             for (ei, ep) in endpoints.iter().enumerate() {
                 for (gi, g) in ep.geo.iter().enumerate() {
                     if let Some(prev) = claimed.insert(*g, ei) {
-                        return Err(v.err(&p(&base, &[k("endpoint"), i(ei), k("geo"), i(gi)]), format!(
-                            "code `{}` is already claimed by endpoint[{prev}]",
-                            geo_str(g)
-                        )));
+                        return Err(v.err(
+                            &p(&base, &[k("endpoint"), i(ei), k("geo"), i(gi)]),
+                            format!(
+                                "code `{}` is already claimed by endpoint[{prev}]",
+                                geo_str(g)
+                            ),
+                        ));
                     }
                 }
             }
@@ -562,9 +653,10 @@ fn profile(
                 }
                 for (si, s) in ep.subnets.iter().enumerate() {
                     if let Some(prev) = claimed.insert(*s, ei) {
-                        return Err(v.err(&p(&base, &[k("endpoint"), i(ei), k("subnets"), i(si)]), format!(
-                            "prefix {s} is already claimed by endpoint[{prev}]"
-                        )));
+                        return Err(v.err(
+                            &p(&base, &[k("endpoint"), i(ei), k("subnets"), i(si)]),
+                            format!("prefix {s} is already claimed by endpoint[{prev}]"),
+                        ));
                     }
                 }
             }
@@ -606,14 +698,29 @@ fn endpoint(
     regions: &HashMap<String, usize>,
 ) -> Result<EndpointCfg, ConfigError> {
     let name = re.name.clone();
-    if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-        return Err(v.err(&p(eb, &[k("name")]), format!(
-            "`{name}` is not an endpoint name; use 1 to 63 letters, digits, `-`, `_` or `.`"
-        )));
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(v.err(
+            &p(eb, &[k("name")]),
+            format!(
+                "`{name}` is not an endpoint name; use 1 to 63 letters, digits, `-`, `_` or `.`"
+            ),
+        ));
     }
-    let given = [re.target.is_some(), re.addresses.is_some(), re.profile.is_some()];
+    let given = [
+        re.target.is_some(),
+        re.addresses.is_some(),
+        re.profile.is_some(),
+    ];
     if given.iter().filter(|x| **x).count() != 1 {
-        return Err(v.err(&p(eb, &[k("name")]), "exactly one of `target`, `addresses` or `profile` must be given"));
+        return Err(v.err(
+            &p(eb, &[k("name")]),
+            "exactly one of `target`, `addresses` or `profile` must be given",
+        ));
     }
     let kind = if let Some(t) = &re.target {
         valid_dns_name(t).map_err(|m| v.err(&p(eb, &[k("target")]), m))?;
@@ -625,10 +732,16 @@ fn endpoint(
         let mut out = Vec::new();
         for (ai, a) in addrs.iter().enumerate() {
             let ip: IpAddr = a.parse().map_err(|_| {
-                v.err(&p(eb, &[k("addresses"), i(ai)]), format!("`{a}` is not an IPv4 or IPv6 address"))
+                v.err(
+                    &p(eb, &[k("addresses"), i(ai)]),
+                    format!("`{a}` is not an IPv4 or IPv6 address"),
+                )
             })?;
             if out.contains(&ip) {
-                return Err(v.err(&p(eb, &[k("addresses"), i(ai)]), format!("{ip} is listed twice")));
+                return Err(v.err(
+                    &p(eb, &[k("addresses"), i(ai)]),
+                    format!("{ip} is listed twice"),
+                ));
             }
             out.push(ip);
         }
@@ -640,15 +753,26 @@ fn endpoint(
             .iter()
             .position(|f| *f == child)
             .or_else(|| fqdns.iter().position(|f| *f == full))
-            .ok_or_else(|| v.err(&p(eb, &[k("profile")]), format!("profile `{child}` is not defined")))?;
+            .ok_or_else(|| {
+                v.err(
+                    &p(eb, &[k("profile")]),
+                    format!("profile `{child}` is not defined"),
+                )
+            })?;
         let min_children = match re.min_children {
             Some(n) => range_i64(v, &p(eb, &[k("min_children")]), n, 1, 1000)? as u32,
             None => 1,
         };
-        EndpointKind::Nested { profile: idx, min_children }
+        EndpointKind::Nested {
+            profile: idx,
+            min_children,
+        }
     };
     if re.min_children.is_some() && !matches!(kind, EndpointKind::Nested { .. }) {
-        return Err(v.err(&p(eb, &[k("min_children")]), "min_children applies to nested (`profile = …`) endpoints only"));
+        return Err(v.err(
+            &p(eb, &[k("min_children")]),
+            "min_children applies to nested (`profile = …`) endpoints only",
+        ));
     }
 
     let location = match &re.location {
@@ -663,16 +787,25 @@ fn endpoint(
         None => None,
     };
     if routing == Routing::Performance && location.is_none() {
-        return Err(v.err(&p(eb, &[k("name")]), "performance routing needs a `location` on every endpoint"));
+        return Err(v.err(
+            &p(eb, &[k("name")]),
+            "performance routing needs a `location` on every endpoint",
+        ));
     }
     if routing == Routing::Multivalue && !matches!(kind, EndpointKind::Addresses(_)) {
-        return Err(v.err(&p(eb, &[k("name")]), "multivalue routing takes only `addresses` endpoints (no `target` or nested `profile`)"));
+        return Err(v.err(
+            &p(eb, &[k("name")]),
+            "multivalue routing takes only `addresses` endpoints (no `target` or nested `profile`)",
+        ));
     }
     let priority = match re.priority {
         Some(n) => range_i64(v, &p(eb, &[k("priority")]), n, 1, 1000)? as u16,
         None => {
             if ei >= 1000 {
-                return Err(v.err(&p(eb, &[k("name")]), "more than 1000 endpoints in one profile"));
+                return Err(v.err(
+                    &p(eb, &[k("name")]),
+                    "more than 1000 endpoints in one profile",
+                ));
             }
             (ei + 1) as u16
         }
@@ -701,21 +834,30 @@ fn endpoint(
         geo.push(code);
     }
     if routing == Routing::Geographic && geo.is_empty() {
-        return Err(v.err(&p(eb, &[k("name")]), "geographic routing needs a `geo` list on every endpoint"));
+        return Err(v.err(
+            &p(eb, &[k("name")]),
+            "geographic routing needs a `geo` list on every endpoint",
+        ));
     }
     let mut subnets = Vec::new();
     for (si, s) in re.subnets.iter().flatten().enumerate() {
         let net: IpNet = s.parse().map_err(|_| {
-            v.err(&p(eb, &[k("subnets"), i(si)]), format!("`{s}` is not a CIDR prefix such as 198.51.100.0/24"))
+            v.err(
+                &p(eb, &[k("subnets"), i(si)]),
+                format!("`{s}` is not a CIDR prefix such as 198.51.100.0/24"),
+            )
         })?;
         if net.trunc() != net {
-            return Err(v.err(&p(eb, &[k("subnets"), i(si)]), format!(
-                "`{s}` has host bits set; did you mean {}?",
-                net.trunc()
-            )));
+            return Err(v.err(
+                &p(eb, &[k("subnets"), i(si)]),
+                format!("`{s}` has host bits set; did you mean {}?", net.trunc()),
+            ));
         }
         if subnets.contains(&net) {
-            return Err(v.err(&p(eb, &[k("subnets"), i(si)]), format!("{net} is listed twice")));
+            return Err(v.err(
+                &p(eb, &[k("subnets"), i(si)]),
+                format!("{net} is listed twice"),
+            ));
         }
         subnets.push(net);
     }
@@ -728,11 +870,15 @@ fn endpoint(
             probe_host = Some(h.clone());
         }
         if let Some(port) = pr.port {
-            probe_port = Some(range_i64(v, &p(eb, &[k("probe"), k("port")]), port, 1, 65535)? as u16);
+            probe_port =
+                Some(range_i64(v, &p(eb, &[k("probe"), k("port")]), port, 1, 65535)? as u16);
         }
         if let Some(path) = &pr.path {
             if !path.starts_with('/') {
-                return Err(v.err(&p(eb, &[k("probe"), k("path")]), format!("`{path}` must start with `/`")));
+                return Err(v.err(
+                    &p(eb, &[k("probe"), k("path")]),
+                    format!("`{path}` must start with `/`"),
+                ));
             }
             probe_path = Some(path.clone());
         }
@@ -758,7 +904,10 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         Some("https") | Some("HTTPS") => ProbeProtocol::Https,
         Some("tcp") | Some("TCP") => ProbeProtocol::Tcp,
         Some(o) => {
-            return Err(v.err(&p(mb, &[k("protocol")]), format!("`{o}` is not a protocol; expected http, https or tcp")));
+            return Err(v.err(
+                &p(mb, &[k("protocol")]),
+                format!("`{o}` is not a protocol; expected http, https or tcp"),
+            ));
         }
     };
     let port = match m.port {
@@ -768,26 +917,35 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
     };
     let path = m.path.clone().unwrap_or_else(|| "/".to_string());
     if !path.starts_with('/') {
-        return Err(v.err(&p(mb, &[k("path")]), format!("`{path}` must start with `/`")));
+        return Err(v.err(
+            &p(mb, &[k("path")]),
+            format!("`{path}` must start with `/`"),
+        ));
     }
     let interval = match &m.interval {
         Some(s) => parse_duration(s).map_err(|e| v.err(&p(mb, &[k("interval")]), e))?,
         None => Duration::from_secs(30),
     };
     if interval < Duration::from_secs(1) || interval > Duration::from_secs(3600) {
-        return Err(v.err(&p(mb, &[k("interval")]), format!(
-            "{} is out of range 1s..=1h",
-            m.interval.as_deref().unwrap_or("")
-        )));
+        return Err(v.err(
+            &p(mb, &[k("interval")]),
+            format!(
+                "{} is out of range 1s..=1h",
+                m.interval.as_deref().unwrap_or("")
+            ),
+        ));
     }
     let timeout = match &m.timeout {
         Some(s) => {
             let t = parse_duration(s).map_err(|e| v.err(&p(mb, &[k("timeout")]), e))?;
             if t >= interval || t.is_zero() {
-                return Err(v.err(&p(mb, &[k("timeout")]), format!(
-                    "{s} must be more than 0 and less than the interval ({})",
-                    m.interval.as_deref().unwrap_or("30s")
-                )));
+                return Err(v.err(
+                    &p(mb, &[k("timeout")]),
+                    format!(
+                        "{s} must be more than 0 and less than the interval ({})",
+                        m.interval.as_deref().unwrap_or("30s")
+                    ),
+                ));
             }
             t
         }
@@ -803,16 +961,30 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         None => 1,
     };
     let mut expected_status = Vec::new();
-    let list = m.expected_status.clone().unwrap_or_else(|| vec!["200-299".to_string()]);
+    let list = m
+        .expected_status
+        .clone()
+        .unwrap_or_else(|| vec!["200-299".to_string()]);
     if list.is_empty() {
-        return Err(v.err(&p(mb, &[k("expected_status")]), "at least one status or range is needed"));
+        return Err(v.err(
+            &p(mb, &[k("expected_status")]),
+            "at least one status or range is needed",
+        ));
     }
     for (si, s) in list.iter().enumerate() {
-        let bad = || v.err(&p(mb, &[k("expected_status"), i(si)]), format!(
-            "`{s}` is not a status or range such as \"200\" or \"200-299\" (100..=599)"
-        ));
+        let bad = || {
+            v.err(
+                &p(mb, &[k("expected_status"), i(si)]),
+                format!(
+                    "`{s}` is not a status or range such as \"200\" or \"200-299\" (100..=599)"
+                ),
+            )
+        };
         let (a, b) = match s.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u16>().map_err(|_| bad())?, b.trim().parse::<u16>().map_err(|_| bad())?),
+            Some((a, b)) => (
+                a.trim().parse::<u16>().map_err(|_| bad())?,
+                b.trim().parse::<u16>().map_err(|_| bad())?,
+            ),
             None => {
                 let x = s.trim().parse::<u16>().map_err(|_| bad())?;
                 (x, x)
@@ -823,7 +995,11 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         }
         expected_status.push((a, b));
     }
-    let headers = m.headers.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+    let headers = m
+        .headers
+        .iter()
+        .map(|(a, b)| (a.clone(), b.clone()))
+        .collect();
     Ok(MonitorCfg {
         protocol,
         port,
@@ -851,11 +1027,15 @@ fn check_nesting(v: &V, profiles: &[ProfileCfg]) -> Result<(), ConfigError> {
             return Ok(*d);
         }
         if stack.contains(&pi) {
-            let names: Vec<&str> = stack.iter().chain(std::iter::once(&pi)).map(|x| profiles[*x].fqdn.as_str()).collect();
-            return Err(v.err(&[k("profile"), i(stack[0]), k("name")], format!(
-                "nested profiles form a cycle: {}",
-                names.join(" -> ")
-            )));
+            let names: Vec<&str> = stack
+                .iter()
+                .chain(std::iter::once(&pi))
+                .map(|x| profiles[*x].fqdn.as_str())
+                .collect();
+            return Err(v.err(
+                &[k("profile"), i(stack[0]), k("name")],
+                format!("nested profiles form a cycle: {}", names.join(" -> ")),
+            ));
         }
         stack.push(pi);
         let mut d = 1;
@@ -863,7 +1043,10 @@ fn check_nesting(v: &V, profiles: &[ProfileCfg]) -> Result<(), ConfigError> {
             if let EndpointKind::Nested { profile, .. } = ep.kind {
                 let cd = depth(v, profiles, profile, stack, memo)? + 1;
                 if cd > 10 {
-                    return Err(v.err(&[k("profile"), i(pi), k("endpoint"), i(ei), k("profile")], "profiles are nested more than 10 deep"));
+                    return Err(v.err(
+                        &[k("profile"), i(pi), k("endpoint"), i(ei), k("profile")],
+                        "profiles are nested more than 10 deep",
+                    ));
                 }
                 d = d.max(cd);
             }

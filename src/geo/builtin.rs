@@ -69,7 +69,12 @@ pub fn countries() -> &'static [Country] {
                 if code.len() != 2 || cont.len() != 2 {
                     return None;
                 }
-                Some(Country { code: [code[0], code[1]], continent: [cont[0], cont[1]], lat, lon })
+                Some(Country {
+                    code: [code[0], code[1]],
+                    continent: [cont[0], cont[1]],
+                    lat,
+                    lon,
+                })
             })
             .collect();
         v.sort_by_key(|c| c.code);
@@ -99,7 +104,9 @@ pub fn is_continent(code: &str) -> bool {
 
 /// Index of a continent code in [`CONTINENTS`].
 pub fn continent_index(code: &[u8]) -> Option<usize> {
-    CONTINENTS.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(code))
+    CONTINENTS
+        .iter()
+        .position(|c| c.as_bytes().eq_ignore_ascii_case(code))
 }
 
 #[cfg(test)]

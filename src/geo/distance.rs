@@ -18,7 +18,11 @@ pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 /// Estimated round-trip time in ms over a great-circle distance.
 pub fn estimated_rtt_ms(km: f64) -> u32 {
     let ms = 2.0 + 2.0 * km * 1.5 / 200.0;
-    if ms.is_finite() { ms.round().clamp(0.0, 65_000.0) as u32 } else { u32::MAX }
+    if ms.is_finite() {
+        ms.round().clamp(0.0, 65_000.0) as u32
+    } else {
+        u32::MAX
+    }
 }
 
 #[cfg(test)]

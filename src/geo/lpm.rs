@@ -92,20 +92,33 @@ impl PrefixTableBuilder {
         let v6 = flatten(&mut self.v6, 128, reject_duplicates, |s, p| s | !mask128(p))?;
         let mut v4_index = Vec::with_capacity(65537);
         for hi in 0..=65536u64 {
-            let start = (hi << 16) as u64;
+            let start = hi << 16;
             let pos = v4.starts.partition_point(|s| u64::from(*s) < start);
             v4_index.push(pos as u32);
         }
-        Ok(PrefixTable { v4, v4_index, v6, len })
+        Ok(PrefixTable {
+            v4,
+            v4_index,
+            v6,
+            len,
+        })
     }
 }
 
 fn mask32(plen: u8) -> u32 {
-    if plen == 0 { 0 } else { u32::MAX << (32 - u32::from(plen.min(32))) }
+    if plen == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(plen.min(32)))
+    }
 }
 
 fn mask128(plen: u8) -> u128 {
-    if plen == 0 { 0 } else { u128::MAX << (128 - u32::from(plen.min(128))) }
+    if plen == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(plen.min(128)))
+    }
 }
 
 trait Addr: Copy + Ord + Default {
@@ -134,7 +147,11 @@ fn flatten<T: Addr>(
     // Parents before children: by start, then shorter prefix first; stable, so
     // a later duplicate comes after an earlier one.
     items.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut out = Family { starts: Vec::new(), values: Vec::new(), plens: Vec::new() };
+    let mut out = Family {
+        starts: Vec::new(),
+        values: Vec::new(),
+        plens: Vec::new(),
+    };
     let emit = |out: &mut Family<T>, at: T, v: Option<(u32, u8)>| {
         let (val, plen) = v.unwrap_or((NONE, 0));
         if out.starts.last() == Some(&at) {
@@ -182,9 +199,16 @@ fn flatten<T: Addr>(
         }
     }
     // Merge neighbours that carry the same value and length (gaps, mostly).
-    let mut merged = Family { starts: Vec::with_capacity(out.starts.len()), values: Vec::with_capacity(out.starts.len()), plens: Vec::with_capacity(out.starts.len()) };
+    let mut merged = Family {
+        starts: Vec::with_capacity(out.starts.len()),
+        values: Vec::with_capacity(out.starts.len()),
+        plens: Vec::with_capacity(out.starts.len()),
+    };
     for i in 0..out.starts.len() {
-        if merged.values.last() == Some(&out.values[i]) && merged.plens.last() == Some(&out.plens[i]) && out.values[i] == NONE {
+        if merged.values.last() == Some(&out.values[i])
+            && merged.plens.last() == Some(&out.plens[i])
+            && out.values[i] == NONE
+        {
             continue;
         }
         merged.starts.push(out.starts[i]);
@@ -218,7 +242,11 @@ impl PrefixTable {
         // The interval holding `a` starts at or before `a`: search the /16's
         // intervals, plus the one that began before the /16.
         let lo = self.v4_index.get(hi).copied().unwrap_or(0) as usize;
-        let up = self.v4_index.get(hi + 1).copied().unwrap_or(f.starts.len() as u32) as usize;
+        let up = self
+            .v4_index
+            .get(hi + 1)
+            .copied()
+            .unwrap_or(f.starts.len() as u32) as usize;
         let slice = f.starts.get(lo..up)?;
         let pos = lo + slice.partition_point(|s| *s <= a);
         let i = pos.checked_sub(1)?;
@@ -226,7 +254,11 @@ impl PrefixTable {
         // Narrow the scope when more specific prefixes split this entry: the
         // shortest prefix of `a` that stays inside the interval.
         let start = *f.starts.get(i)?;
-        let end = f.starts.get(i + 1).map(|n| n.wrapping_sub(1)).unwrap_or(u32::MAX);
+        let end = f
+            .starts
+            .get(i + 1)
+            .map(|n| n.wrapping_sub(1))
+            .unwrap_or(u32::MAX);
         while h.prefix_len < 32 {
             let m = mask32(h.prefix_len);
             if a & m >= start && (a & m) | !m <= end {
@@ -243,7 +275,11 @@ impl PrefixTable {
         let i = f.starts.partition_point(|s| *s <= a).checked_sub(1)?;
         let mut h = hit(f, i)?;
         let start = *f.starts.get(i)?;
-        let end = f.starts.get(i + 1).map(|n| n.wrapping_sub(1)).unwrap_or(u128::MAX);
+        let end = f
+            .starts
+            .get(i + 1)
+            .map(|n| n.wrapping_sub(1))
+            .unwrap_or(u128::MAX);
         while h.prefix_len < 128 {
             let m = mask128(h.prefix_len);
             if a & m >= start && (a & m) | !m <= end {
@@ -282,7 +318,10 @@ fn hit<T>(f: &Family<T>, i: usize) -> Option<Hit> {
     if value == NONE {
         return None;
     }
-    Some(Hit { value, prefix_len: *f.plens.get(i)? })
+    Some(Hit {
+        value,
+        prefix_len: *f.plens.get(i)?,
+    })
 }
 
 #[cfg(test)]
@@ -299,12 +338,19 @@ mod tests {
     }
 
     fn q(t: &PrefixTable, a: &str) -> Option<(u32, u8)> {
-        t.lookup(a.parse().unwrap()).map(|h| (h.value, h.prefix_len))
+        t.lookup(a.parse().unwrap())
+            .map(|h| (h.value, h.prefix_len))
     }
 
     #[test]
     fn nested_prefixes_most_specific_wins() {
-        let tab = t(&[("10.0.0.0/8", 1), ("10.1.0.0/16", 2), ("10.1.2.0/24", 3), ("10.200.0.0/16", 4), ("0.0.0.0/0", 9)]);
+        let tab = t(&[
+            ("10.0.0.0/8", 1),
+            ("10.1.0.0/16", 2),
+            ("10.1.2.0/24", 3),
+            ("10.200.0.0/16", 4),
+            ("0.0.0.0/0", 9),
+        ]);
         assert_eq!(q(&tab, "10.1.2.3"), Some((3, 24)));
         // 10.1.0.0/16 is split by 10.1.2.0/24: the scope narrows to what is uniform.
         assert_eq!(q(&tab, "10.1.3.3"), Some((2, 24)));
@@ -320,7 +366,13 @@ mod tests {
 
     #[test]
     fn gaps_and_edges() {
-        let tab = t(&[("192.0.2.0/24", 1), ("255.255.255.255/32", 2), ("2001:db8::/32", 3), ("2001:db8:1::/48", 4), ("::/128", 5)]);
+        let tab = t(&[
+            ("192.0.2.0/24", 1),
+            ("255.255.255.255/32", 2),
+            ("2001:db8::/32", 3),
+            ("2001:db8:1::/48", 4),
+            ("::/128", 5),
+        ]);
         assert_eq!(q(&tab, "192.0.1.255"), None);
         assert_eq!(q(&tab, "192.0.2.0"), Some((1, 24)));
         assert_eq!(q(&tab, "192.0.2.255"), Some((1, 24)));
@@ -343,7 +395,14 @@ mod tests {
         let mut b = PrefixTableBuilder::new();
         b.push("10.0.0.0".parse().unwrap(), 8, 1);
         b.push("10.0.0.0".parse().unwrap(), 8, 2);
-        assert_eq!(b.build(false).unwrap().lookup("10.9.9.9".parse().unwrap()).unwrap().value, 2);
+        assert_eq!(
+            b.build(false)
+                .unwrap()
+                .lookup("10.9.9.9".parse().unwrap())
+                .unwrap()
+                .value,
+            2
+        );
     }
 
     #[test]
@@ -375,14 +434,20 @@ mod tests {
                 .filter(|&&(s, p, _)| a & mask32(p) == s)
                 .max_by_key(|&&(_, p, _)| p)
                 .map(|&(_, p, v)| (v, p));
-            let got = tab.lookup(IpAddr::V4(a.into())).map(|h| (h.value, h.prefix_len));
+            let got = tab
+                .lookup(IpAddr::V4(a.into()))
+                .map(|h| (h.value, h.prefix_len));
             assert_eq!(got.map(|g| g.0), want.map(|w| w.0));
             if let (Some(g), Some(w)) = (got, want) {
                 assert!(g.1 >= w.1);
                 // Every address in the scope prefix must get the same answer.
                 let m = mask32(g.1);
                 for probe in [a & m, (a & m) | !m] {
-                    let other = list.iter().filter(|&&(s, p, _)| probe & mask32(p) == s).max_by_key(|&&(_, p, _)| p).map(|&(_, _, v)| v);
+                    let other = list
+                        .iter()
+                        .filter(|&&(s, p, _)| probe & mask32(p) == s)
+                        .max_by_key(|&&(_, p, _)| p)
+                        .map(|&(_, _, v)| v);
                     assert_eq!(other, Some(g.0));
                 }
             }

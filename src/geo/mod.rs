@@ -52,7 +52,10 @@ impl LatencyTable {
     }
 
     /// Reads a latency CSV. `known_region` says whether a column name is a region.
-    pub fn load(path: &Path, known_region: &dyn Fn(&str) -> bool) -> Result<LatencyTable, ConfigError> {
+    pub fn load(
+        path: &Path,
+        known_region: &dyn Fn(&str) -> bool,
+    ) -> Result<LatencyTable, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
@@ -65,7 +68,11 @@ impl LatencyTable {
     }
 
     /// Parses latency CSV text; errors name `file`, line and column.
-    pub fn parse(text: &str, file: &str, known_region: &dyn Fn(&str) -> bool) -> Result<LatencyTable, ConfigError> {
+    pub fn parse(
+        text: &str,
+        file: &str,
+        known_region: &dyn Fn(&str) -> bool,
+    ) -> Result<LatencyTable, ConfigError> {
         let err = |line: usize, col: usize, message: String| ConfigError {
             file: file.to_string(),
             line,
@@ -74,18 +81,35 @@ impl LatencyTable {
             message,
         };
         let mut lines = text.lines().enumerate();
-        let (_, header) = lines.next().ok_or_else(|| err(1, 1, "the file is empty; expected a header `prefix,<region>,…`".into()))?;
+        let (_, header) = lines.next().ok_or_else(|| {
+            err(
+                1,
+                1,
+                "the file is empty; expected a header `prefix,<region>,…`".into(),
+            )
+        })?;
         let header = header.trim_end_matches('\r');
         let mut cols = header.split(',');
         if cols.next().map(str::trim) != Some("prefix") {
-            return Err(err(1, 1, "the header must start with `prefix`, then region names".into()));
+            return Err(err(
+                1,
+                1,
+                "the header must start with `prefix`, then region names".into(),
+            ));
         }
         let mut columns = Vec::new();
         let mut col = "prefix,".len() + 1;
         for c in cols {
             let name = c.trim().to_ascii_lowercase();
             if !known_region(&name) {
-                return Err(err(1, col, format!("column `{}` is not a known region; add it with [[region]]", c.trim())));
+                return Err(err(
+                    1,
+                    col,
+                    format!(
+                        "column `{}` is not a known region; add it with [[region]]",
+                        c.trim()
+                    ),
+                ));
             }
             if columns.contains(&name) {
                 return Err(err(1, col, format!("region `{name}` has two columns")));
@@ -111,13 +135,21 @@ impl LatencyTable {
             let mut fields = line.split(',');
             let pfx = fields.next().unwrap_or("").trim();
             let (addr, plen) = parse_prefix(pfx).ok_or_else(|| {
-                err(lineno, 1, format!("`{pfx}` is not an IPv4 or IPv6 prefix such as 203.0.113.0/24"))
+                err(
+                    lineno,
+                    1,
+                    format!("`{pfx}` is not an IPv4 or IPv6 prefix such as 203.0.113.0/24"),
+                )
             })?;
             let mut col = pfx.len() + 2;
             let mut count = 0;
             for (ci, f) in fields.enumerate() {
                 if ci >= n {
-                    return Err(err(lineno, col, format!("more cells than the header's {n} regions")));
+                    return Err(err(
+                        lineno,
+                        col,
+                        format!("more cells than the header's {n} regions"),
+                    ));
                 }
                 let t = f.trim();
                 row[ci] = if t.is_empty() {
@@ -126,9 +158,13 @@ impl LatencyTable {
                     match t.parse::<f64>() {
                         Ok(ms) if (0.0..65535.0).contains(&ms) => ms.round() as u16,
                         _ => {
-                            return Err(err(lineno, col, format!(
-                                "`{t}` is not a round-trip time in ms (0 ..= 65534, empty = unknown)"
-                            )));
+                            return Err(err(
+                                lineno,
+                                col,
+                                format!(
+                                    "`{t}` is not a round-trip time in ms (0 ..= 65534, empty = unknown)"
+                                ),
+                            ));
                         }
                     }
                 };
@@ -136,7 +172,11 @@ impl LatencyTable {
                 count += 1;
             }
             if count != n {
-                return Err(err(lineno, col, format!("{count} cells; the header has {n} regions")));
+                return Err(err(
+                    lineno,
+                    col,
+                    format!("{count} cells; the header has {n} regions"),
+                ));
             }
             let id = match distinct.get(&row) {
                 Some(id) => *id,
@@ -150,9 +190,16 @@ impl LatencyTable {
             b.push(addr, plen, id);
             rows += 1;
         }
-        let prefixes = b.build(true).map_err(|_| err(0, 0, "a prefix is listed twice".into()))?;
+        let prefixes = b
+            .build(true)
+            .map_err(|_| err(0, 0, "a prefix is listed twice".into()))?;
         cells.shrink_to_fit();
-        Ok(LatencyTable { columns, cells, prefixes, rows })
+        Ok(LatencyTable {
+            columns,
+            cells,
+            prefixes,
+            rows,
+        })
     }
 }
 
@@ -184,7 +231,11 @@ impl GeoInfo {
     /// The location, if known.
     #[inline]
     pub fn location(&self) -> Option<(f64, f64)> {
-        if self.lat.is_nan() || self.lon.is_nan() { None } else { Some((f64::from(self.lat), f64::from(self.lon))) }
+        if self.lat.is_nan() || self.lon.is_nan() {
+            None
+        } else {
+            Some((f64::from(self.lat), f64::from(self.lon)))
+        }
     }
 }
 
@@ -219,9 +270,17 @@ impl GeoTable {
     /// the country's centroid is used.
     pub fn load(path: &Path) -> Result<GeoTable, ConfigError> {
         let file = path.display().to_string();
-        let err = |m: String| ConfigError { file: file.clone(), line: 0, col: 0, path: "engine.geoip_db".into(), message: m };
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read the GeoIP database: {e}")))?;
-        let reader = maxminddb::Reader::from_source(bytes).map_err(|e| err(format!("not a MaxMind database: {e}")))?;
+        let err = |m: String| ConfigError {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+            path: "engine.geoip_db".into(),
+            message: m,
+        };
+        let bytes =
+            std::fs::read(path).map_err(|e| err(format!("cannot read the GeoIP database: {e}")))?;
+        let reader = maxminddb::Reader::from_source(bytes)
+            .map_err(|e| err(format!("not a MaxMind database: {e}")))?;
         let mut by_offset: HashMap<usize, u32> = HashMap::new();
         let mut by_value: HashMap<(u16, u8, u32, u32), u32> = HashMap::new();
         let mut infos: Vec<GeoInfo> = Vec::new();
@@ -231,14 +290,27 @@ impl GeoTable {
             .map_err(|e| err(format!("cannot walk the GeoIP database: {e}")))?;
         for item in iter {
             let item = item.map_err(|e| err(format!("corrupt GeoIP database: {e}")))?;
-            let net = item.network().map_err(|e| err(format!("corrupt GeoIP database: {e}")))?;
+            let net = item
+                .network()
+                .map_err(|e| err(format!("corrupt GeoIP database: {e}")))?;
             let id = match item.offset().and_then(|o| by_offset.get(&o).copied()) {
                 Some(id) => id,
                 None => {
-                    let rec: Option<MmdbRecord<'_>> =
-                        item.decode().map_err(|e| err(format!("corrupt GeoIP record for {net}: {e}")))?;
-                    let info = rec.map(|r| r.info()).unwrap_or(GeoInfo { country: u16::MAX, continent: u8::MAX, lat: f32::NAN, lon: f32::NAN });
-                    let key = (info.country, info.continent, info.lat.to_bits(), info.lon.to_bits());
+                    let rec: Option<MmdbRecord<'_>> = item
+                        .decode()
+                        .map_err(|e| err(format!("corrupt GeoIP record for {net}: {e}")))?;
+                    let info = rec.map(|r| r.info()).unwrap_or(GeoInfo {
+                        country: u16::MAX,
+                        continent: u8::MAX,
+                        lat: f32::NAN,
+                        lon: f32::NAN,
+                    });
+                    let key = (
+                        info.country,
+                        info.continent,
+                        info.lat.to_bits(),
+                        info.lon.to_bits(),
+                    );
                     let id = *by_value.entry(key).or_insert_with(|| {
                         infos.push(info);
                         (infos.len() - 1) as u32
@@ -255,7 +327,10 @@ impl GeoTable {
                     // IPv4 data in an IPv6 tree lives at ::/96.
                     let a = n.ip();
                     if n.prefix() >= 96 && u128::from(a) >> 32 == 0 {
-                        (IpAddr::V4(std::net::Ipv4Addr::from(u128::from(a) as u32)), n.prefix() - 96)
+                        (
+                            IpAddr::V4(std::net::Ipv4Addr::from(u128::from(a) as u32)),
+                            n.prefix() - 96,
+                        )
                     } else {
                         (IpAddr::V6(a), n.prefix())
                     }
@@ -263,7 +338,9 @@ impl GeoTable {
             };
             b.push(addr, plen, id);
         }
-        let prefixes = b.build(false).map_err(|_| err("duplicate networks".into()))?;
+        let prefixes = b
+            .build(false)
+            .map_err(|_| err("duplicate networks".into()))?;
         Ok(GeoTable { infos, prefixes })
     }
 }
@@ -307,7 +384,9 @@ impl MmdbRecord<'_> {
             .as_ref()
             .and_then(|c| c.code)
             .and_then(|c| builtin::continent_index(c.as_bytes()))
-            .or_else(|| country.and_then(|i| builtin::continent_index(&builtin::countries()[i].continent)));
+            .or_else(|| {
+                country.and_then(|i| builtin::continent_index(&builtin::countries()[i].continent))
+            });
         let (mut lat, mut lon) = (f32::NAN, f32::NAN);
         if let Some(l) = &self.location
             && let (Some(a), Some(o)) = (l.latitude, l.longitude)
@@ -354,13 +433,20 @@ mod tests {
     #[test]
     fn latency_csv_errors_are_located() {
         let known = |n: &str| n == "eastus";
-        let e = LatencyTable::parse("prefix,eastus\n10.0.0.0/8,5\n10.0.0.0/33,5\n", "x.csv", &known).unwrap_err();
+        let e = LatencyTable::parse(
+            "prefix,eastus\n10.0.0.0/8,5\n10.0.0.0/33,5\n",
+            "x.csv",
+            &known,
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.col), (3, 1));
-        let e = LatencyTable::parse("prefix,eastus\n10.0.0.0/8,abc\n", "x.csv", &known).unwrap_err();
+        let e =
+            LatencyTable::parse("prefix,eastus\n10.0.0.0/8,abc\n", "x.csv", &known).unwrap_err();
         assert_eq!((e.line, e.col), (2, 12), "{e}");
         let e = LatencyTable::parse("prefix,mars\n", "x.csv", &known).unwrap_err();
         assert!(e.message.contains("mars"));
-        let e = LatencyTable::parse("prefix,eastus\n10.0.0.0/8,1,2\n", "x.csv", &known).unwrap_err();
+        let e =
+            LatencyTable::parse("prefix,eastus\n10.0.0.0/8,1,2\n", "x.csv", &known).unwrap_err();
         assert_eq!(e.line, 2);
     }
 }

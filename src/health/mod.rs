@@ -50,20 +50,30 @@ pub struct HealthTable {
 impl HealthTable {
     /// `n` endpoints, all CheckingEndpoint.
     pub fn new(n: usize) -> HealthTable {
-        HealthTable { words: (0..n).map(|_| AtomicU32::new(0)).collect() }
+        HealthTable {
+            words: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        }
     }
 
     /// The monitor status of endpoint `id` (CheckingEndpoint if out of range).
     #[inline]
     pub fn status(&self, id: u32) -> MonitorStatus {
         // Acquire pairs with the Release in `set_status`.
-        MonitorStatus::from_word(self.words.get(id as usize).map(|w| w.load(Ordering::Acquire)).unwrap_or(0))
+        MonitorStatus::from_word(
+            self.words
+                .get(id as usize)
+                .map(|w| w.load(Ordering::Acquire))
+                .unwrap_or(0),
+        )
     }
 
     /// The raw word of endpoint `id`.
     pub fn word(&self, id: u32) -> u32 {
         // Relaxed: used only by writers, who are serialised by the writer lock.
-        self.words.get(id as usize).map(|w| w.load(Ordering::Relaxed)).unwrap_or(0)
+        self.words
+            .get(id as usize)
+            .map(|w| w.load(Ordering::Relaxed))
+            .unwrap_or(0)
     }
 
     /// Sets the raw word (carrying health over a reload).

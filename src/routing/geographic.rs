@@ -27,7 +27,9 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
     // 0 = country, 1 = continent, 2 = WORLD.
     let mut best: Option<(u8, u32)> = None;
     for id in p.endpoint_ids() {
-        let Some(e) = snap.endpoints.get(id as usize) else { continue };
+        let Some(e) = snap.endpoints.get(id as usize) else {
+            continue;
+        };
         if !e.enabled {
             continue;
         }

@@ -61,7 +61,9 @@ impl Candidates<'_> {
     /// Whether endpoint `id` may be chosen.
     #[inline]
     pub fn ok(&self, id: u32) -> bool {
-        let Some(e) = self.snap.endpoints.get(id as usize) else { return false };
+        let Some(e) = self.snap.endpoints.get(id as usize) else {
+            return false;
+        };
         e.enabled && (!self.only_online || online(self.snap, id, 0))
     }
 }
@@ -69,13 +71,20 @@ impl Candidates<'_> {
 /// Whether endpoint `id` is online (enabled, not degraded; nested: enough online children).
 #[inline]
 pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
-    let Some(e) = snap.endpoints.get(id as usize) else { return false };
+    let Some(e) = snap.endpoints.get(id as usize) else {
+        return false;
+    };
     if !e.enabled {
         return false;
     }
     match e.answer {
-        EpAnswer::Nested { child, min_children } => {
-            let Some(cp) = snap.profiles.get(child as usize) else { return false };
+        EpAnswer::Nested {
+            child,
+            min_children,
+        } => {
+            let Some(cp) = snap.profiles.get(child as usize) else {
+                return false;
+            };
             if !cp.enabled || depth > 10 {
                 return false;
             }
@@ -116,7 +125,10 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     if !any_online && p.all_down == AllDown::FailClosed && p.routing != Routing::Geographic {
         return (Pick::NoData, 0);
     }
-    let c = Candidates { snap, only_online: any_online };
+    let c = Candidates {
+        snap,
+        only_online: any_online,
+    };
     match p.routing {
         Routing::Priority => priority::choose(snap, p, &c),
         Routing::Weighted => weighted::choose(snap, p, &c, client),

@@ -16,5 +16,9 @@ pub(super) fn choose(_snap: &Snapshot, p: &Profile, c: &Candidates<'_>) -> (Pick
             n += 1;
         }
     }
-    if n == 0 { (Pick::NoData, 0) } else { (Pick::Many(ids, n as u8), 0) }
+    if n == 0 {
+        (Pick::NoData, 0)
+    } else {
+        (Pick::Many(ids, n as u8), 0)
+    }
 }

@@ -14,13 +14,20 @@ use crate::geo::RTT_UNKNOWN;
 use crate::geo::distance::{estimated_rtt_ms, great_circle_km};
 use crate::snapshot::{NONE, Profile, Snapshot};
 
-pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &Client) -> (Pick, u8) {
+pub(super) fn choose(
+    snap: &Snapshot,
+    p: &Profile,
+    c: &Candidates<'_>,
+    client: &Client,
+) -> (Pick, u8) {
     let row = match (client.addr, &snap.latency) {
         (Some(a), Some(t)) => t.row(a),
         _ => None,
     };
     let loc = match (client.addr, &snap.geo) {
-        (Some(a), Some(g)) => g.lookup(a).and_then(|(info, plen)| info.location().map(|l| (l, plen))),
+        (Some(a), Some(g)) => g
+            .lookup(a)
+            .and_then(|(info, plen)| info.location().map(|l| (l, plen))),
         _ => None,
     };
     let mut best: Option<(u32, u32)> = None; // (rtt, id)
@@ -34,11 +41,15 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &
         if first.is_none() {
             first = Some(id);
         }
-        let Some(e) = snap.endpoints.get(id as usize) else { continue };
+        let Some(e) = snap.endpoints.get(id as usize) else {
+            continue;
+        };
         if e.region == NONE {
             continue;
         }
-        let Some(region) = snap.regions.get(e.region as usize) else { continue };
+        let Some(region) = snap.regions.get(e.region as usize) else {
+            continue;
+        };
         let mut rtt = None;
         if let Some((cells, _)) = row
             && let Some(&ms) = cells.get(region.latency_col as usize)
@@ -50,7 +61,9 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &
         if rtt.is_none()
             && let Some(((lat, lon), _)) = loc
         {
-            rtt = Some(estimated_rtt_ms(great_circle_km(lat, lon, region.lat, region.lon)));
+            rtt = Some(estimated_rtt_ms(great_circle_km(
+                lat, lon, region.lat, region.lon,
+            )));
             used_loc = true;
         }
         if let Some(ms) = rtt

@@ -38,7 +38,12 @@ pub(crate) fn next_random() -> u64 {
     })
 }
 
-pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &Client) -> (Pick, u8) {
+pub(super) fn choose(
+    snap: &Snapshot,
+    p: &Profile,
+    c: &Candidates<'_>,
+    client: &Client,
+) -> (Pick, u8) {
     if p.affinity_subnet
         && let Some(addr) = client.addr
     {
@@ -47,7 +52,12 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &
     let mut total: u64 = 0;
     for id in p.endpoint_ids() {
         if c.ok(id) {
-            total += u64::from(snap.endpoints.get(id as usize).map(|e| e.weight).unwrap_or(0));
+            total += u64::from(
+                snap.endpoints
+                    .get(id as usize)
+                    .map(|e| e.weight)
+                    .unwrap_or(0),
+            );
         }
     }
     if total == 0 {
@@ -58,7 +68,12 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, client: &
         if !c.ok(id) {
             continue;
         }
-        let w = u64::from(snap.endpoints.get(id as usize).map(|e| e.weight).unwrap_or(0));
+        let w = u64::from(
+            snap.endpoints
+                .get(id as usize)
+                .map(|e| e.weight)
+                .unwrap_or(0),
+        );
         if r < w {
             return (Pick::One(id), 0);
         }
@@ -80,7 +95,9 @@ fn affinity(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, addr: IpAddr) -> (
         if !c.ok(id) {
             continue;
         }
-        let Some(e) = snap.endpoints.get(id as usize) else { continue };
+        let Some(e) = snap.endpoints.get(id as usize) else {
+            continue;
+        };
         // Weighted rendezvous: score = w / -ln(u), u uniform in (0, 1).
         let h = splitmix(key ^ splitmix(u64::from(id - p.first) ^ 0xA5A5_5A5A));
         let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;

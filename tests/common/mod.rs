@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use trafficmgr::{Engine, Query, Rcode};
 
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 pub fn shared(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(name)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +26,13 @@ pub struct Owned {
     pub scope: u8,
 }
 
-pub fn ask(e: &Engine, name: &str, qtype: u16, client: Option<&str>, ecs: Option<(&str, u8)>) -> Owned {
+pub fn ask(
+    e: &Engine,
+    name: &str,
+    qtype: u16,
+    client: Option<&str>,
+    ecs: Option<(&str, u8)>,
+) -> Owned {
     let q = Query {
         name: name.as_bytes(),
         qtype,
@@ -32,15 +42,41 @@ pub fn ask(e: &Engine, name: &str, qtype: u16, client: Option<&str>, ecs: Option
     e.lookup(&q, |a, _| Owned {
         rcode: a.rcode,
         aa: a.authoritative,
-        answer: a.answer.iter().map(|r| (trafficmgr::answer::records::type_name(r.rtype).to_string(), r.ttl, r.text.to_string())).collect(),
-        authority: a.authority.iter().map(|r| (trafficmgr::answer::records::type_name(r.rtype).to_string(), r.ttl, r.text.to_string())).collect(),
+        answer: a
+            .answer
+            .iter()
+            .map(|r| {
+                (
+                    trafficmgr::answer::records::type_name(r.rtype).to_string(),
+                    r.ttl,
+                    r.text.to_string(),
+                )
+            })
+            .collect(),
+        authority: a
+            .authority
+            .iter()
+            .map(|r| {
+                (
+                    trafficmgr::answer::records::type_name(r.rtype).to_string(),
+                    r.ttl,
+                    r.text.to_string(),
+                )
+            })
+            .collect(),
         scope: a.scope_prefix,
     })
     .unwrap()
 }
 
 /// The single answer's rdata text.
-pub fn one(e: &Engine, name: &str, qtype: u16, client: Option<&str>, ecs: Option<(&str, u8)>) -> String {
+pub fn one(
+    e: &Engine,
+    name: &str,
+    qtype: u16,
+    client: Option<&str>,
+    ecs: Option<(&str, u8)>,
+) -> String {
     let o = ask(e, name, qtype, client, ecs);
     assert_eq!(o.answer.len(), 1, "{name}: {o:?}");
     o.answer[0].2.clone()
