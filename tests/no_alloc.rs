@@ -96,7 +96,7 @@ fn lookups_do_not_allocate() {
         .collect();
     let mut out = [0u8; 4096];
     let mut sink = 0usize;
-    let mut run = |sink: &mut usize, out: &mut [u8; 4096]| {
+    let run = |sink: &mut usize, out: &mut [u8; 4096]| {
         for (n, t) in names {
             for c in clients {
                 for ecs in [None, Some(("198.51.100.0".parse().unwrap(), 24u8))] {

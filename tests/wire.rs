@@ -50,7 +50,8 @@ fn scope_of(m: &Message) -> Option<(u8, u8)> {
 #[test]
 fn wire_agrees_with_the_rust_api_for_every_shape() {
     let e = Engine::from_file(data("basic.toml")).unwrap();
-    let cases: &[(&str, RecordType, &str, Option<(&str, u8)>)] = &[
+    type Case<'a> = (&'a str, RecordType, &'a str, Option<(&'a str, u8)>);
+    let cases: &[Case] = &[
         ("prio.tm.example", RecordType::A, "192.0.2.1", None),
         ("prio.tm.example", RecordType::MX, "192.0.2.1", None),
         ("perf.tm.example", RecordType::A, "127.0.0.2", None),
