@@ -266,6 +266,7 @@ impl Engine {
         match build(&source, Some(&cur)) {
             Ok(next) => {
                 drop(cur);
+                next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
                 let old = self.cell.swap(Arc::new(next));
                 drop(source);
                 self.log(LogLevel::Info, "configuration reloaded");

@@ -204,7 +204,9 @@ impl Snapshot {
         source: SourceInfo,
         prev: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
-        let serial = (source.loaded_at & 0xffff_ffff) as u32;
+        // The SOA serial comes from the config text, so every server loading the
+        // same file answers the same SOA (we serve no transfers, so it need not grow).
+        let serial = (source.hash ^ (source.hash >> 32)) as u32;
 
         let mut regions: Vec<Region> = cfg
             .regions
@@ -369,6 +371,13 @@ impl Snapshot {
             settings: cfg.engine.clone(),
             source,
         })
+    }
+
+    /// Warnings from compiling (e.g. duplicate prefixes in the latency table).
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.latency
+            .iter()
+            .flat_map(|l| l.warnings.iter().map(String::as_str))
     }
 
     /// Finds an endpoint by profile (full name or short name) and endpoint name.

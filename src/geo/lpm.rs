@@ -45,9 +45,14 @@ pub struct PrefixTableBuilder {
     v6: Vec<(u128, u8, u32)>,
 }
 
-/// The same prefix was added twice.
+/// The same prefix was added twice (the first such prefix, and how many).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duplicate;
+pub struct Duplicate {
+    /// One duplicated prefix.
+    pub example: (IpAddr, u8),
+    /// Number of extra entries.
+    pub count: usize,
+}
 
 impl PrefixTableBuilder {
     /// An empty builder.
@@ -83,25 +88,46 @@ impl PrefixTableBuilder {
 
     /// Flattens into a table. With `reject_duplicates`, the same prefix twice is an error;
     /// otherwise the later one wins.
-    pub fn build(mut self, reject_duplicates: bool) -> Result<PrefixTable, Duplicate> {
+    pub fn build(self, reject_duplicates: bool) -> Result<PrefixTable, Duplicate> {
+        let (t, dup) = self.build_lenient();
+        match dup {
+            Some(d) if reject_duplicates => Err(d),
+            _ => Ok(t),
+        }
+    }
+
+    /// Flattens into a table where a later duplicate wins, and reports the duplicates.
+    pub fn build_lenient(mut self) -> (PrefixTable, Option<Duplicate>) {
         let len = self.len();
-        let v4 = flatten(&mut self.v4, 32, reject_duplicates, |s, p| {
-            let host = !mask32(p);
-            s | host
-        })?;
-        let v6 = flatten(&mut self.v6, 128, reject_duplicates, |s, p| s | !mask128(p))?;
+        let (v4, d4) = flatten(&mut self.v4, |s, p| s | !mask32(p));
+        let (v6, d6) = flatten(&mut self.v6, |s, p| s | !mask128(p));
+        let dup = match (d4, d6) {
+            (None, None) => None,
+            (a, b) => {
+                let count = a.map(|x| x.1).unwrap_or(0) + b.map(|x| x.1).unwrap_or(0);
+                let example = match (a, b) {
+                    (Some((p, _)), _) => (IpAddr::V4(p.0.into()), p.1),
+                    (None, Some((p, _))) => (IpAddr::V6(p.0.into()), p.1),
+                    (None, None) => (IpAddr::V4(0.into()), 0),
+                };
+                Some(Duplicate { example, count })
+            }
+        };
         let mut v4_index = Vec::with_capacity(65537);
         for hi in 0..=65536u64 {
             let start = hi << 16;
             let pos = v4.starts.partition_point(|s| u64::from(*s) < start);
             v4_index.push(pos as u32);
         }
-        Ok(PrefixTable {
-            v4,
-            v4_index,
-            v6,
-            len,
-        })
+        (
+            PrefixTable {
+                v4,
+                v4_index,
+                v6,
+                len,
+            },
+            dup,
+        )
     }
 }
 
@@ -138,12 +164,10 @@ impl Addr for u128 {
     }
 }
 
-fn flatten<T: Addr>(
-    items: &mut [(T, u8, u32)],
-    _bits: u8,
-    reject_duplicates: bool,
-    last_of: impl Fn(T, u8) -> T,
-) -> Result<Family<T>, Duplicate> {
+/// Flattened family, and (first duplicate, number of duplicates).
+type Flat<T> = (Family<T>, Option<((T, u8), usize)>);
+
+fn flatten<T: Addr>(items: &mut [(T, u8, u32)], last_of: impl Fn(T, u8) -> T) -> Flat<T> {
     // Parents before children: by start, then shorter prefix first; stable, so
     // a later duplicate comes after an earlier one.
     items.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -168,11 +192,13 @@ fn flatten<T: Addr>(
     // Stack of open prefixes: (last address, value, prefix length).
     let mut stack: Vec<(T, u32, u8)> = Vec::new();
     let mut prev: Option<(T, u8)> = None;
+    let mut dup: Option<((T, u8), usize)> = None;
     for &(start, plen, value) in items.iter() {
         if prev == Some((start, plen)) {
-            if reject_duplicates {
-                return Err(Duplicate);
-            }
+            dup = Some(match dup {
+                None => ((start, plen), 1),
+                Some((first, n)) => (first, n + 1),
+            });
             // Later wins: replace the open entry.
             if let Some(top) = stack.last_mut() {
                 top.1 = value;
@@ -218,7 +244,7 @@ fn flatten<T: Addr>(
     merged.starts.shrink_to_fit();
     merged.values.shrink_to_fit();
     merged.plens.shrink_to_fit();
-    Ok(merged)
+    (merged, dup)
 }
 
 impl PrefixTable {
@@ -391,7 +417,8 @@ mod tests {
         let mut b = PrefixTableBuilder::new();
         b.push("10.0.0.0".parse().unwrap(), 8, 1);
         b.push("10.0.0.0".parse().unwrap(), 8, 2);
-        assert_eq!(b.build(true).unwrap_err(), Duplicate);
+        let d = b.build(true).unwrap_err();
+        assert_eq!((d.example, d.count), (("10.0.0.0".parse().unwrap(), 8), 1));
         let mut b = PrefixTableBuilder::new();
         b.push("10.0.0.0".parse().unwrap(), 8, 1);
         b.push("10.0.0.0".parse().unwrap(), 8, 2);

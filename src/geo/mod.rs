@@ -24,6 +24,8 @@ pub struct LatencyTable {
     cells: Vec<u16>,
     prefixes: PrefixTable,
     rows: usize,
+    /// Problems that did not stop the load (duplicate prefixes).
+    pub warnings: Vec<String>,
 }
 
 impl LatencyTable {
@@ -190,15 +192,21 @@ impl LatencyTable {
             b.push(addr, plen, id);
             rows += 1;
         }
-        let prefixes = b
-            .build(true)
-            .map_err(|_| err(0, 0, "a prefix is listed twice".into()))?;
+        let (prefixes, dup) = b.build_lenient();
+        let mut warnings = Vec::new();
+        if let Some(d) = dup {
+            warnings.push(format!(
+                "{file}: {} prefix(es) are listed more than once (e.g. {}/{}); the later row wins",
+                d.count, d.example.0, d.example.1
+            ));
+        }
         cells.shrink_to_fit();
         Ok(LatencyTable {
             columns,
             cells,
             prefixes,
             rows,
+            warnings,
         })
     }
 }

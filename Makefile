@@ -1,0 +1,74 @@
+# Every command a contributor runs. README points here.
+#   make demo           build and run the embedded front on 127.0.0.1:5353 with examples/demo.toml
+#   make test           everything: Rust unit/integration/system tests, C harness plain and under valgrind
+#   make test-asan      C harness built with -fsanitize=address,undefined
+#   make test-valgrind  C harness under valgrind
+#   make bench          criterion benchmarks on the 1M-prefix latency table
+#   make header         regenerate include/trafficmgr.h
+
+CARGO    ?= cargo
+CC       ?= gcc
+PROFILE  ?= debug
+LIBDIR   := $(CURDIR)/target/$(PROFILE)
+CFLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Werror -g -Iinclude
+CTESTS   := $(patsubst c-tests/%.c,c-tests/bin/%,$(wildcard c-tests/test_*.c))
+SHARED   ?= $(CURDIR)/../shared
+LATENCY_1M := $(CURDIR)/target/latency-1m.csv
+VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
+
+.PHONY: all deps build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build:
+	$(CARGO) build --locked --lib --examples
+
+# The 1M-prefix table for the performance test and the benchmark (about 30 s, once).
+latency-1m: $(LATENCY_1M)
+$(LATENCY_1M):
+	@mkdir -p target
+	python3 $(SHARED)/tools/make-latency-table $@.tmp --ipv6
+	mv $@.tmp $@
+
+test: deps build latency-1m test-rust test-c test-valgrind
+	@echo "make test: all passed"
+
+test-rust:
+	TM_LATENCY_1M=$(LATENCY_1M) $(CARGO) test --locked
+
+c-tests/bin/%: c-tests/%.c c-tests/check.h c-tests/common.h include/trafficmgr.h $(LIBDIR)/libtrafficmgr.so
+	@mkdir -p c-tests/bin
+	$(CC) $(CFLAGS) $< -o $@ -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR)
+
+$(LIBDIR)/libtrafficmgr.so: build
+
+test-c: $(CTESTS)
+	@for t in $(CTESTS); do $$t tests/data || exit 1; done
+
+test-valgrind: $(CTESTS)
+	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data || exit 1; done
+
+test-asan: build
+	@mkdir -p c-tests/bin/asan
+	@for s in c-tests/test_*.c; do \
+	    b=c-tests/bin/asan/$$(basename $$s .c); \
+	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
+	    ASAN_OPTIONS=detect_leaks=1 $$b tests/data || exit 1; \
+	done
+
+demo:
+	$(CARGO) build --release --example serve
+	sh examples/demo.sh
+
+bench: latency-1m
+	TM_LATENCY_1M=$(LATENCY_1M) $(CARGO) bench --bench lookup
+
+header:
+	$(CARGO) build --lib
+
+clean:
+	$(CARGO) clean
+	rm -rf c-tests/bin

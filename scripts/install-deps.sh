@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages the tests need when they are missing.
+# As root it uses apt-get; otherwise it says what to install and fails.
+set -eu
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have dig || need="$need bind9-dnsutils"
+have valgrind || need="$need valgrind"
+have gcc || need="$need gcc"
+have python3 || need="$need python3"
+have make || need="$need make"
+for extra in "$@"; do
+    case "$extra" in
+        dnsperf) have dnsperf || need="$need dnsperf" ;;
+    esac
+done
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages:$need (run as root, or: sudo apt-get install$need)" >&2
+    exit 1
+fi
+echo "install-deps: installing$need"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -1,0 +1,318 @@
+//! System test of the embedded front (`examples/serve`): a real process on a
+//! loopback port, queried with `dig` (UDP and TCP, `-b` source addresses,
+//! `+subnet`) and with a hickory-proto client. Every answer must equal the
+//! Rust API's for the same client: "same answers everywhere" as one
+//! assertion. Also: SIGHUP reload of a changed file, clean exit on SIGTERM.
+
+mod common;
+use common::*;
+use hickory_proto::op::{Message, Query as HQuery};
+use hickory_proto::rr::{Name, RecordType};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trafficmgr::Engine;
+
+fn serve_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/front_system-… → target/<profile>/examples/serve
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/serve");
+    if !bin.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--example", "serve"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    bin
+}
+
+fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Front {
+    child: Child,
+    port: u16,
+}
+
+impl Front {
+    fn start(config: &Path) -> Front {
+        let port = free_port();
+        let child = Command::new(serve_bin())
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--threads",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let f = Front { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while hickory_ask(port, "tm.example", RecordType::SOA).is_none() {
+            assert!(Instant::now() < deadline, "the front did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's PID.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "serve exited with {st}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hickory_ask(port: u16, name: &str, t: RecordType) -> Option<Message> {
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut m = Message::query();
+    m.metadata.id = 4242;
+    m.add_query(HQuery::query(Name::from_ascii(name).ok()?, t));
+    s.send_to(&m.to_vec().ok()?, ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    let r = Message::from_vec(&buf[..n]).ok()?;
+    (r.metadata.id == 4242).then_some(r)
+}
+
+/// (rcode, aa, answers as (type, ttl, rdata), authority types, ECS scope)
+type Dig = (
+    String,
+    bool,
+    Vec<(String, u32, String)>,
+    Vec<String>,
+    Option<u8>,
+);
+
+fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> Dig {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            name,
+            t,
+            "+norec",
+            "+time=2",
+            "+tries=2",
+            "+noall",
+            "+comments",
+            "+answer",
+            "+authority",
+        ])
+        .args(extra)
+        .output()
+        .expect("dig (bind9-dnsutils) is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("?")
+        .to_string();
+    let aa = text
+        .lines()
+        .any(|l| l.contains("flags:") && l.split(';').nth(2).is_some_and(|f| f.contains(" aa")));
+    let scope = text
+        .lines()
+        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
+        .and_then(|s| s.rsplit('/').next()?.trim().parse().ok());
+    let mut answers = Vec::new();
+    let mut authority = Vec::new();
+    let mut section = "";
+    for l in text.lines() {
+        if l.starts_with(";; ANSWER SECTION") {
+            section = "an";
+        } else if l.starts_with(";; AUTHORITY SECTION") {
+            section = "ns";
+        } else if l.starts_with(';') || l.trim().is_empty() {
+            continue;
+        } else {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 5 {
+                match section {
+                    "an" => {
+                        answers.push((f[3].to_string(), f[1].parse().unwrap(), f[4..].join(" ")))
+                    }
+                    "ns" => authority.push(f[3].to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (status, aa, answers, authority, scope)
+}
+
+fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
+    match r {
+        trafficmgr::Rcode::NoError => "NOERROR",
+        trafficmgr::Rcode::NxDomain => "NXDOMAIN",
+        trafficmgr::Rcode::Refused => "REFUSED",
+        trafficmgr::Rcode::FormErr => "FORMERR",
+        trafficmgr::Rcode::ServFail => "SERVFAIL",
+        trafficmgr::Rcode::NotImp => "NOTIMP",
+    }
+}
+
+#[test]
+fn front_answers_like_the_rust_api() {
+    let config = data("basic.toml");
+    let front = Front::start(&config);
+    let engine = Engine::from_file(&config).unwrap();
+    // (name, type, dig source address, ECS)
+    let table: &[(&str, &str, &str, Option<(&str, u8)>)] = &[
+        ("prio.tm.example", "A", "127.0.0.1", None),
+        ("prio.tm.example", "MX", "127.0.0.1", None),
+        ("perf.tm.example", "A", "127.0.0.1", None),
+        ("perf.tm.example", "A", "127.0.0.2", None),
+        ("perf.tm.example", "AAAA", "127.0.0.3", None),
+        (
+            "perf.tm.example",
+            "A",
+            "127.0.0.2",
+            Some(("203.0.113.0", 24)),
+        ),
+        (
+            "perf.tm.example",
+            "A",
+            "127.0.0.3",
+            Some(("198.51.100.0", 24)),
+        ),
+        (
+            "perf.tm.example",
+            "A",
+            "127.0.0.3",
+            Some(("2001:db8:1::", 48)),
+        ),
+        ("addrs.tm.example", "A", "127.0.0.1", None),
+        ("addrs.tm.example", "AAAA", "127.0.0.1", None),
+        ("deep.sub.tm.example", "AAAA", "127.0.0.1", None),
+        ("sub.tm.example", "A", "127.0.0.1", None),
+        ("tm.example", "SOA", "127.0.0.1", None),
+        ("tm.example", "NS", "127.0.0.1", None),
+        ("tm.example", "TXT", "127.0.0.1", None),
+        ("nope.tm.example", "A", "127.0.0.1", None),
+        ("off.tm.example", "A", "127.0.0.1", None),
+        ("none-enabled.tm.example", "A", "127.0.0.1", None),
+        ("www.example.org", "A", "127.0.0.1", None),
+    ];
+    for &(name, t, src, ecs) in table {
+        let qtype = match t {
+            "A" => 1,
+            "NS" => 2,
+            "SOA" => 6,
+            "MX" => 15,
+            "TXT" => 16,
+            "AAAA" => 28,
+            _ => unreachable!(),
+        };
+        let want = ask(&engine, name, qtype, Some(src), ecs);
+        let subnet = ecs.map(|(a, p)| format!("+subnet={a}/{p}"));
+        for tcp in [false, true] {
+            let mut extra = vec!["-b", src];
+            if tcp {
+                extra.push("+tcp");
+            }
+            if let Some(s) = &subnet {
+                extra.push(s);
+            }
+            let got = dig(front.port, name, t, &extra);
+            let ctx = format!("dig {name} {t} -b {src} {ecs:?} tcp={tcp}: {got:?}");
+            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+            assert_eq!(got.1, want.aa, "{ctx}");
+            let mut ans = want.answer.clone();
+            // dig prints SOA/CNAME exactly as our presentation form.
+            ans.iter_mut().for_each(|a| a.2 = a.2.trim().to_string());
+            assert_eq!(got.2, ans, "{ctx}");
+            assert_eq!(
+                got.3,
+                want.authority
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>(),
+                "{ctx}"
+            );
+            assert_eq!(got.4, ecs.map(|_| want.scope), "{ctx}");
+        }
+    }
+    // A hickory client agrees too.
+    let m = hickory_ask(front.port, "PRIO.tm.example", RecordType::A).unwrap();
+    assert!(m.metadata.authoritative);
+    assert_eq!(m.answers[0].data.to_string(), "primary.contoso.example.");
+    front.stop();
+}
+
+#[test]
+fn sighup_reloads_a_changed_file_and_a_bad_file_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("tm-front-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tm.toml");
+    let base = std::fs::read_to_string(data("basic.toml"))
+        .unwrap()
+        .replace(
+            "\"latency.csv\"",
+            &format!("\"{}\"", data("latency.csv").display()),
+        );
+    std::fs::write(&path, &base).unwrap();
+    let front = Front::start(&path);
+    assert_eq!(
+        dig(front.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    std::fs::write(
+        &path,
+        base.replace("primary.contoso.example", "moved.contoso.example"),
+    )
+    .unwrap();
+    front.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dig(front.port, "prio.tm.example", "A", &[]).2[0].2 != "moved.contoso.example." {
+        assert!(Instant::now() < deadline, "reload not seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&path, "this is [not toml").unwrap();
+    front.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        dig(front.port, "prio.tm.example", "A", &[]).2[0].2,
+        "moved.contoso.example."
+    );
+    front.stop();
+}
