@@ -197,7 +197,8 @@ fn front_answers_like_the_rust_api() {
     let front = Front::start(&config);
     let engine = Engine::from_file(&config).unwrap();
     // (name, type, dig source address, ECS)
-    let table: &[(&str, &str, &str, Option<(&str, u8)>)] = &[
+    type Row<'a> = (&'a str, &'a str, &'a str, Option<(&'a str, u8)>);
+    let table: &[Row] = &[
         ("prio.tm.example", "A", "127.0.0.1", None),
         ("prio.tm.example", "MX", "127.0.0.1", None),
         ("perf.tm.example", "A", "127.0.0.1", None),

@@ -129,7 +129,7 @@ fn performance_on_the_1m_table() {
     // No allocation per lookup on the big table.
     let clients: Vec<std::net::IpAddr> = cases.iter().map(|c| c.0.parse().unwrap()).collect();
     let mut n = 0usize;
-    let mut go = |n: &mut usize| {
+    let go = |n: &mut usize| {
         for c in &clients {
             let q = Query {
                 name: b"www.tm.example",
