@@ -49,26 +49,25 @@ impl NameBuf {
         if name.len() > 253 {
             return Err(NameError::NameTooLong);
         }
-        let mut label = 0usize;
-        for (i, &b) in name.iter().enumerate() {
+        let dst = &mut n.buf[..name.len()];
+        dst.copy_from_slice(name);
+        dst.make_ascii_lowercase();
+        n.odd = dst.iter().any(|&b| !(0x21..0x7f).contains(&b));
+        let mut start = 0usize;
+        for (i, &b) in dst.iter().enumerate() {
             if b == b'.' {
-                if label == 0 {
-                    return Err(NameError::EmptyLabel);
+                match i - start {
+                    0 => return Err(NameError::EmptyLabel),
+                    1..=63 => {}
+                    _ => return Err(NameError::LabelTooLong),
                 }
-                label = 0;
-            } else {
-                label += 1;
-                if label > 63 {
-                    return Err(NameError::LabelTooLong);
-                }
-                if !(0x21..0x7f).contains(&b) {
-                    n.odd = true;
-                }
+                start = i + 1;
             }
-            n.buf[i] = b.to_ascii_lowercase();
         }
-        if label == 0 {
-            return Err(NameError::EmptyLabel);
+        match name.len() - start {
+            0 => return Err(NameError::EmptyLabel),
+            1..=63 => {}
+            _ => return Err(NameError::LabelTooLong),
         }
         n.len = name.len();
         Ok(n)

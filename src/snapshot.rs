@@ -166,13 +166,57 @@ pub struct Snapshot {
     /// GeoIP table.
     pub geo: Option<GeoTable>,
     /// Names: full lowercase name without trailing dot → node.
-    pub names: HashMap<Box<[u8]>, Node>,
+    pub names: HashMap<Box<[u8]>, Node, NameHash>,
     /// Longest zone name in octets.
     pub max_zone_len: usize,
     /// Engine settings of this config.
     pub settings: crate::config::EngineSettings,
     /// Source.
     pub source: SourceInfo,
+}
+
+/// The hasher of the name table: a multiply-rotate hash over 8 octets at a
+/// time (in the manner of FxHash). The keys come from the config, so hash
+/// flooding is not a concern; query names only look up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NameHash;
+
+/// State of [`NameHash`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NameHasher(u64);
+
+impl std::hash::BuildHasher for NameHash {
+    type Hasher = NameHasher;
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher(0)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut tail = [0u8; 8];
+        let r = chunks.remainder();
+        tail[..r.len()].copy_from_slice(r);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((r.len() as u64) << 56)).wrapping_mul(K);
+        self.0 = h;
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Spread the high bits down: hashbrown uses the top 7 bits as tags.
+        self.0 ^ (self.0 >> 29)
+    }
 }
 
 /// FNV-1a, 64 bits: a stable content hash for the status.
@@ -236,7 +280,7 @@ impl Snapshot {
         };
 
         let mut zones = Vec::new();
-        let mut names: HashMap<Box<[u8]>, Node> = HashMap::new();
+        let mut names: HashMap<Box<[u8]>, Node, NameHash> = HashMap::default();
         let mut max_zone_len = 0;
         for (zi, z) in cfg.zones.iter().enumerate() {
             let soa = records::soa(&z.nameservers[0], &z.hostmaster, serial, z.ttl)
