@@ -10,8 +10,20 @@ use std::time::{Duration, Instant};
 use trafficmgr::{Engine, Query};
 
 const REGIONS: [&str; 14] = [
-    "eastus", "westus2", "centralus", "brazilsouth", "westeurope", "northeurope", "uksouth",
-    "southafricanorth", "uaenorth", "centralindia", "southeastasia", "eastasia", "japaneast", "australiaeast",
+    "eastus",
+    "westus2",
+    "centralus",
+    "brazilsouth",
+    "westeurope",
+    "northeurope",
+    "uksouth",
+    "southafricanorth",
+    "uaenorth",
+    "centralindia",
+    "southeastasia",
+    "eastasia",
+    "japaneast",
+    "australiaeast",
 ];
 
 fn engine() -> Engine {
@@ -20,7 +32,9 @@ fn engine() -> Engine {
         "[engine]\nlatency_table = \"{table}\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"performance\"\n"
     );
     for r in REGIONS {
-        cfg.push_str(&format!("[[profile.endpoint]]\nname = \"{r}\"\ntarget = \"{r}.example\"\nlocation = \"{r}\"\n"));
+        cfg.push_str(&format!(
+            "[[profile.endpoint]]\nname = \"{r}\"\ntarget = \"{r}.example\"\nlocation = \"{r}\"\n"
+        ));
     }
     Engine::from_toml(&cfg, None).expect("run `make latency-1m` first")
 }
@@ -34,7 +48,9 @@ fn clients(n: usize) -> Vec<IpAddr> {
             x ^= x >> 7;
             x ^= x << 17;
             if i % 4 == 3 {
-                IpAddr::V6(std::net::Ipv6Addr::from(((0x2001_0000u128 | (x as u128 & 0x0fff_ffff)) << 96) | x as u128))
+                IpAddr::V6(std::net::Ipv6Addr::from(
+                    ((0x2001_0000u128 | (x as u128 & 0x0fff_ffff)) << 96) | x as u128,
+                ))
             } else {
                 IpAddr::V4(std::net::Ipv4Addr::from((x >> 16) as u32))
             }
@@ -51,7 +67,12 @@ fn bench(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) & 4095;
-            let q = Query { name: b"www.tm.example", qtype: 1, client: Some(cl[i]), ecs: None };
+            let q = Query {
+                name: b"www.tm.example",
+                qtype: 1,
+                client: Some(cl[i]),
+                ecs: None,
+            };
             black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
         })
     });
@@ -66,7 +87,12 @@ fn bench(c: &mut Criterion) {
                         let mut i = t * 2048;
                         for _ in 0..iters {
                             i = (i + 1) & 4095;
-                            let q = Query { name: b"www.tm.example", qtype: 1, client: Some(cl[i]), ecs: None };
+                            let q = Query {
+                                name: b"www.tm.example",
+                                qtype: 1,
+                                client: Some(cl[i]),
+                                ecs: None,
+                            };
                             black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap());
                         }
                     });
@@ -77,19 +103,32 @@ fn bench(c: &mut Criterion) {
     });
     let v4: Vec<IpAddr> = cl.iter().copied().filter(|a| a.is_ipv4()).collect();
     let v6: Vec<IpAddr> = cl.iter().copied().filter(|a| a.is_ipv6()).collect();
-    for (name, set) in [("performance_ipv4_only", &v4), ("performance_ipv6_only", &v6)] {
+    for (name, set) in [
+        ("performance_ipv4_only", &v4),
+        ("performance_ipv6_only", &v6),
+    ] {
         g.bench_function(name, |b| {
             let mut i = 0usize;
             b.iter(|| {
                 i = (i + 1) % set.len();
-                let q = Query { name: b"www.tm.example", qtype: 1, client: Some(set[i]), ecs: None };
+                let q = Query {
+                    name: b"www.tm.example",
+                    qtype: 1,
+                    client: Some(set[i]),
+                    ecs: None,
+                };
                 black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
             })
         });
     }
     g.bench_function("no_client_1_thread", |b| {
         b.iter(|| {
-            let q = Query { name: b"www.tm.example", qtype: 1, client: None, ecs: None };
+            let q = Query {
+                name: b"www.tm.example",
+                qtype: 1,
+                client: None,
+                ecs: None,
+            };
             black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
         })
     });

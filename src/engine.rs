@@ -198,10 +198,12 @@ impl Engine {
         q: &Query<'_>,
         f: impl FnOnce(&Answer<'_>, &NameBuf) -> R,
     ) -> Result<R, NameError> {
-        let name = NameBuf::from_text(q.name)?;
+        let mut name = NameBuf::root();
+        name.set_text(q.name)?;
         let client = client_of(q.client, q.ecs);
         let snap = self.cell.load();
-        let a = query::answer(&snap, &name, q.qtype, &client);
+        let mut a = Answer::not_ours();
+        query::answer(&snap, &name, q.qtype, &client, &mut a);
         Ok(f(&a, &name))
     }
 
@@ -226,12 +228,11 @@ impl Engine {
             } => wire::write_error(id, opcode, rd, rcode, question, out),
             Parsed::Query(q) => {
                 let snap = self.cell.load();
-                let a = if q.qclass != 1 && q.qclass != 255 {
-                    Answer::not_ours()
-                } else {
+                let mut a = Answer::not_ours();
+                if q.qclass == 1 || q.qclass == 255 {
                     let client = client_of(peer, q.ecs.map(|e| (e.ip(), e.source)));
-                    query::answer(&snap, &q.name, q.qtype, &client)
-                };
+                    query::answer(&snap, &q.name, q.qtype, &client, &mut a);
+                }
                 wire::write_answer(&q, &a, tcp, out)
             }
         }

@@ -3,7 +3,7 @@
 //! snapshot is passed in by the caller, which loaded it once.
 
 use crate::answer::records::rtype;
-use crate::answer::{Answer, Rcode, Records};
+use crate::answer::{Answer, Rcode};
 use crate::routing::{self, Client, Pick};
 use crate::snapshot::{EpAnswer, Node, Profile, Snapshot, Zone};
 
@@ -39,38 +39,62 @@ impl NameBuf {
         }
     }
 
-    /// From presentation form (`WWW.Example.` or `www.example`).
+    /// From presentation form (`WWW.Example.` or `www.example`), in one pass.
+    #[inline]
     pub fn from_text(name: &[u8]) -> Result<NameBuf, NameError> {
-        let name = name.strip_suffix(b".").unwrap_or(name);
         let mut n = NameBuf::root();
-        if name.is_empty() {
-            return Ok(n);
-        }
+        n.set_text(name)?;
+        Ok(n)
+    }
+
+    /// Replaces the name with `name` in presentation form, in place (no
+    /// copy of the 256-octet buffer on the way back).
+    #[inline]
+    pub fn set_text(&mut self, name: &[u8]) -> Result<(), NameError> {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        self.len = 0;
+        self.odd = false;
         if name.len() > 253 {
             return Err(NameError::NameTooLong);
         }
-        let dst = &mut n.buf[..name.len()];
-        dst.copy_from_slice(name);
-        dst.make_ascii_lowercase();
-        n.odd = dst.iter().any(|&b| !(0x21..0x7f).contains(&b));
-        let mut start = 0usize;
-        for (i, &b) in dst.iter().enumerate() {
+        if name.is_empty() {
+            return Ok(());
+        }
+        let mut label = 0usize;
+        let mut odd = false;
+        for (d, &b) in self.buf.iter_mut().zip(name) {
             if b == b'.' {
-                match i - start {
-                    0 => return Err(NameError::EmptyLabel),
-                    1..=63 => {}
-                    _ => return Err(NameError::LabelTooLong),
+                if label == 0 {
+                    return Err(NameError::EmptyLabel);
                 }
-                start = i + 1;
+                label = 0;
+            } else {
+                label += 1;
+            }
+            odd |= !(0x21..0x7f).contains(&b);
+            *d = b.to_ascii_lowercase();
+        }
+        if label == 0 {
+            return Err(NameError::EmptyLabel);
+        }
+        // Label lengths: checked only when a label could be long.
+        if name.len() > 63 {
+            let mut start = 0;
+            for (i, &b) in name.iter().enumerate() {
+                if b == b'.' {
+                    if i - start > 63 {
+                        return Err(NameError::LabelTooLong);
+                    }
+                    start = i + 1;
+                }
+            }
+            if name.len() - start > 63 {
+                return Err(NameError::LabelTooLong);
             }
         }
-        match name.len() - start {
-            0 => return Err(NameError::EmptyLabel),
-            1..=63 => {}
-            _ => return Err(NameError::LabelTooLong),
-        }
-        n.len = name.len();
-        Ok(n)
+        self.odd = odd;
+        self.len = name.len();
+        Ok(())
     }
 
     /// Appends one wire-format label (used by the wire parser).
@@ -144,39 +168,46 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
     Place::NotOurs
 }
 
-/// Answers one query from `snap`. `qtype` is the numeric type.
-pub fn answer<'s>(snap: &'s Snapshot, name: &NameBuf, qtype: u16, client: &Client) -> Answer<'s> {
+/// Answers one query from `snap` into `out` (built in place: no copies of
+/// the answer on the way up). `qtype` is the numeric type.
+pub fn answer<'s>(
+    snap: &'s Snapshot,
+    name: &NameBuf,
+    qtype: u16,
+    client: &Client,
+    out: &mut Answer<'s>,
+) {
     match place(snap, name) {
-        Place::NotOurs => Answer::not_ours(),
-        Place::Under(zone) => Answer::negative(zone, Rcode::NxDomain, 0),
+        Place::NotOurs => out.set_not_ours(),
+        Place::Under(zone) => out.set_negative(zone, Rcode::NxDomain, 0),
         Place::Node(Node::Empty(z)) => match snap.zones.get(z as usize) {
-            Some(zone) => Answer::negative(zone, Rcode::NoError, 0),
-            None => Answer::not_ours(),
+            Some(zone) => out.set_negative(zone, Rcode::NoError, 0),
+            None => out.set_not_ours(),
         },
         Place::Node(Node::Apex(z)) => {
             let Some(zone) = snap.zones.get(z as usize) else {
-                return Answer::not_ours();
+                return out.set_not_ours();
             };
-            let mut recs = Records::default();
+            out.answer.clear();
             match qtype {
-                rtype::SOA => recs.push_one(&zone.soa),
-                rtype::NS => recs.push(&zone.ns),
+                rtype::SOA => out.answer.push_one(&zone.soa),
+                rtype::NS => out.answer.push(&zone.ns),
                 rtype::ANY => {
-                    recs.push_one(&zone.soa);
-                    recs.push(&zone.ns);
+                    out.answer.push_one(&zone.soa);
+                    out.answer.push(&zone.ns);
                 }
-                _ => return Answer::negative(zone, Rcode::NoError, 0),
+                _ => return out.set_negative(zone, Rcode::NoError, 0),
             }
-            Answer::positive(zone, recs, 0)
+            out.set_positive(zone, 0)
         }
         Place::Node(Node::Profile(p)) => {
             let Some(profile) = snap.profiles.get(p as usize) else {
-                return Answer::not_ours();
+                return out.set_not_ours();
             };
             let Some(zone) = snap.zones.get(profile.zone as usize) else {
-                return Answer::not_ours();
+                return out.set_not_ours();
             };
-            profile_answer(snap, zone, profile, qtype, client, 0)
+            profile_answer(snap, zone, profile, qtype, client, 0, out)
         }
     }
 }
@@ -188,37 +219,38 @@ fn profile_answer<'s>(
     qtype: u16,
     client: &Client,
     depth: u32,
-) -> Answer<'s> {
+    out: &mut Answer<'s>,
+) {
     let (pick, scope) = routing::route(snap, profile, client, depth);
-    let mut recs = Records::default();
+    out.answer.clear();
     match pick {
-        Pick::NxDomain => return Answer::negative(zone, Rcode::NxDomain, scope),
-        Pick::NoData => return Answer::negative(zone, Rcode::NoError, scope),
+        Pick::NxDomain => return out.set_negative(zone, Rcode::NxDomain, scope),
+        Pick::NoData => return out.set_negative(zone, Rcode::NoError, scope),
         Pick::One(id) => {
             let Some(e) = snap.endpoints.get(id as usize) else {
-                return Answer::negative(zone, Rcode::NoError, scope);
+                return out.set_negative(zone, Rcode::NoError, scope);
             };
             match &e.answer {
-                EpAnswer::Cname(r) => recs.push_one(r),
+                EpAnswer::Cname(r) => out.answer.push_one(r),
                 EpAnswer::Addresses { v4, v6 } => {
                     if matches!(qtype, rtype::A | rtype::ANY) {
-                        recs.push(v4);
+                        out.answer.push(v4);
                     }
                     if matches!(qtype, rtype::AAAA | rtype::ANY) {
-                        recs.push(v6);
+                        out.answer.push(v6);
                     }
                 }
                 EpAnswer::Nested { child, .. } => {
                     let Some(cp) = snap.profiles.get(*child as usize) else {
-                        return Answer::negative(zone, Rcode::NoError, scope);
+                        return out.set_negative(zone, Rcode::NoError, scope);
                     };
-                    let mut a = profile_answer(snap, zone, cp, qtype, client, depth + 1);
+                    profile_answer(snap, zone, cp, qtype, client, depth + 1, out);
                     // A child's NXDOMAIN is not the parent's: the parent name exists.
-                    if a.rcode == Rcode::NxDomain {
-                        a.rcode = Rcode::NoError;
+                    if out.rcode == Rcode::NxDomain {
+                        out.rcode = Rcode::NoError;
                     }
-                    a.scope_prefix = a.scope_prefix.max(scope);
-                    return a;
+                    out.scope_prefix = out.scope_prefix.max(scope);
+                    return;
                 }
             }
         }
@@ -233,19 +265,19 @@ fn profile_answer<'s>(
                 };
                 if matches!(qtype, rtype::A | rtype::ANY) && n4 < cap {
                     let take = v4.len().min(cap - n4);
-                    recs.push(&v4[..take]);
+                    out.answer.push(&v4[..take]);
                     n4 += take;
                 }
                 if matches!(qtype, rtype::AAAA | rtype::ANY) && n6 < cap {
                     let take = v6.len().min(cap - n6);
-                    recs.push(&v6[..take]);
+                    out.answer.push(&v6[..take]);
                     n6 += take;
                 }
             }
         }
     }
-    if recs.is_empty() {
-        return Answer::negative(zone, Rcode::NoError, scope);
+    if out.answer.is_empty() {
+        return out.set_negative(zone, Rcode::NoError, scope);
     }
-    Answer::positive(zone, recs, scope)
+    out.set_positive(zone, scope)
 }

@@ -84,6 +84,33 @@ pub struct Endpoint {
     pub probe_target: Option<String>,
 }
 
+/// What routing reads of an endpoint, packed in 32 octets so a profile's
+/// endpoints share a cache line or two (the full [`Endpoint`] is only read
+/// once the choice is made).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hot {
+    /// Configured state.
+    pub enabled: bool,
+    /// A nested-profile endpoint.
+    pub nested: bool,
+    /// 1 ..= 1000.
+    pub priority: u16,
+    /// Column of its region in the latency table, or `u16::MAX`.
+    pub latency_col: u16,
+    /// Whether it has a region (performance routing).
+    pub has_region: bool,
+    /// 1 ..= 1000.
+    pub weight: u32,
+    /// Nested: child profile id.
+    pub child: u32,
+    /// Nested: online children needed.
+    pub min_children: u32,
+    /// Region latitude (degrees).
+    pub lat: f32,
+    /// Region longitude (degrees).
+    pub lon: f32,
+}
+
 /// One profile.
 #[derive(Debug)]
 pub struct Profile {
@@ -157,6 +184,8 @@ pub struct Snapshot {
     pub profiles: Box<[Profile]>,
     /// Endpoints of all profiles, grouped by profile.
     pub endpoints: Box<[Endpoint]>,
+    /// The routing view of `endpoints`, same ids.
+    pub hot: Box<[Hot]>,
     /// Regions (built-in and configured).
     pub regions: Box<[Region]>,
     /// Health word per endpoint.
@@ -205,7 +234,8 @@ impl std::hash::Hasher for NameHasher {
         let mut tail = [0u8; 8];
         let r = chunks.remainder();
         tail[..r.len()].copy_from_slice(r);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((r.len() as u64) << 56)).wrapping_mul(K);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(tail) ^ ((r.len() as u64) << 56))
+            .wrapping_mul(K);
         self.0 = h;
     }
     #[inline]
@@ -398,6 +428,31 @@ impl Snapshot {
             }
         }
 
+        let hot: Box<[Hot]> = endpoints
+            .iter()
+            .map(|e| {
+                let region = regions.get(e.region as usize);
+                let (child, min_children, nested) = match e.answer {
+                    EpAnswer::Nested {
+                        child,
+                        min_children,
+                    } => (child, min_children, true),
+                    _ => (NONE, 0, false),
+                };
+                Hot {
+                    enabled: e.enabled,
+                    nested,
+                    priority: e.priority,
+                    latency_col: region.map(|r| r.latency_col).unwrap_or(u16::MAX),
+                    has_region: region.is_some(),
+                    weight: e.weight,
+                    child,
+                    min_children,
+                    lat: region.map(|r| r.lat as f32).unwrap_or(f32::NAN),
+                    lon: region.map(|r| r.lon as f32).unwrap_or(f32::NAN),
+                }
+            })
+            .collect();
         let health = HealthTable::new(endpoints.len());
         if let Some(prev) = prev {
             carry_health(prev, &profiles, &endpoints, &health);
@@ -406,6 +461,7 @@ impl Snapshot {
             zones: zones.into(),
             profiles: profiles.into(),
             endpoints: endpoints.into(),
+            hot,
             regions: regions.into(),
             health,
             latency,

@@ -69,6 +69,12 @@ impl<'a> Records<'a> {
         self.parts.iter().take(self.n).flat_map(|s| s.iter())
     }
 
+    /// Forgets the records (keeps the storage).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.parts.iter().take(self.n).map(|s| s.len()).sum()
@@ -97,7 +103,46 @@ pub struct Answer<'a> {
     pub scope_prefix: u8,
 }
 
+impl<'a> Default for Answer<'a> {
+    fn default() -> Self {
+        Answer::not_ours()
+    }
+}
+
 impl<'a> Answer<'a> {
+    /// Makes this answer "not ours" in place.
+    #[inline]
+    pub fn set_not_ours(&mut self) {
+        self.rcode = Rcode::Refused;
+        self.authoritative = false;
+        self.answer.clear();
+        self.authority.clear();
+        self.zone = None;
+        self.scope_prefix = 0;
+    }
+
+    /// Makes this a negative answer (NXDOMAIN or NODATA) with the zone's SOA, in place.
+    #[inline]
+    pub fn set_negative(&mut self, zone: &'a Zone, rcode: Rcode, scope_prefix: u8) {
+        self.rcode = rcode;
+        self.authoritative = true;
+        self.answer.clear();
+        self.authority.clear();
+        self.authority.push_one(&zone.soa);
+        self.zone = Some(zone);
+        self.scope_prefix = scope_prefix;
+    }
+
+    /// Makes this a positive answer whose records are already in `self.answer`.
+    #[inline]
+    pub fn set_positive(&mut self, zone: &'a Zone, scope_prefix: u8) {
+        self.rcode = Rcode::NoError;
+        self.authoritative = true;
+        self.authority.clear();
+        self.zone = Some(zone);
+        self.scope_prefix = scope_prefix;
+    }
+
     /// Not ours: REFUSED on the wire, "not found" for hosts with other data.
     pub fn not_ours() -> Answer<'a> {
         Answer {

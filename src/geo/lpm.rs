@@ -28,13 +28,25 @@ struct Family<T> {
     plens: Vec<u8>,
 }
 
+/// Largest value id a table holds (ids are packed with the prefix length).
+pub const MAX_VALUE: u32 = (1 << 24) - 2;
+const PACKED_NONE: u32 = (1 << 24) - 1;
+
+/// Searchable form of one family: starts, `value | plen << 24` per
+/// interval, and a first-level index on the top 16 bits.
+#[derive(Debug, Default)]
+struct Packed<T> {
+    starts: Vec<T>,
+    entries: Vec<u32>,
+    /// `index[i]` = first interval whose start's top 16 bits are ≥ i (65537 entries).
+    index: Vec<u32>,
+}
+
 /// An immutable longest-prefix-match table.
 #[derive(Debug, Default)]
 pub struct PrefixTable {
-    v4: Family<u32>,
-    /// `v4_index[i]` = first interval whose start is ≥ `i << 16` (65537 entries).
-    v4_index: Vec<u32>,
-    v6: Family<u128>,
+    v4: Packed<u32>,
+    v6: Packed<u128>,
     len: usize,
 }
 
@@ -113,21 +125,9 @@ impl PrefixTableBuilder {
                 Some(Duplicate { example, count })
             }
         };
-        let mut v4_index = Vec::with_capacity(65537);
-        for hi in 0..=65536u64 {
-            let start = hi << 16;
-            let pos = v4.starts.partition_point(|s| u64::from(*s) < start);
-            v4_index.push(pos as u32);
-        }
-        (
-            PrefixTable {
-                v4,
-                v4_index,
-                v6,
-                len,
-            },
-            dup,
-        )
+        let v4 = pack(v4, |s| (s >> 16) as usize);
+        let v6 = pack(v6, |s| (s >> 112) as usize);
+        (PrefixTable { v4, v6, len }, dup)
     }
 }
 
@@ -161,6 +161,28 @@ impl Addr for u128 {
     const MAX: Self = u128::MAX;
     fn succ(self) -> Self {
         self.wrapping_add(1)
+    }
+}
+
+fn pack<T: Addr>(f: Family<T>, hi16: impl Fn(T) -> usize) -> Packed<T> {
+    let entries = f
+        .values
+        .iter()
+        .zip(&f.plens)
+        .map(|(v, p)| if *v == NONE || *v > MAX_VALUE { PACKED_NONE } else { *v } | u32::from(*p) << 24)
+        .collect();
+    let mut index = Vec::with_capacity(65537);
+    let mut pos = 0usize;
+    for hi in 0..=65536usize {
+        while pos < f.starts.len() && hi16(f.starts[pos]) < hi {
+            pos += 1;
+        }
+        index.push(pos as u32);
+    }
+    Packed {
+        starts: f.starts,
+        entries,
+        index,
     }
 }
 
@@ -264,19 +286,8 @@ impl PrefixTable {
     #[inline]
     fn lookup_v4(&self, a: u32) -> Option<Hit> {
         let f = &self.v4;
-        let hi = (a >> 16) as usize;
-        // The interval holding `a` starts at or before `a`: search the /16's
-        // intervals, plus the one that began before the /16.
-        let lo = self.v4_index.get(hi).copied().unwrap_or(0) as usize;
-        let up = self
-            .v4_index
-            .get(hi + 1)
-            .copied()
-            .unwrap_or(f.starts.len() as u32) as usize;
-        let slice = f.starts.get(lo..up)?;
-        let pos = lo + slice.partition_point(|s| *s <= a);
-        let i = pos.checked_sub(1)?;
-        let mut h = hit(f, i)?;
+        let i = find(&f.starts, &f.index, a, (a >> 16) as usize)?;
+        let mut h = unpack(*f.entries.get(i)?)?;
         // Narrow the scope when more specific prefixes split this entry: the
         // shortest prefix of `a` that stays inside the interval.
         let start = *f.starts.get(i)?;
@@ -298,8 +309,8 @@ impl PrefixTable {
     #[inline]
     fn lookup_v6(&self, a: u128) -> Option<Hit> {
         let f = &self.v6;
-        let i = f.starts.partition_point(|s| *s <= a).checked_sub(1)?;
-        let mut h = hit(f, i)?;
+        let i = find(&f.starts, &f.index, a, (a >> 112) as usize)?;
+        let mut h = unpack(*f.entries.get(i)?)?;
         let start = *f.starts.get(i)?;
         let end = f
             .starts
@@ -329,24 +340,34 @@ impl PrefixTable {
     /// Bytes of heap the table uses (approximately).
     pub fn heap_bytes(&self) -> usize {
         self.v4.starts.capacity() * 4
-            + self.v4.values.capacity() * 4
-            + self.v4.plens.capacity()
-            + self.v4_index.capacity() * 4
+            + self.v4.entries.capacity() * 4
+            + self.v4.index.capacity() * 4
             + self.v6.starts.capacity() * 16
-            + self.v6.values.capacity() * 4
-            + self.v6.plens.capacity()
+            + self.v6.entries.capacity() * 4
+            + self.v6.index.capacity() * 4
     }
 }
 
+/// The interval holding `a`: the last whose start is ≤ `a`. The index
+/// narrows the search to the intervals starting in `a`'s top-16-bit block,
+/// plus the one that began before it.
 #[inline]
-fn hit<T>(f: &Family<T>, i: usize) -> Option<Hit> {
-    let value = *f.values.get(i)?;
-    if value == NONE {
+fn find<T: Copy + Ord>(starts: &[T], index: &[u32], a: T, hi: usize) -> Option<usize> {
+    let lo = *index.get(hi)? as usize;
+    let up = *index.get(hi + 1)? as usize;
+    let slice = starts.get(lo..up)?;
+    (lo + slice.partition_point(|s| *s <= a)).checked_sub(1)
+}
+
+#[inline]
+fn unpack(e: u32) -> Option<Hit> {
+    let value = e & PACKED_NONE;
+    if value == PACKED_NONE {
         return None;
     }
     Some(Hit {
         value,
-        prefix_len: *f.plens.get(i)?,
+        prefix_len: (e >> 24) as u8,
     })
 }
 

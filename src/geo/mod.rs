@@ -182,6 +182,13 @@ impl LatencyTable {
             }
             let id = match distinct.get(&row) {
                 Some(id) => *id,
+                None if cells.len() / n > lpm::MAX_VALUE as usize => {
+                    return Err(err(
+                        lineno,
+                        1,
+                        format!("more than {} distinct rows", lpm::MAX_VALUE),
+                    ));
+                }
                 None => {
                     let id = (cells.len() / n) as u32;
                     cells.extend_from_slice(&row);

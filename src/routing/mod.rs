@@ -25,7 +25,7 @@ mod weighted;
 
 use crate::config::{AllDown, Routing};
 use crate::health::MonitorStatus;
-use crate::snapshot::{EpAnswer, Profile, Snapshot};
+use crate::snapshot::{Profile, Snapshot};
 use std::net::IpAddr;
 
 /// The client as routing sees it.
@@ -50,57 +50,66 @@ pub enum Pick {
     NxDomain,
 }
 
-/// Which endpoints may be chosen (SPEC §3.1).
+/// Which endpoints may be chosen (SPEC §3.1): a bit per endpoint of the
+/// profile, computed once per query (profiles of more than 64 endpoints
+/// ask the health words again for the rest).
 #[derive(Debug, Clone, Copy)]
 pub struct Candidates<'a> {
     snap: &'a Snapshot,
+    first: u32,
+    mask: u64,
     only_online: bool,
+    depth: u32,
 }
 
 impl Candidates<'_> {
     /// Whether endpoint `id` may be chosen.
     #[inline]
     pub fn ok(&self, id: u32) -> bool {
-        let Some(e) = self.snap.endpoints.get(id as usize) else {
+        let i = id.wrapping_sub(self.first);
+        if i < 64 {
+            return self.mask & (1u64 << i) != 0;
+        }
+        let Some(h) = self.snap.hot.get(id as usize) else {
             return false;
         };
-        e.enabled && (!self.only_online || online(self.snap, id, 0))
+        h.enabled && (!self.only_online || online(self.snap, id, self.depth))
     }
 }
 
 /// Whether endpoint `id` is online (enabled, not degraded; nested: enough online children).
 #[inline]
 pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
-    let Some(e) = snap.endpoints.get(id as usize) else {
+    let Some(h) = snap.hot.get(id as usize) else {
         return false;
     };
-    if !e.enabled {
+    if !h.enabled {
         return false;
     }
-    match e.answer {
-        EpAnswer::Nested {
-            child,
-            min_children,
-        } => {
-            let Some(cp) = snap.profiles.get(child as usize) else {
-                return false;
-            };
-            if !cp.enabled || depth > 10 {
-                return false;
-            }
-            let mut n = 0;
-            for cid in cp.endpoint_ids() {
-                if online(snap, cid, depth + 1) {
-                    n += 1;
-                    if n >= min_children {
-                        return true;
-                    }
-                }
-            }
-            false
-        }
-        _ => snap.health.status(id) != MonitorStatus::Degraded,
+    if !h.nested {
+        return snap.health.status(id) != MonitorStatus::Degraded;
     }
+    nested_online(snap, h.child, h.min_children, depth)
+}
+
+#[inline(never)]
+fn nested_online(snap: &Snapshot, child: u32, min_children: u32, depth: u32) -> bool {
+    let Some(cp) = snap.profiles.get(child as usize) else {
+        return false;
+    };
+    if !cp.enabled || depth > 10 {
+        return false;
+    }
+    let mut n = 0;
+    for cid in cp.endpoint_ids() {
+        if online(snap, cid, depth + 1) {
+            n += 1;
+            if n >= min_children {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Decides for profile `p`. Returns the pick and the ECS scope it depended on.
@@ -108,15 +117,28 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     if !p.enabled || depth > 10 {
         return (Pick::NxDomain, 0);
     }
+    // One pass over the first 64 endpoints: enabled and online bits.
+    let mut enabled: u64 = 0;
+    let mut on: u64 = 0;
     let mut any_enabled = false;
     let mut any_online = false;
-    for id in p.endpoint_ids() {
-        if snap.endpoints.get(id as usize).is_some_and(|e| e.enabled) {
-            any_enabled = true;
-            if online(snap, id, depth) {
-                any_online = true;
-                break;
+    for (i, id) in p.endpoint_ids().enumerate() {
+        let Some(h) = snap.hot.get(id as usize) else {
+            continue;
+        };
+        if !h.enabled {
+            continue;
+        }
+        any_enabled = true;
+        let o = online(snap, id, depth);
+        any_online |= o;
+        if i < 64 {
+            enabled |= 1 << i;
+            if o {
+                on |= 1 << i;
             }
+        } else if any_online {
+            break;
         }
     }
     if !any_enabled {
@@ -127,7 +149,10 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     }
     let c = Candidates {
         snap,
+        first: p.first,
+        mask: if any_online { on } else { enabled },
         only_online: any_online,
+        depth,
     };
     match p.routing {
         Routing::Priority => priority::choose(snap, p, &c),

@@ -12,7 +12,7 @@
 use super::{Candidates, Client, Pick};
 use crate::geo::RTT_UNKNOWN;
 use crate::geo::distance::{estimated_rtt_ms, great_circle_km};
-use crate::snapshot::{NONE, Profile, Snapshot};
+use crate::snapshot::{Profile, Snapshot};
 
 pub(super) fn choose(
     snap: &Snapshot,
@@ -41,18 +41,15 @@ pub(super) fn choose(
         if first.is_none() {
             first = Some(id);
         }
-        let Some(e) = snap.endpoints.get(id as usize) else {
+        let Some(h) = snap.hot.get(id as usize) else {
             continue;
         };
-        if e.region == NONE {
+        if !h.has_region {
             continue;
         }
-        let Some(region) = snap.regions.get(e.region as usize) else {
-            continue;
-        };
         let mut rtt = None;
         if let Some((cells, _)) = row
-            && let Some(&ms) = cells.get(region.latency_col as usize)
+            && let Some(&ms) = cells.get(h.latency_col as usize)
             && ms != RTT_UNKNOWN
         {
             rtt = Some(u32::from(ms));
@@ -62,7 +59,10 @@ pub(super) fn choose(
             && let Some(((lat, lon), _)) = loc
         {
             rtt = Some(estimated_rtt_ms(great_circle_km(
-                lat, lon, region.lat, region.lon,
+                lat,
+                lon,
+                f64::from(h.lat),
+                f64::from(h.lon),
             )));
             used_loc = true;
         }
