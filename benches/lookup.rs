@@ -152,5 +152,13 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn compile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compile_1m");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(30));
+    g.bench_function("engine_from_1m_table", |b| b.iter(|| black_box(engine())));
+    g.finish();
+}
+
+criterion_group!(benches, bench, compile);
 criterion_main!(benches);

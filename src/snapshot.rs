@@ -68,6 +68,8 @@ pub struct Endpoint {
     pub name: Box<str>,
     /// Owning profile.
     pub profile: u32,
+    /// Position in the profile.
+    pub profile_index: u32,
     /// What it answers.
     pub answer: EpAnswer,
     /// Region id or [`NONE`].
@@ -111,9 +113,24 @@ pub struct Hot {
     pub lon: f32,
 }
 
+/// One endpoint as performance routing reads it, in priority order.
+#[derive(Debug, Clone, Copy)]
+pub struct PerfSlot {
+    /// Endpoint id.
+    pub id: u32,
+    /// Latency-table column of its region, or `u16::MAX`.
+    pub col: u16,
+    /// Region latitude (NaN without a region).
+    pub lat: f32,
+    /// Region longitude.
+    pub lon: f32,
+}
+
 /// One profile.
 #[derive(Debug)]
 pub struct Profile {
+    /// This profile's id.
+    pub id: u32,
     /// Full name, lowercase, no trailing dot.
     pub fqdn: Box<str>,
     /// Zone id.
@@ -138,6 +155,12 @@ pub struct Profile {
     pub count: u32,
     /// Endpoint ids sorted by priority.
     pub by_priority: Box<[u32]>,
+    /// Performance routing's view, in priority order.
+    pub perf: Box<[PerfSlot]>,
+    /// Bit i: endpoint `first + i` is enabled (first 64 endpoints).
+    pub enabled_mask: u64,
+    /// Bit i: endpoint `first + i` is a nested profile (first 64 endpoints).
+    pub nested_mask: u64,
     /// Subnet routing: prefix → endpoint id.
     pub subnets: PrefixTable,
     /// Subnet routing: the endpoint without `subnets`, or [`NONE`].
@@ -380,6 +403,7 @@ impl Snapshot {
                 endpoints.push(Endpoint {
                     name: e.name.as_str().into(),
                     profile: pi as u32,
+                    profile_index: ei as u32,
                     answer,
                     region: e.location.map(|r| r as u32).unwrap_or(NONE),
                     priority: e.priority,
@@ -396,6 +420,7 @@ impl Snapshot {
                 .build(true)
                 .map_err(|_| rec_err("subnets", "a prefix is claimed twice".into()))?;
             profiles.push(Profile {
+                id: pi as u32,
                 fqdn: p.fqdn.as_str().into(),
                 zone: p.zone as u32,
                 routing: p.routing,
@@ -407,6 +432,29 @@ impl Snapshot {
                 monitor: p.monitor.clone(),
                 first,
                 count,
+                perf: by_priority
+                    .iter()
+                    .map(|id| {
+                        let r = regions.get(endpoints[*id as usize].region as usize);
+                        PerfSlot {
+                            id: *id,
+                            col: r.map(|r| r.latency_col).unwrap_or(u16::MAX),
+                            lat: r.map(|r| r.lat as f32).unwrap_or(f32::NAN),
+                            lon: r.map(|r| r.lon as f32).unwrap_or(f32::NAN),
+                        }
+                    })
+                    .collect(),
+                enabled_mask: (0..count.min(64))
+                    .filter(|i| endpoints[(first + i) as usize].enabled)
+                    .fold(0u64, |m, i| m | 1 << i),
+                nested_mask: (0..count.min(64))
+                    .filter(|i| {
+                        matches!(
+                            endpoints[(first + i) as usize].answer,
+                            EpAnswer::Nested { .. }
+                        )
+                    })
+                    .fold(0u64, |m, i| m | 1 << i),
                 by_priority: by_priority.into(),
                 subnets,
                 subnet_default,
@@ -453,7 +501,11 @@ impl Snapshot {
                 }
             })
             .collect();
-        let health = HealthTable::new(endpoints.len());
+        let owner: Vec<(u32, u32)> = endpoints
+            .iter()
+            .map(|e| (e.profile, e.profile_index))
+            .collect();
+        let health = HealthTable::new(owner, profiles.len());
         if let Some(prev) = prev {
             carry_health(prev, &profiles, &endpoints, &health);
         }

@@ -612,3 +612,32 @@ fn config_validation_rules() {
         }
     }
 }
+
+#[test]
+fn profiles_with_more_than_64_endpoints() {
+    let mut cfg = format!("{ZONE}[[profile]]\nname = \"big\"\nrouting = \"priority\"\n");
+    for i in 0..70 {
+        cfg.push_str(&format!(
+            "[[profile.endpoint]]\nname = \"e{i}\"\ntarget = \"e{i}.example\"\n"
+        ));
+    }
+    let e = Engine::from_toml(&cfg, None).unwrap();
+    assert_eq!(one(&e, "big.tm.example", A, None, None), "e0.example.");
+    for i in 0..66 {
+        e.set_monitor_status("big", &format!("e{i}"), MonitorStatus::Degraded)
+            .unwrap();
+    }
+    assert_eq!(one(&e, "big.tm.example", A, None, None), "e66.example.");
+    for i in 66..70 {
+        e.set_monitor_status("big", &format!("e{i}"), MonitorStatus::Degraded)
+            .unwrap();
+    }
+    // All degraded: fail open to the first.
+    assert_eq!(one(&e, "big.tm.example", A, None, None), "e0.example.");
+    e.set_monitor_status("big", "e69", MonitorStatus::Online)
+        .unwrap();
+    assert_eq!(one(&e, "big.tm.example", A, None, None), "e69.example.");
+    e.set_monitor_status("big", "e3", MonitorStatus::CheckingEndpoint)
+        .unwrap();
+    assert_eq!(one(&e, "big.tm.example", A, None, None), "e3.example.");
+}

@@ -6,7 +6,7 @@
 //! Word layout (bits): `0..2` monitor status ([`MonitorStatus`]); the rest
 //! is reserved for admin overrides and anti-flap state.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// What the monitor last concluded about an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,30 +41,49 @@ impl MonitorStatus {
     }
 }
 
-/// The health words of one snapshot.
+/// The health words of one snapshot, and per profile a summary bitmask of
+/// its degraded endpoints (the first 64), kept in step by the writers so a
+/// query reads one word per profile instead of one per endpoint.
 #[derive(Debug, Default)]
 pub struct HealthTable {
     words: Box<[AtomicU32]>,
+    /// Per profile: bit i set when endpoint `first + i` is Degraded.
+    masks: Box<[AtomicU64]>,
+    /// Per endpoint: (profile, index in the profile).
+    owner: Box<[(u32, u32)]>,
 }
 
 impl HealthTable {
-    /// `n` endpoints, all CheckingEndpoint.
-    pub fn new(n: usize) -> HealthTable {
+    /// All CheckingEndpoint. `owner[id]` is (profile, index in the profile)
+    /// of each endpoint; `profiles` is the number of profiles.
+    pub fn new(owner: Vec<(u32, u32)>, profiles: usize) -> HealthTable {
         HealthTable {
-            words: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            words: (0..owner.len()).map(|_| AtomicU32::new(0)).collect(),
+            masks: (0..profiles).map(|_| AtomicU64::new(0)).collect(),
+            owner: owner.into(),
         }
     }
 
     /// The monitor status of endpoint `id` (CheckingEndpoint if out of range).
     #[inline]
     pub fn status(&self, id: u32) -> MonitorStatus {
-        // Acquire pairs with the Release in `set_status`.
+        // Acquire pairs with the Release in `set_word`.
         MonitorStatus::from_word(
             self.words
                 .get(id as usize)
                 .map(|w| w.load(Ordering::Acquire))
                 .unwrap_or(0),
         )
+    }
+
+    /// Bit i set when endpoint i (< 64) of `profile` is Degraded.
+    #[inline]
+    pub fn degraded_mask(&self, profile: u32) -> u64 {
+        // Acquire pairs with the Release in `set_word`.
+        self.masks
+            .get(profile as usize)
+            .map(|m| m.load(Ordering::Acquire))
+            .unwrap_or(0)
     }
 
     /// The raw word of endpoint `id`.
@@ -76,21 +95,32 @@ impl HealthTable {
             .unwrap_or(0)
     }
 
-    /// Sets the raw word (carrying health over a reload).
+    /// Sets the raw word (and the profile's summary bit). Writers hold the
+    /// engine's writer lock, so the read-modify-write of the mask is not racy.
     pub fn set_word(&self, id: u32, word: u32) {
-        if let Some(w) = self.words.get(id as usize) {
-            // Release pairs with the Acquire in `status`.
-            w.store(word, Ordering::Release);
+        let Some(w) = self.words.get(id as usize) else {
+            return;
+        };
+        // Release pairs with the Acquire in `status`.
+        w.store(word, Ordering::Release);
+        if let Some(&(p, i)) = self.owner.get(id as usize)
+            && i < 64
+            && let Some(m) = self.masks.get(p as usize)
+        {
+            let bit = 1u64 << i;
+            if MonitorStatus::from_word(word) == MonitorStatus::Degraded {
+                // Release pairs with the Acquire in `degraded_mask`.
+                m.fetch_or(bit, Ordering::Release);
+            } else {
+                m.fetch_and(!bit, Ordering::Release);
+            }
         }
     }
 
     /// Sets the monitor status of endpoint `id`, keeping the other bits.
     pub fn set_status(&self, id: u32, s: MonitorStatus) {
-        if let Some(w) = self.words.get(id as usize) {
-            let old = w.load(Ordering::Relaxed);
-            // Release pairs with the Acquire in `status`.
-            w.store((old & !0b11) | s as u32, Ordering::Release);
-        }
+        let old = self.word(id);
+        self.set_word(id, (old & !0b11) | s as u32);
     }
 
     /// Number of endpoints.

@@ -117,28 +117,30 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     if !p.enabled || depth > 10 {
         return (Pick::NxDomain, 0);
     }
-    // One pass over the first 64 endpoints: enabled and online bits.
-    let mut enabled: u64 = 0;
-    let mut on: u64 = 0;
-    let mut any_enabled = false;
-    let mut any_online = false;
-    for (i, id) in p.endpoint_ids().enumerate() {
-        let Some(h) = snap.hot.get(id as usize) else {
-            continue;
-        };
-        if !h.enabled {
-            continue;
+    // Enabled and online bits of the first 64 endpoints: one pass over the
+    // health words; nested endpoints ask their children.
+    let enabled = p.enabled_mask;
+    let mut on = enabled & !p.nested_mask & !snap.health.degraded_mask(p.id);
+    let mut nested = enabled & p.nested_mask;
+    while nested != 0 {
+        let i = nested.trailing_zeros();
+        nested &= nested - 1;
+        if online(snap, p.first + i, depth) {
+            on |= 1 << i;
         }
-        any_enabled = true;
-        let o = online(snap, id, depth);
-        any_online |= o;
-        if i < 64 {
-            enabled |= 1 << i;
-            if o {
-                on |= 1 << i;
+    }
+    let mut any_enabled = enabled != 0;
+    let mut any_online = on != 0;
+    // Beyond 64 endpoints (rare): ask each word.
+    if p.count > 64 {
+        for id in p.first + 64..p.first + p.count {
+            if snap.hot.get(id as usize).is_some_and(|h| h.enabled) {
+                any_enabled = true;
+                if online(snap, id, depth) {
+                    any_online = true;
+                    break;
+                }
             }
-        } else if any_online {
-            break;
         }
     }
     if !any_enabled {

@@ -34,42 +34,33 @@ pub(super) fn choose(
     let mut first: Option<u32> = None;
     let mut used_row = false;
     let mut used_loc = false;
-    for &id in p.by_priority.iter() {
-        if !c.ok(id) {
+    let cells = row.map(|(c, _)| c).unwrap_or(&[]);
+    for slot in p.perf.iter() {
+        if !c.ok(slot.id) {
             continue;
         }
         if first.is_none() {
-            first = Some(id);
+            first = Some(slot.id);
         }
-        let Some(h) = snap.hot.get(id as usize) else {
-            continue;
-        };
-        if !h.has_region {
-            continue;
-        }
-        let mut rtt = None;
-        if let Some((cells, _)) = row
-            && let Some(&ms) = cells.get(h.latency_col as usize)
-            && ms != RTT_UNKNOWN
-        {
-            rtt = Some(u32::from(ms));
+        let ms = cells.get(slot.col as usize).copied().unwrap_or(RTT_UNKNOWN);
+        let rtt = if ms != RTT_UNKNOWN {
             used_row = true;
-        }
-        if rtt.is_none()
-            && let Some(((lat, lon), _)) = loc
+            u32::from(ms)
+        } else if let Some(((lat, lon), _)) = loc
+            && !slot.lat.is_nan()
         {
-            rtt = Some(estimated_rtt_ms(great_circle_km(
+            used_loc = true;
+            estimated_rtt_ms(great_circle_km(
                 lat,
                 lon,
-                f64::from(h.lat),
-                f64::from(h.lon),
-            )));
-            used_loc = true;
-        }
-        if let Some(ms) = rtt
-            && best.is_none_or(|(b, _)| ms < b)
-        {
-            best = Some((ms, id));
+                f64::from(slot.lat),
+                f64::from(slot.lon),
+            ))
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(b, _)| rtt < b) {
+            best = Some((rtt, slot.id));
         }
     }
     let mut scope = 0u8;
