@@ -102,6 +102,26 @@
 #define TM_LOG_DEBUG 4
 
 /**
+ * Admin state for `tm_engine_set_admin_state`: follow the configuration.
+ */
+#define TM_ADMIN_NONE 0
+
+/**
+ * Admin state: served (and probed) even if the config disables it.
+ */
+#define TM_ADMIN_ENABLED 1
+
+/**
+ * Admin state: not served, not probed (status Disabled).
+ */
+#define TM_ADMIN_DISABLED 2
+
+/**
+ * Admin state: no new answers, still probed.
+ */
+#define TM_ADMIN_DRAIN 3
+
+/**
  * The result of every fallible `tm_*` call. `TM_RESULT_OK` is 0.
  */
 enum tm_result
@@ -177,6 +197,10 @@ enum tm_result
    * The record callback asked to stop.
    */
   TM_RESULT_CALLBACK_ABORTED = 901,
+  /**
+   * The time given ran out (e.g. `tm_engine_wait_ready`).
+   */
+  TM_RESULT_TIMEOUT = 902,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -496,6 +520,52 @@ tm_result tm_engine_set_monitor_status(const tm_engine *engine,
                                        const char *endpoint,
                                        size_t endpoint_len,
                                        uint32_t status);
+
+/**
+ * Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
+ * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
+ * config again. Shown in the status report; kept across reloads.
+ *
+ * **NULL:** no pointer may be NULL.
+ * **Threads:** safe concurrently with lookups.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
+ * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_set_admin_state(const tm_engine *engine,
+                                    const char *profile,
+                                    size_t profile_len,
+                                    const char *endpoint,
+                                    size_t endpoint_len,
+                                    uint32_t state);
+
+/**
+ * Waits until every probed endpoint has its first probe result (so a host
+ * may hold answers until health is known), or `timeout_ms` passes.
+ *
+ * **NULL:** `engine` must not be NULL.
+ * **Threads:** safe from any thread; blocks the caller only.
+ * **Returns:** `TM_RESULT_OK` when ready, `TM_RESULT_TIMEOUT`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_wait_ready(const tm_engine *engine,
+                               uint32_t timeout_ms);
+
+/**
+ * Writes the status report — every profile and endpoint with its state,
+ * admin override, last probe and counters; see docs/OPERATIONS.md — as
+ * NUL-terminated JSON into `buf`.
+ *
+ * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+ * **Threads:** safe concurrently with lookups (it reads the monitor's
+ * board under the monitor's lock, never the query path's data).
+ * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+ * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed
+ * without the NUL (the one output written on failure, as snprintf does);
+ * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_status_json(const tm_engine *engine,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *written_out);
 
 /**
  * The static meaning of a result code (unknown codes get a generic text).

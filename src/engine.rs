@@ -5,7 +5,8 @@
 use crate::answer::Answer;
 use crate::answer::wire::{self, Parsed, WireError};
 use crate::config::{self, ConfigError, Origin};
-use crate::health::MonitorStatus;
+use crate::health::monitor::{Board, Monitor};
+use crate::health::{AdminState, MonitorStatus};
 use crate::query::{self, NameBuf, NameError};
 use crate::routing::Client;
 use crate::snapshot::{Snapshot, SourceInfo, fnv1a};
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Log levels passed to the host.
@@ -48,16 +50,56 @@ pub struct Query<'a> {
 
 /// Where the engine's configuration comes from.
 #[derive(Debug, Clone)]
-enum Source {
+pub(crate) enum Source {
     File(PathBuf),
     Text(String, Option<PathBuf>),
 }
 
-/// One traffic-manager engine. `Sync`: share it by reference among threads.
-pub struct Engine {
+/// What the engine shares with its monitor thread.
+pub(crate) struct Inner {
     cell: ArcSwap<Snapshot>,
     writer: Mutex<Source>,
     log: Option<LogFn>,
+    /// Bumped after every swap (Release), read by the monitor (Acquire).
+    generation: AtomicU64,
+    /// The monitor's report.
+    pub(crate) board: std::sync::Mutex<Board>,
+}
+
+impl Inner {
+    pub(crate) fn log(&self, level: LogLevel, msg: &str) {
+        if let Some(f) = &self.log {
+            f(level, msg);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.cell.load_full()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        // Acquire pairs with the Release in `Engine::reload`.
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn writer_lock(&self) -> parking_lot::MutexGuard<'_, Source> {
+        self.writer.lock()
+    }
+}
+
+/// One traffic-manager engine. `Sync`: share it by reference among threads.
+/// Dropping it stops and joins the monitor's threads.
+pub struct Engine {
+    inner: Arc<Inner>,
+    monitor: Option<Monitor>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut m) = self.monitor.take() {
+            m.stop();
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,13 +205,28 @@ impl Engine {
 
     fn new(source: Source, log: Option<LogFn>) -> Result<Engine, ConfigError> {
         let snap = build(&source, None)?;
-        let e = Engine {
+        let inner = Arc::new(Inner {
             cell: ArcSwap::from_pointee(snap),
             writer: Mutex::new(source),
             log,
+            generation: AtomicU64::new(0),
+            board: std::sync::Mutex::new(Board::default()),
+        });
+        let monitor = match Monitor::start(inner.clone()) {
+            Ok(m) => Some(m),
+            Err(err) => {
+                return Err(ConfigError {
+                    file: String::new(),
+                    line: 0,
+                    col: 0,
+                    path: String::new(),
+                    message: format!("cannot start the health monitor thread: {err}"),
+                });
+            }
         };
+        let e = Engine { inner, monitor };
         {
-            let s = e.cell.load();
+            let s = e.inner.cell.load();
             e.log(
                 LogLevel::Info,
                 &format!(
@@ -185,9 +242,7 @@ impl Engine {
     }
 
     pub(crate) fn log(&self, level: LogLevel, msg: &str) {
-        if let Some(f) = &self.log {
-            f(level, msg);
-        }
+        self.inner.log(level, msg);
     }
 
     /// Answers one query; `f` sees the answer (borrowed from the snapshot)
@@ -201,7 +256,7 @@ impl Engine {
         let mut name = NameBuf::root();
         name.set_text(q.name)?;
         let client = client_of(q.client, q.ecs);
-        let snap = self.cell.load();
+        let snap = self.inner.cell.load();
         let mut a = Answer::not_ours();
         query::answer(&snap, &name, q.qtype, &client, &mut a);
         Ok(f(&a, &name))
@@ -227,7 +282,7 @@ impl Engine {
                 question,
             } => wire::write_error(id, opcode, rd, rcode, question, out),
             Parsed::Query(q) => {
-                let snap = self.cell.load();
+                let snap = self.inner.cell.load();
                 let mut a = Answer::not_ours();
                 if q.qclass == 1 || q.qclass == 255 {
                     let client = client_of(peer, q.ecs.map(|e| (e.ip(), e.source)));
@@ -240,7 +295,7 @@ impl Engine {
 
     /// The current snapshot (for inspection; queries use their own load).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.cell.load_full()
+        self.inner.cell.load_full()
     }
 
     /// Sets an endpoint's monitor status (tests, external monitors).
@@ -250,8 +305,8 @@ impl Engine {
         endpoint: &str,
         status: MonitorStatus,
     ) -> Result<(), String> {
-        let _w = self.writer.lock();
-        let snap = self.cell.load();
+        let _w = self.inner.writer.lock();
+        let snap = self.inner.cell.load();
         let id = snap
             .find_endpoint(profile, endpoint)
             .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
@@ -259,16 +314,76 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets an operator override of an endpoint, at once and without a
+    /// reload: `Enabled` serves it even if the config disables it,
+    /// `Disabled` stops serving and probing it, `Drain` stops serving it but
+    /// keeps probing, `None` follows the config again. Kept across reloads.
+    pub fn set_admin_state(
+        &self,
+        profile: &str,
+        endpoint: &str,
+        state: AdminState,
+    ) -> Result<(), String> {
+        let _w = self.inner.writer.lock();
+        let snap = self.inner.cell.load();
+        let id = snap
+            .find_endpoint(profile, endpoint)
+            .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
+        snap.health.set_admin(id, state);
+        drop(_w);
+        self.log(
+            LogLevel::Info,
+            &format!(
+                "endpoint {profile}/{endpoint}: admin state {}",
+                state.as_str()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Waits until every probed endpoint has its first probe result, or
+    /// `timeout` passes. Returns whether health is known.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ready = self
+                .inner
+                .board
+                .lock()
+                .map(|b| b.ready && b.scheduler_error.is_none())
+                .unwrap_or(false);
+            if ready {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The status report as JSON (see `docs/OPERATIONS.md`).
+    pub fn status_json(&self) -> String {
+        let snap = self.inner.cell.load_full();
+        let board = self.inner.board.lock();
+        match board {
+            Ok(b) => crate::health::status::render(&snap, &b),
+            Err(_) => crate::health::status::render(&snap, &Board::default()),
+        }
+    }
+
     /// Rebuilds the snapshot from the source and swaps it in; on error the
     /// current snapshot keeps serving. Health carries over by endpoint identity.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let source = self.writer.lock();
-        let cur = self.cell.load_full();
+        let source = self.inner.writer.lock();
+        let cur = self.inner.cell.load_full();
         match build(&source, Some(&cur)) {
             Ok(next) => {
                 drop(cur);
                 next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
-                let old = self.cell.swap(Arc::new(next));
+                let old = self.inner.cell.swap(Arc::new(next));
+                // Release pairs with the Acquire in `Inner::generation`.
+                self.inner.generation.fetch_add(1, Ordering::Release);
                 drop(source);
                 self.log(LogLevel::Info, "configuration reloaded");
                 retire(old);

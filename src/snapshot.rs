@@ -84,6 +84,10 @@ pub struct Endpoint {
     pub geo: Box<[GeoCode]>,
     /// Where probes go (for the health monitor).
     pub probe_target: Option<String>,
+    /// Probe port override.
+    pub probe_port: Option<u16>,
+    /// Probe path override.
+    pub probe_path: Option<String>,
 }
 
 /// What routing reads of an endpoint, packed in 32 octets so a profile's
@@ -411,6 +415,8 @@ impl Snapshot {
                     enabled: e.enabled,
                     geo: e.geo.clone().into(),
                     probe_target,
+                    probe_port: e.probe_port,
+                    probe_path: e.probe_path.clone(),
                 });
             }
             let count = p.endpoints.len() as u32;

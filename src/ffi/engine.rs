@@ -7,7 +7,7 @@ use super::{boundary, bytes, install_panic_hook, str_arg, tm_result, write_errbu
 use crate::answer::records::type_name_c;
 use crate::answer::wire::WireError;
 use crate::engine::{Engine, LogFn, LogLevel, Query};
-use crate::health::MonitorStatus;
+use crate::health::{AdminState, MonitorStatus};
 use crate::query::NameError;
 use std::ffi::{c_char, c_void};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -673,5 +673,127 @@ pub unsafe extern "C" fn tm_engine_set_monitor_status(
             Ok(()) => tm_result::Ok,
             Err(_) => tm_result::NotFound,
         }
+    })
+}
+
+/// Admin state for `tm_engine_set_admin_state`: follow the configuration.
+pub const TM_ADMIN_NONE: u32 = 0;
+/// Admin state: served (and probed) even if the config disables it.
+pub const TM_ADMIN_ENABLED: u32 = 1;
+/// Admin state: not served, not probed (status Disabled).
+pub const TM_ADMIN_DISABLED: u32 = 2;
+/// Admin state: no new answers, still probed.
+pub const TM_ADMIN_DRAIN: u32 = 3;
+
+/// Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
+/// `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
+/// config again. Shown in the status report; kept across reloads.
+///
+/// **NULL:** no pointer may be NULL.
+/// **Threads:** safe concurrently with lookups.
+/// **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
+/// `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_set_admin_state(
+    engine: *const tm_engine,
+    profile: *const c_char,
+    profile_len: usize,
+    endpoint: *const c_char,
+    endpoint_len: usize,
+    state: u32,
+) -> tm_result {
+    boundary(tm_result::Panic, || {
+        // SAFETY: a live engine, or NULL.
+        let Some(e) = (unsafe { engine.as_ref() }) else {
+            return tm_result::NullArgument;
+        };
+        // SAFETY: pointer + length from the caller.
+        let (p, ep) = match unsafe {
+            (
+                str_arg(profile, profile_len),
+                str_arg(endpoint, endpoint_len),
+            )
+        } {
+            (Ok(p), Ok(ep)) => (p, ep),
+            (Err(x), _) | (_, Err(x)) => return x,
+        };
+        let s = match state {
+            TM_ADMIN_NONE => AdminState::None,
+            TM_ADMIN_ENABLED => AdminState::Enabled,
+            TM_ADMIN_DISABLED => AdminState::Disabled,
+            TM_ADMIN_DRAIN => AdminState::Drain,
+            _ => return tm_result::BadValue,
+        };
+        match e.engine.set_admin_state(p, ep, s) {
+            Ok(()) => tm_result::Ok,
+            Err(_) => tm_result::NotFound,
+        }
+    })
+}
+
+/// Waits until every probed endpoint has its first probe result (so a host
+/// may hold answers until health is known), or `timeout_ms` passes.
+///
+/// **NULL:** `engine` must not be NULL.
+/// **Threads:** safe from any thread; blocks the caller only.
+/// **Returns:** `TM_RESULT_OK` when ready, `TM_RESULT_TIMEOUT`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_wait_ready(
+    engine: *const tm_engine,
+    timeout_ms: u32,
+) -> tm_result {
+    boundary(tm_result::Panic, || {
+        // SAFETY: a live engine, or NULL.
+        let Some(e) = (unsafe { engine.as_ref() }) else {
+            return tm_result::NullArgument;
+        };
+        if e.engine
+            .wait_ready(std::time::Duration::from_millis(u64::from(timeout_ms)))
+        {
+            tm_result::Ok
+        } else {
+            tm_result::Timeout
+        }
+    })
+}
+
+/// Writes the status report — every profile and endpoint with its state,
+/// admin override, last probe and counters; see docs/OPERATIONS.md — as
+/// NUL-terminated JSON into `buf`.
+///
+/// **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+/// **Threads:** safe concurrently with lookups (it reads the monitor's
+/// board under the monitor's lock, never the query path's data).
+/// **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+/// `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed
+/// without the NUL (the one output written on failure, as snprintf does);
+/// `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_status_json(
+    engine: *const tm_engine,
+    buf: *mut c_char,
+    buf_len: usize,
+    written_out: *mut usize,
+) -> tm_result {
+    boundary(tm_result::Panic, || {
+        // SAFETY: a live engine, or NULL.
+        let Some(e) = (unsafe { engine.as_ref() }) else {
+            return tm_result::NullArgument;
+        };
+        if buf.is_null() || written_out.is_null() {
+            return tm_result::NullArgument;
+        }
+        let json = e.engine.status_json();
+        // SAFETY: non-NULL output.
+        unsafe { written_out.write_unaligned(json.len()) };
+        if json.len() >= buf_len {
+            return tm_result::BufferTooSmall;
+        }
+        // SAFETY: the caller promises `buf_len` writable bytes; len + 1 ≤ buf_len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(json.as_ptr(), buf.cast::<u8>(), json.len());
+            *buf.add(json.len()) = 0;
+        }
+        tm_result::Ok
     })
 }

@@ -45,6 +45,8 @@ pub enum tm_result {
     Panic = 900,
     /// The record callback asked to stop.
     CallbackAborted = 901,
+    /// The time given ran out (e.g. `tm_engine_wait_ready`).
+    Timeout = 902,
 }
 
 impl tm_result {
@@ -67,6 +69,7 @@ impl tm_result {
             300 => b"not a DNS query; drop it\0",
             900 => b"internal error (panic caught)\0",
             901 => b"the record callback stopped the lookup\0",
+            902 => b"timed out\0",
             _ => b"unknown result code\0",
         }
     }

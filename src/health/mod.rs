@@ -3,10 +3,68 @@
 //! with `Acquire`; writers (the probe thread, admin calls, tests) store with
 //! `Release` while holding the engine's writer lock.
 //!
-//! Word layout (bits): `0..2` monitor status ([`MonitorStatus`]); the rest
-//! is reserved for admin overrides and anti-flap state.
+//! Word layout (bits): `0..2` monitor status ([`MonitorStatus`]); `2..4`
+//! admin override ([`AdminState`]); the rest is reserved. Per profile, four
+//! summary bitmasks of its first 64 endpoints (degraded, admin-disabled,
+//! drained, admin-enabled) are kept in step by the writers, so a query reads
+//! four words per profile instead of one per endpoint.
+
+pub mod monitor;
+pub mod probe;
+pub mod status;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// An operator's override of an endpoint, set at run time without a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum AdminState {
+    /// Follow the configuration.
+    None = 0,
+    /// Served (and probed) even if the config says `enabled = false`.
+    Enabled = 1,
+    /// Not served, not probed (status Disabled).
+    Disabled = 2,
+    /// No new answers, still probed (status shows the probe result).
+    Drain = 3,
+}
+
+impl AdminState {
+    /// Decodes the admin bits of a word.
+    #[inline]
+    pub fn from_word(w: u32) -> AdminState {
+        match (w >> 2) & 0b11 {
+            1 => AdminState::Enabled,
+            2 => AdminState::Disabled,
+            3 => AdminState::Drain,
+            _ => AdminState::None,
+        }
+    }
+
+    /// The name used in the status JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::None => "none",
+            AdminState::Enabled => "enabled",
+            AdminState::Disabled => "disabled",
+            AdminState::Drain => "drain",
+        }
+    }
+}
+
+/// Which per-profile summary mask.
+#[derive(Debug, Clone, Copy)]
+#[repr(usize)]
+pub enum Mask {
+    /// Monitor status Degraded.
+    Degraded = 0,
+    /// Admin Disabled.
+    Disabled = 1,
+    /// Admin Drain.
+    Drain = 2,
+    /// Admin Enabled.
+    Forced = 3,
+}
 
 /// What the monitor last concluded about an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +99,12 @@ impl MonitorStatus {
     }
 }
 
-/// The health words of one snapshot, and per profile a summary bitmask of
-/// its degraded endpoints (the first 64), kept in step by the writers so a
-/// query reads one word per profile instead of one per endpoint.
+/// The health words of one snapshot, and per profile its summary masks.
 #[derive(Debug, Default)]
 pub struct HealthTable {
     words: Box<[AtomicU32]>,
-    /// Per profile: bit i set when endpoint `first + i` is Degraded.
-    masks: Box<[AtomicU64]>,
+    /// Per profile: 4 masks ([`Mask`]), bit i for endpoint `first + i`.
+    masks: Box<[[AtomicU64; 4]]>,
     /// Per endpoint: (profile, index in the profile).
     owner: Box<[(u32, u32)]>,
 }
@@ -59,7 +115,9 @@ impl HealthTable {
     pub fn new(owner: Vec<(u32, u32)>, profiles: usize) -> HealthTable {
         HealthTable {
             words: (0..owner.len()).map(|_| AtomicU32::new(0)).collect(),
-            masks: (0..profiles).map(|_| AtomicU64::new(0)).collect(),
+            masks: (0..profiles)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
             owner: owner.into(),
         }
     }
@@ -76,13 +134,25 @@ impl HealthTable {
         )
     }
 
-    /// Bit i set when endpoint i (< 64) of `profile` is Degraded.
+    /// The admin state of endpoint `id`.
     #[inline]
-    pub fn degraded_mask(&self, profile: u32) -> u64 {
+    pub fn admin(&self, id: u32) -> AdminState {
+        // Acquire pairs with the Release in `set_word`.
+        AdminState::from_word(
+            self.words
+                .get(id as usize)
+                .map(|w| w.load(Ordering::Acquire))
+                .unwrap_or(0),
+        )
+    }
+
+    /// One summary mask of `profile`.
+    #[inline]
+    pub fn mask(&self, profile: u32, which: Mask) -> u64 {
         // Acquire pairs with the Release in `set_word`.
         self.masks
             .get(profile as usize)
-            .map(|m| m.load(Ordering::Acquire))
+            .map(|m| m[which as usize].load(Ordering::Acquire))
             .unwrap_or(0)
     }
 
@@ -95,24 +165,37 @@ impl HealthTable {
             .unwrap_or(0)
     }
 
-    /// Sets the raw word (and the profile's summary bit). Writers hold the
-    /// engine's writer lock, so the read-modify-write of the mask is not racy.
+    /// Sets the raw word and the profile's summary bits. Writers hold the
+    /// engine's writer lock, so the read-modify-writes of the masks do not race.
     pub fn set_word(&self, id: u32, word: u32) {
         let Some(w) = self.words.get(id as usize) else {
             return;
         };
-        // Release pairs with the Acquire in `status`.
+        // Release pairs with the Acquire in `status` / `admin`.
         w.store(word, Ordering::Release);
-        if let Some(&(p, i)) = self.owner.get(id as usize)
-            && i < 64
-            && let Some(m) = self.masks.get(p as usize)
-        {
-            let bit = 1u64 << i;
-            if MonitorStatus::from_word(word) == MonitorStatus::Degraded {
-                // Release pairs with the Acquire in `degraded_mask`.
-                m.fetch_or(bit, Ordering::Release);
+        let Some(&(p, i)) = self.owner.get(id as usize) else {
+            return;
+        };
+        let Some(m) = self.masks.get(p as usize) else {
+            return;
+        };
+        if i >= 64 {
+            return;
+        }
+        let bit = 1u64 << i;
+        let admin = AdminState::from_word(word);
+        let set = [
+            MonitorStatus::from_word(word) == MonitorStatus::Degraded,
+            admin == AdminState::Disabled,
+            admin == AdminState::Drain,
+            admin == AdminState::Enabled,
+        ];
+        for (k, on) in set.iter().enumerate() {
+            // Release pairs with the Acquire in `mask`.
+            if *on {
+                m[k].fetch_or(bit, Ordering::Release);
             } else {
-                m.fetch_and(!bit, Ordering::Release);
+                m[k].fetch_and(!bit, Ordering::Release);
             }
         }
     }
@@ -121,6 +204,12 @@ impl HealthTable {
     pub fn set_status(&self, id: u32, s: MonitorStatus) {
         let old = self.word(id);
         self.set_word(id, (old & !0b11) | s as u32);
+    }
+
+    /// Sets the admin state of endpoint `id`, keeping the other bits.
+    pub fn set_admin(&self, id: u32, a: AdminState) {
+        let old = self.word(id);
+        self.set_word(id, (old & !0b1100) | ((a as u32) << 2));
     }
 
     /// Number of endpoints.

@@ -30,7 +30,7 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
         let Some(e) = snap.endpoints.get(id as usize) else {
             continue;
         };
-        if !e.enabled {
+        if !super::servable(snap, id) {
             continue;
         }
         for g in e.geo.iter() {

@@ -24,7 +24,9 @@ mod subnet;
 mod weighted;
 
 use crate::config::{AllDown, Routing};
-use crate::health::MonitorStatus;
+use crate::health::{AdminState, Mask, MonitorStatus};
+
+use self::{enabled as enabled_fn, servable as servable_fn};
 use crate::snapshot::{Profile, Snapshot};
 use std::net::IpAddr;
 
@@ -70,20 +72,40 @@ impl Candidates<'_> {
         if i < 64 {
             return self.mask & (1u64 << i) != 0;
         }
-        let Some(h) = self.snap.hot.get(id as usize) else {
-            return false;
-        };
-        h.enabled && (!self.only_online || online(self.snap, id, self.depth))
+        if self.only_online {
+            online(self.snap, id, self.depth)
+        } else {
+            servable(self.snap, id)
+        }
     }
 }
 
-/// Whether endpoint `id` is online (enabled, not degraded; nested: enough online children).
+/// Enabled: by config or by an admin override, and not admin-disabled.
+#[inline]
+pub fn enabled(snap: &Snapshot, id: u32) -> bool {
+    let Some(h) = snap.hot.get(id as usize) else {
+        return false;
+    };
+    match snap.health.admin(id) {
+        AdminState::Disabled => false,
+        AdminState::Enabled => true,
+        _ => h.enabled,
+    }
+}
+
+/// Enabled and not drained: may be answered.
+#[inline]
+pub fn servable(snap: &Snapshot, id: u32) -> bool {
+    enabled(snap, id) && snap.health.admin(id) != AdminState::Drain
+}
+
+/// Whether endpoint `id` is online (servable, not degraded; nested: enough online children).
 #[inline]
 pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
     let Some(h) = snap.hot.get(id as usize) else {
         return false;
     };
-    if !h.enabled {
+    if !servable(snap, id) {
         return false;
     }
     if !h.nested {
@@ -92,24 +114,31 @@ pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
     nested_online(snap, h.child, h.min_children, depth)
 }
 
-#[inline(never)]
-fn nested_online(snap: &Snapshot, child: u32, min_children: u32, depth: u32) -> bool {
+/// Counts of a child profile's endpoints: (online, checking) — for nested
+/// endpoints and the status report.
+pub fn child_counts(snap: &Snapshot, child: u32, depth: u32) -> (u32, u32) {
     let Some(cp) = snap.profiles.get(child as usize) else {
-        return false;
+        return (0, 0);
     };
     if !cp.enabled || depth > 10 {
-        return false;
+        return (0, 0);
     }
-    let mut n = 0;
+    let (mut on, mut checking) = (0, 0);
     for cid in cp.endpoint_ids() {
         if online(snap, cid, depth + 1) {
-            n += 1;
-            if n >= min_children {
-                return true;
+            on += 1;
+            let nested = snap.hot.get(cid as usize).is_some_and(|h| h.nested);
+            if !nested && snap.health.status(cid) == MonitorStatus::CheckingEndpoint {
+                checking += 1;
             }
         }
     }
-    false
+    (on, checking)
+}
+
+#[inline(never)]
+fn nested_online(snap: &Snapshot, child: u32, min_children: u32, depth: u32) -> bool {
+    child_counts(snap, child, depth).0 >= min_children
 }
 
 /// Decides for profile `p`. Returns the pick and the ECS scope it depended on.
@@ -117,11 +146,13 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     if !p.enabled || depth > 10 {
         return (Pick::NxDomain, 0);
     }
-    // Enabled and online bits of the first 64 endpoints: one pass over the
-    // health words; nested endpoints ask their children.
-    let enabled = p.enabled_mask;
-    let mut on = enabled & !p.nested_mask & !snap.health.degraded_mask(p.id);
-    let mut nested = enabled & p.nested_mask;
+    // Bits of the first 64 endpoints from the per-profile summary masks;
+    // nested endpoints ask their children.
+    let h = &snap.health;
+    let enabled = (p.enabled_mask | h.mask(p.id, Mask::Forced)) & !h.mask(p.id, Mask::Disabled);
+    let servable = enabled & !h.mask(p.id, Mask::Drain);
+    let mut on = servable & !p.nested_mask & !h.mask(p.id, Mask::Degraded);
+    let mut nested = servable & p.nested_mask;
     while nested != 0 {
         let i = nested.trailing_zeros();
         nested &= nested - 1;
@@ -130,21 +161,25 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
         }
     }
     let mut any_enabled = enabled != 0;
+    let mut any_servable = servable != 0;
     let mut any_online = on != 0;
     // Beyond 64 endpoints (rare): ask each word.
     if p.count > 64 {
         for id in p.first + 64..p.first + p.count {
-            if snap.hot.get(id as usize).is_some_and(|h| h.enabled) {
-                any_enabled = true;
-                if online(snap, id, depth) {
-                    any_online = true;
-                    break;
-                }
+            any_enabled |= enabled_fn(snap, id);
+            any_servable |= servable_fn(snap, id);
+            if online(snap, id, depth) {
+                any_online = true;
+                break;
             }
         }
     }
     if !any_enabled {
         return (Pick::NxDomain, 0);
+    }
+    // Every enabled endpoint drained: nothing to answer, but the name exists.
+    if !any_servable && p.routing != Routing::Geographic {
+        return (Pick::NoData, 0);
     }
     if !any_online && p.all_down == AllDown::FailClosed && p.routing != Routing::Geographic {
         return (Pick::NoData, 0);
@@ -152,7 +187,7 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     let c = Candidates {
         snap,
         first: p.first,
-        mask: if any_online { on } else { enabled },
+        mask: if any_online { on } else { servable },
         only_online: any_online,
         depth,
     };

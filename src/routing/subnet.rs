@@ -10,19 +10,11 @@ use crate::snapshot::{NONE, Profile, Snapshot};
 pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8) {
     if let Some(a) = client.addr
         && let Some(hit) = p.subnets.lookup(a)
-        && snap
-            .endpoints
-            .get(hit.value as usize)
-            .is_some_and(|e| e.enabled)
+        && super::servable(snap, hit.value)
     {
         return (Pick::One(hit.value), hit.prefix_len);
     }
-    if p.subnet_default != NONE
-        && snap
-            .endpoints
-            .get(p.subnet_default as usize)
-            .is_some_and(|e| e.enabled)
-    {
+    if p.subnet_default != NONE && super::servable(snap, p.subnet_default) {
         return (Pick::One(p.subnet_default), client.source_prefix);
     }
     (Pick::NoData, client.source_prefix)

@@ -1,0 +1,146 @@
+//! The status report (JSON), built on demand off the query path from the
+//! snapshot and the monitor's board. Format: `docs/OPERATIONS.md`.
+
+use super::monitor::Board;
+use super::{AdminState, MonitorStatus};
+use crate::routing;
+use crate::snapshot::{EpAnswer, Snapshot};
+use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| (d.as_millis() as f64) / 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// Azure's name for the endpoint's state.
+pub fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
+    let Some(e) = snap.endpoints.get(id as usize) else {
+        return "Unknown";
+    };
+    let Some(p) = snap.profiles.get(e.profile as usize) else {
+        return "Unknown";
+    };
+    if !p.enabled {
+        return "Inactive";
+    }
+    if !routing::enabled(snap, id) {
+        return "Disabled";
+    }
+    if let EpAnswer::Nested {
+        child,
+        min_children,
+    } = e.answer
+    {
+        let Some(cp) = snap.profiles.get(child as usize) else {
+            return "Stopped";
+        };
+        let any_enabled = cp.endpoint_ids().any(|c| routing::enabled(snap, c));
+        if !cp.enabled || !any_enabled {
+            return "Stopped";
+        }
+        let (online, checking) = routing::child_counts(snap, child, 0);
+        return if online >= min_children {
+            if online - checking >= min_children {
+                "Online"
+            } else {
+                "CheckingEndpoint"
+            }
+        } else {
+            "Degraded"
+        };
+    }
+    if p.monitor.is_none() {
+        return match snap.health.status(id) {
+            MonitorStatus::Degraded => "Degraded",
+            _ => "Online",
+        };
+    }
+    let key = (p.fqdn.to_string(), e.name.to_string());
+    match board
+        .eps
+        .get(&key)
+        .map(|r| r.status)
+        .unwrap_or(snap.health.status(id))
+    {
+        MonitorStatus::CheckingEndpoint => "CheckingEndpoint",
+        MonitorStatus::Online => "Online",
+        MonitorStatus::Degraded => "Degraded",
+    }
+}
+
+/// Renders the whole report.
+pub fn render(snap: &Snapshot, board: &Board) -> String {
+    let mut profiles = Vec::new();
+    for p in snap.profiles.iter() {
+        let mut eps = Vec::new();
+        let mut states = Vec::new();
+        for id in p.endpoint_ids() {
+            let e = &snap.endpoints[id as usize];
+            let state = endpoint_state(snap, board, id);
+            states.push(state);
+            let admin = snap.health.admin(id);
+            let rec = board.eps.get(&(p.fqdn.to_string(), e.name.to_string()));
+            let mut o = json!({
+                "name": &*e.name,
+                "status": state,
+                "admin": admin.as_str(),
+                "enabled": e.enabled,
+                "serving": routing::servable(snap, id) && admin != AdminState::Drain,
+                "priority": e.priority,
+                "weight": e.weight,
+            });
+            if let Some(r) = rec {
+                o["probe"] = json!({
+                    "target": r.target,
+                    "since": unix(r.since),
+                    "last_probe": r.last_probe.map(unix),
+                    "last_result": r.last_result,
+                    "consecutive_failures": r.fails,
+                    "consecutive_successes": r.succs,
+                    "rtt_ms": r.rtt_ms.map(|x| (x * 1000.0).round() / 1000.0),
+                    "probes": r.probes,
+                    "failures": r.failures,
+                });
+            }
+            eps.push(o);
+        }
+        let status = if !p.enabled {
+            "Disabled"
+        } else if states.iter().all(|s| *s == "Disabled") {
+            "Inactive"
+        } else if states.contains(&"Online") {
+            "Online"
+        } else if states.contains(&"CheckingEndpoint") {
+            "CheckingEndpoints"
+        } else {
+            "Degraded"
+        };
+        profiles.push(json!({
+            "name": &*p.fqdn,
+            "routing": p.routing.as_str(),
+            "status": status,
+            "monitored": p.monitor.is_some(),
+            "ttl": p.ttl,
+            "endpoints": eps,
+        }));
+    }
+    let v: Value = json!({
+        "version": concat!("trafficmgr/", env!("CARGO_PKG_VERSION")),
+        "config": {
+            "path": snap.source.path.as_ref().map(|p| p.display().to_string()),
+            "hash": format!("{:016x}", snap.source.hash),
+            "loaded_at": snap.source.loaded_at,
+        },
+        "monitor": {
+            "ready": board.ready,
+            "probes_sent": board.probes_sent,
+            "probes_failed": board.probes_failed,
+            "state_changes": board.state_changes,
+            "error": board.scheduler_error,
+        },
+        "profiles": profiles,
+    });
+    v.to_string()
+}
