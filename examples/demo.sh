@@ -9,9 +9,28 @@ PORT="${DEMO_PORT:-5353}"
 BIN=target/release/examples/serve
 [ -x "$BIN" ] || cargo build --release --example serve
 command -v dig >/dev/null 2>&1 || sh scripts/install-deps.sh
+WEB=$(mktemp -d)
+PID="" WEB1="" WEB2=""
+cleanup() {
+    for p in $PID $WEB1 $WEB2; do kill "$p" 2>/dev/null || true; done
+    [ -z "$PID" ] || wait "$PID" 2>/dev/null || true
+    rm -rf "$WEB"
+}
+trap cleanup EXIT INT TERM
+echo "northwind is up" > "$WEB/index.html"
+python3 -m http.server 18081 --bind 127.0.0.1 -d "$WEB" >/dev/null 2>&1 &
+WEB1=$!
+python3 -m http.server 18082 --bind 127.0.0.1 -d "$WEB" >/dev/null 2>&1 &
+WEB2=$!
+for p in 18081 18082; do
+    i=0
+    until python3 -c "import socket; socket.create_connection(('127.0.0.1', $p), 0.2)" 2>/dev/null; do
+        i=$((i + 1)); [ "$i" -lt 50 ] || { echo "demo: the web server on $p did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+done
 "$BIN" --config examples/demo.toml --listen "127.0.0.1:$PORT" &
 PID=$!
-trap 'kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null' EXIT INT TERM
 i=0
 until dig @127.0.0.1 -p "$PORT" +time=1 +tries=1 trafficmanager.example SOA >/dev/null 2>&1; do
     i=$((i + 1)); [ "$i" -lt 50 ] || { echo "demo: the server did not start" >&2; exit 1; }
@@ -37,6 +56,22 @@ echo "== weighted routing: 3 blue to 1 green over 20 queries"
 echo "\$ for i in \$(seq 20); do $D +short tailspin.trafficmanager.example A; done | sort | uniq -c"
 for i in $(seq 20); do $D +short tailspin.trafficmanager.example A; done | sort | uniq -c | sed 's/^/    /'
 echo
+echo "== health monitoring: the primary's web server (127.0.0.1:18081) answers HTTP probes"
+sleep 1
+show $D northwind.trafficmanager.example A
+echo "   stopping the primary's web server (PID $WEB1)..."
+kill "$WEB1" 2>/dev/null; wait "$WEB1" 2>/dev/null || true
+T0=$(date +%s.%N)
+until [ "$($D +short northwind.trafficmanager.example A)" = "192.0.2.82" ]; do sleep 0.1; done
+T1=$(date +%s.%N)
+echo "   the answer moved after $(python3 -c "print(round($T1 - $T0, 1))") s (at most interval 2 s x (tolerated_failures 0 + 1) + timeout 1 s = 3 s):"
+show $D northwind.trafficmanager.example A
+echo "   starting it again..."
+python3 -m http.server 18081 --bind 127.0.0.1 -d "$WEB" >/dev/null 2>&1 &
+WEB1=$!
+until [ "$($D +short northwind.trafficmanager.example A)" = "192.0.2.81" ]; do sleep 0.1; done
+show $D northwind.trafficmanager.example A
+
 echo "== the zone apex and a name that does not exist"
 show $D trafficmanager.example NS
 show dig @127.0.0.1 -p "$PORT" +noall +comments +authority nope.trafficmanager.example A

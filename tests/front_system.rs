@@ -317,3 +317,57 @@ fn sighup_reloads_a_changed_file_and_a_bad_file_changes_nothing() {
     );
     front.stop();
 }
+
+/// Failover a client sees: the primary's backend stops, and `dig` answers
+/// the secondary within interval × (tolerated_failures + 1) + timeout; the
+/// backend comes back and so does the answer.
+#[test]
+fn dig_sees_failover_and_recovery() {
+    use common::backend::{Backend, Mode};
+    let primary = Backend::start(Mode::Status(200));
+    let secondary = Backend::start(Mode::Status(200));
+    let (interval, tolerated, timeout) = (1.0f64, 1u32, 0.5f64);
+    let cfg = format!(
+        "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n[[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n\
+         [profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = {tolerated}\n\
+         [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+         [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n",
+        primary.port, secondary.port
+    );
+    let dir = std::env::temp_dir().join(format!("tm-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tm.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let front = Front::start(&path);
+    let answer = |port| {
+        dig(port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    wait_for(10, "primary answered", || answer(front.port) == "192.0.2.1");
+    // Let the primary pass a few probes, then stop it as a process would.
+    std::thread::sleep(Duration::from_millis(1500));
+    primary.set(Mode::Reset);
+    let t0 = Instant::now();
+    wait_for(15, "failover", || answer(front.port) == "192.0.2.2");
+    let down = t0.elapsed().as_secs_f64();
+    let bound = interval * f64::from(tolerated + 1) + timeout;
+    println!("failover seen by dig after {down:.2} s (bound {bound:.1} s)");
+    assert!(
+        down <= bound + 0.5,
+        "failover took {down:.2} s, bound {bound:.1} s"
+    );
+    primary.set(Mode::Status(200));
+    let t1 = Instant::now();
+    wait_for(15, "recovery", || answer(front.port) == "192.0.2.1");
+    let up = t1.elapsed().as_secs_f64();
+    println!(
+        "recovery seen by dig after {up:.2} s (bound {:.1} s)",
+        interval + timeout
+    );
+    assert!(up <= interval + timeout + 0.5, "recovery took {up:.2} s");
+    drop(secondary);
+    front.stop();
+}

@@ -7,8 +7,9 @@
 //! one thing that cannot be interrupted.
 //!
 //! Schedule: every probed endpoint is probed right at start; after that,
-//! endpoint i of a profile's n is probed at `start + interval * i / n + k *
-//! interval`, so a profile's probes are spread over the interval. An
+//! the i-th of the engine's n probed endpoints is probed at `start +
+//! interval * i / n + k * interval`, so probes (a profile's, and all of
+//! them) are spread evenly over the interval. An
 //! endpoint is never probed twice at once, so one that hangs holds one
 //! worker for at most its timeout and never delays another's probe.
 //!
@@ -306,10 +307,11 @@ impl Scheduler {
         let snap = self.inner.snapshot();
         let mut old: HashMap<(String, String), Slot> =
             self.slots.drain(..).map(|s| (s.key.clone(), s)).collect();
-        let mut per_profile: HashMap<u32, (u32, u32)> = HashMap::new();
-        for p in snap.profiles.iter() {
-            per_profile.insert(p.id, (0, p.count));
-        }
+        let total = (0..snap.endpoints.len() as u32)
+            .filter(|id| probe_spec(&snap, *id).is_some())
+            .count()
+            .max(1);
+        let mut rank = 0usize;
         let now = Instant::now();
         let mut slots = Vec::new();
         for (id, e) in snap.endpoints.iter().enumerate() {
@@ -319,8 +321,8 @@ impl Scheduler {
             };
             let p = &snap.profiles[e.profile as usize];
             let key = (p.fqdn.to_string(), e.name.to_string());
-            let n = per_profile.get(&p.id).map(|x| x.1).unwrap_or(1);
-            let offset = interval.mul_f64(f64::from(e.profile_index) / f64::from(n.max(1)));
+            let offset = interval.mul_f64(rank as f64 / total as f64);
+            rank += 1;
             match old.remove(&key) {
                 Some(mut s)
                     if s.spec == spec

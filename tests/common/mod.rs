@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use trafficmgr::{Engine, Query, Rcode};
@@ -80,4 +82,36 @@ pub fn one(
     let o = ask(e, name, qtype, client, ecs);
     assert_eq!(o.answer.len(), 1, "{name}: {o:?}");
     o.answer[0].2.clone()
+}
+
+/// The parsed status report.
+pub fn status(e: &Engine) -> serde_json::Value {
+    serde_json::from_str(&e.status_json()).unwrap()
+}
+
+/// The status entry of one endpoint.
+pub fn ep_status(e: &Engine, profile: &str, endpoint: &str) -> serde_json::Value {
+    let s = status(e);
+    for p in s["profiles"].as_array().unwrap() {
+        if p["name"] == profile {
+            for ep in p["endpoints"].as_array().unwrap() {
+                if ep["name"] == endpoint {
+                    return ep.clone();
+                }
+            }
+        }
+    }
+    panic!("no {profile}/{endpoint} in {s}");
+}
+
+/// Polls `f` every 20 ms until it holds or `secs` pass.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

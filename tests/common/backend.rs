@@ -1,0 +1,181 @@
+//! A real HTTP backend for probe tests: a TCP listener on loopback whose
+//! behaviour can be switched at run time, recording what it was sent.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer with this status (301 adds a Location header).
+    Status(u16),
+    /// Read the request, never answer.
+    Hang,
+    /// 200 with headers, then a body that never ends.
+    EndlessBody,
+    /// Close at once with a TCP reset.
+    Reset,
+}
+
+pub struct Backend {
+    pub port: u16,
+    mode: Arc<Mutex<Mode>>,
+    pub hosts: Arc<Mutex<Vec<String>>>,
+    pub paths: Arc<Mutex<Vec<String>>>,
+    pub hits: Arc<Mutex<Vec<Instant>>>,
+    pub count: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn start(mode: Mode) -> Backend {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let mode = Arc::new(Mutex::new(mode));
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, h, p, t, c, s) = (
+            mode.clone(),
+            hosts.clone(),
+            paths.clone(),
+            hits.clone(),
+            count.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((stream, _)) => {
+                        let (m, h, p, t, c, s) = (
+                            m.clone(),
+                            h.clone(),
+                            p.clone(),
+                            t.clone(),
+                            c.clone(),
+                            s.clone(),
+                        );
+                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Backend {
+            port,
+            mode,
+            hosts,
+            paths,
+            hits,
+            count,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn requests(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    mut s: TcpStream,
+    mode: Arc<Mutex<Mode>>,
+    hosts: Arc<Mutex<Vec<String>>>,
+    paths: Arc<Mutex<Vec<String>>>,
+    hits: Arc<Mutex<Vec<Instant>>>,
+    count: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) {
+    let mode = *mode.lock().unwrap();
+    if mode == Mode::Reset {
+        // SO_LINGER 0: close sends RST.
+        use std::os::fd::AsRawFd;
+        let lg = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on our own socket with a valid struct.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &lg as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as u32,
+            );
+        }
+        count.fetch_add(1, Ordering::SeqCst);
+        hits.lock().unwrap().push(Instant::now());
+        return;
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut req = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&req).to_string();
+    if let Some(path) = text.split_whitespace().nth(1) {
+        paths.lock().unwrap().push(path.to_string());
+    }
+    if let Some(h) = text.lines().find_map(|l| {
+        l.strip_prefix("host: ")
+            .or_else(|| l.strip_prefix("Host: "))
+    }) {
+        hosts.lock().unwrap().push(h.trim().to_string());
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    hits.lock().unwrap().push(Instant::now());
+    match mode {
+        Mode::Status(code) => {
+            let loc = if (300..400).contains(&code) {
+                "Location: /elsewhere\r\n"
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {code} X\r\n{loc}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+        Mode::Hang => {
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Mode::EndlessBody => {
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+            let chunk = [b'x'; 4096];
+            while !stop.load(Ordering::SeqCst) {
+                if s.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        }
+        Mode::Reset => {}
+    }
+}
