@@ -9,6 +9,7 @@ have valgrind || need="$need valgrind"
 have gcc || need="$need gcc"
 have python3 || need="$need python3"
 have make || need="$need make"
+have openssl || need="$need openssl"
 for extra in "$@"; do
     case "$extra" in
         dnsperf) have dnsperf || need="$need dnsperf" ;;

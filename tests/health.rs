@@ -481,3 +481,47 @@ fn two_hundred_endpoints_keep_their_schedule_while_twenty_hang() {
         late.iter().map(|ms| (*ms as u64) / 200).collect();
     assert!(buckets.len() >= 4, "probes bunched in {buckets:?}");
 }
+
+#[test]
+fn inactive_and_stopped_states() {
+    let b = Backend::start(Mode::Status(200));
+    let c = format!(
+        "{ZONE}[[profile]]\nname = \"off\"\nrouting = \"priority\"\nenabled = false\n[profile.monitor]\n{FAST}\n\
+         [[profile.endpoint]]\nname = \"x\"\naddresses = [\"127.0.0.1\"]\nprobe = {{ port = {port} }}\n\
+         [[profile]]\nname = \"parent\"\nrouting = \"priority\"\n\
+         [[profile.endpoint]]\nname = \"to-off\"\nprofile = \"off\"\n\
+         [[profile.endpoint]]\nname = \"to-child\"\nprofile = \"child\"\n\
+         [[profile]]\nname = \"child\"\nrouting = \"priority\"\n[profile.monitor]\n{FAST}\n\
+         [[profile.endpoint]]\nname = \"y\"\naddresses = [\"192.0.2.9\"]\nprobe = {{ host = \"127.0.0.1\", port = {port} }}\n",
+        port = b.port
+    );
+    let e = Engine::from_toml(&c, None).unwrap();
+    assert!(e.wait_ready(Duration::from_secs(10)));
+    assert_eq!(ep_status(&e, "off.tm.example", "x")["status"], "Inactive");
+    assert!(
+        ep_status(&e, "off.tm.example", "x")["probe"]["probes"]
+            .as_u64()
+            .unwrap_or(0)
+            == 0,
+        "an inactive profile is not probed"
+    );
+    assert_eq!(
+        ep_status(&e, "parent.tm.example", "to-off")["status"],
+        "Stopped"
+    );
+    assert_eq!(
+        ep_status(&e, "parent.tm.example", "to-child")["status"],
+        "Online"
+    );
+    let s = status(&e);
+    let off = s["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "off.tm.example")
+        .unwrap()
+        .clone();
+    assert_eq!(off["status"], "Disabled");
+    // The parent skips the stopped child and answers the child's answer.
+    assert_eq!(one(&e, "parent.tm.example", 1, None, None), "192.0.2.9");
+}
