@@ -65,6 +65,7 @@ demo:
 
 bench: latency-1m
 	TM_LATENCY_1M=$(LATENCY_1M) $(CARGO) bench --bench lookup
+	TM_LATENCY_1M=$(LATENCY_1M) $(CARGO) bench --bench reload
 
 header:
 	$(CARGO) build --lib

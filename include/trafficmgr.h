@@ -568,6 +568,23 @@ tm_result tm_engine_status_json(const tm_engine *engine,
                                 size_t *written_out);
 
 /**
+ * Writes the last reload error (file:line:col, key path, what was
+ * expected) as a NUL-terminated string into `buf` — empty when the last
+ * reload succeeded or none failed yet. Reloads come from
+ * `tm_engine_reload` and from the config-file watch.
+ *
+ * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+ * **Threads:** safe from any thread.
+ * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+ * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed;
+ * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_last_reload_error(const tm_engine *engine,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *written_out);
+
+/**
  * The static meaning of a result code (unknown codes get a generic text).
  *
  * **Returns** a NUL-terminated static string; never NULL.

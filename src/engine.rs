@@ -64,6 +64,46 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     /// The monitor's report.
     pub(crate) board: std::sync::Mutex<Board>,
+    /// Reload counters and the last error.
+    pub(crate) reloads: std::sync::Mutex<ReloadStats>,
+    /// Retired snapshots, dropped by the monitor thread once no reader holds them.
+    graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
+    /// What the file watch last saw.
+    watch: std::sync::Mutex<WatchState>,
+}
+
+/// Reload counters, shown in the status report.
+#[derive(Debug, Default, Clone)]
+pub struct ReloadStats {
+    /// Successful reloads.
+    pub ok: u64,
+    /// Failed reloads.
+    pub failed: u64,
+    /// The last failure's message (file:line:col, key path), cleared by a success.
+    pub last_error: Option<String>,
+    /// When it failed (Unix seconds).
+    pub last_error_at: Option<u64>,
+    /// When the last reload was tried (Unix seconds).
+    pub last_attempt_at: Option<u64>,
+}
+
+/// (mtime in ns, size, inode) of one watched file; None if it cannot be read.
+type Stamp = Option<(i128, u64, u64)>;
+
+#[derive(Debug, Default)]
+struct WatchState {
+    stamps: Vec<(PathBuf, Stamp)>,
+    last_check: Option<Instant>,
+}
+
+fn stamp(p: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.size(),
+        m.ino(),
+    ))
 }
 
 impl Inner {
@@ -84,6 +124,127 @@ impl Inner {
 
     pub(crate) fn writer_lock(&self) -> parking_lot::MutexGuard<'_, Source> {
         self.writer.lock()
+    }
+
+    /// The files a reload reads: the config file (if any) and the data
+    /// files the current configuration names.
+    fn watched_files(&self, source: &Source) -> Vec<PathBuf> {
+        let snap = self.cell.load();
+        let mut v = Vec::new();
+        if let Source::File(p) = source {
+            v.push(p.clone());
+        }
+        v.extend(snap.settings.latency_table.iter().cloned());
+        v.extend(snap.settings.geoip_db.iter().cloned());
+        v
+    }
+
+    fn stamps(&self, source: &Source) -> Vec<(PathBuf, Stamp)> {
+        self.watched_files(source)
+            .into_iter()
+            .map(|p| {
+                let s = stamp(&p);
+                (p, s)
+            })
+            .collect()
+    }
+
+    /// The one reload path (explicit calls and the file watch): build and
+    /// validate a whole new snapshot off the query path, then swap it in.
+    pub(crate) fn reload(&self, why: &str) -> Result<(), ConfigError> {
+        let source = self.writer.lock();
+        let cur = self.cell.load_full();
+        let result = build(&source, Some(&cur));
+        drop(cur);
+        let now = now_unix();
+        let outcome = match result {
+            Ok(next) => {
+                next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
+                let old = self.cell.swap(Arc::new(next));
+                // Release pairs with the Acquire in `Inner::generation`.
+                self.generation.fetch_add(1, Ordering::Release);
+                if let Ok(mut g) = self.graveyard.lock() {
+                    g.push(old);
+                }
+                if let Ok(mut r) = self.reloads.lock() {
+                    r.ok += 1;
+                    r.last_error = None;
+                    r.last_error_at = None;
+                    r.last_attempt_at = Some(now);
+                }
+                self.log(LogLevel::Info, &format!("configuration reloaded ({why})"));
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(mut r) = self.reloads.lock() {
+                    r.failed += 1;
+                    r.last_error = Some(e.to_string());
+                    r.last_error_at = Some(now);
+                    r.last_attempt_at = Some(now);
+                }
+                self.log(
+                    LogLevel::Error,
+                    &format!(
+                        "reload failed ({why}); the previous configuration keeps serving: {e}"
+                    ),
+                );
+                Err(e)
+            }
+        };
+        // What the watch compares against from now on.
+        let stamps = self.stamps(&source);
+        drop(source);
+        if let Ok(mut w) = self.watch.lock() {
+            w.stamps = stamps;
+        }
+        outcome
+    }
+
+    /// Called by the monitor thread on every turn: every `watch_interval`,
+    /// compares the watched files' (mtime, size, inode) with what the last
+    /// reload saw and reloads on a change (in-place writes and
+    /// write-then-rename alike).
+    pub(crate) fn watch_tick(&self) {
+        let interval = self.cell.load().settings.watch_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let Ok(mut w) = self.watch.lock() else { return };
+            if w.last_check
+                .is_some_and(|t| now.duration_since(t) < interval)
+            {
+                return;
+            }
+            w.last_check = Some(now);
+        }
+        let current = {
+            let source = self.writer.lock();
+            self.stamps(&source)
+        };
+        let changed = self
+            .watch
+            .lock()
+            .map(|w| w.stamps != current)
+            .unwrap_or(false);
+        if changed {
+            let _ = self.reload("file changed");
+        }
+    }
+
+    /// Drops retired snapshots that no reader holds any more (off the query
+    /// path: a query thread never pays for freeing a big table).
+    pub(crate) fn reap(&self) {
+        let Ok(mut g) = self.graveyard.lock() else {
+            return;
+        };
+        g.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// Reload counters.
+    pub(crate) fn reload_stats(&self) -> ReloadStats {
+        self.reloads.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -211,7 +372,14 @@ impl Engine {
             log,
             generation: AtomicU64::new(0),
             board: std::sync::Mutex::new(Board::default()),
+            reloads: std::sync::Mutex::new(ReloadStats::default()),
+            graveyard: std::sync::Mutex::new(Vec::new()),
+            watch: std::sync::Mutex::new(WatchState::default()),
         });
+        if let Ok(mut w) = inner.watch.lock() {
+            let source = inner.writer.lock();
+            w.stamps = inner.stamps(&source);
+        }
         let monitor = match Monitor::start(inner.clone()) {
             Ok(m) => Some(m),
             Err(err) => {
@@ -365,47 +533,24 @@ impl Engine {
     /// The status report as JSON (see `docs/OPERATIONS.md`).
     pub fn status_json(&self) -> String {
         let snap = self.inner.cell.load_full();
+        let reloads = self.inner.reload_stats();
         let board = self.inner.board.lock();
         match board {
-            Ok(b) => crate::health::status::render(&snap, &b),
-            Err(_) => crate::health::status::render(&snap, &Board::default()),
+            Ok(b) => crate::health::status::render(&snap, &b, &reloads),
+            Err(_) => crate::health::status::render(&snap, &Board::default(), &reloads),
         }
     }
 
-    /// Rebuilds the snapshot from the source and swaps it in; on error the
-    /// current snapshot keeps serving. Health carries over by endpoint identity.
+    /// Rebuilds the snapshot from the source (and the data files it names)
+    /// and swaps it in; on error the current snapshot keeps serving, the
+    /// error is logged and kept for the status report. Health carries over
+    /// by endpoint identity. The same path as the file watch.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let source = self.inner.writer.lock();
-        let cur = self.inner.cell.load_full();
-        match build(&source, Some(&cur)) {
-            Ok(next) => {
-                drop(cur);
-                next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
-                let old = self.inner.cell.swap(Arc::new(next));
-                // Release pairs with the Acquire in `Inner::generation`.
-                self.inner.generation.fetch_add(1, Ordering::Release);
-                drop(source);
-                self.log(LogLevel::Info, "configuration reloaded");
-                retire(old);
-                Ok(())
-            }
-            Err(e) => {
-                self.log(
-                    LogLevel::Error,
-                    &format!("reload failed, the previous configuration keeps serving: {e}"),
-                );
-                Err(e)
-            }
-        }
+        self.inner.reload("requested")
     }
-}
 
-/// Drops a retired snapshot here, off the query path, once readers let go
-/// (bounded wait; if a reader still holds it, that reader frees it).
-fn retire(old: Arc<Snapshot>) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
+    /// Reload counters and the last reload error.
+    pub fn reload_stats(&self) -> ReloadStats {
+        self.inner.reload_stats()
     }
-    drop(old);
 }

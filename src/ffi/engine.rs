@@ -797,3 +797,43 @@ pub unsafe extern "C" fn tm_engine_status_json(
         tm_result::Ok
     })
 }
+
+/// Writes the last reload error (file:line:col, key path, what was
+/// expected) as a NUL-terminated string into `buf` — empty when the last
+/// reload succeeded or none failed yet. Reloads come from
+/// `tm_engine_reload` and from the config-file watch.
+///
+/// **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+/// **Threads:** safe from any thread.
+/// **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+/// `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed;
+/// `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_last_reload_error(
+    engine: *const tm_engine,
+    buf: *mut c_char,
+    buf_len: usize,
+    written_out: *mut usize,
+) -> tm_result {
+    boundary(tm_result::Panic, || {
+        // SAFETY: a live engine, or NULL.
+        let Some(e) = (unsafe { engine.as_ref() }) else {
+            return tm_result::NullArgument;
+        };
+        if buf.is_null() || written_out.is_null() {
+            return tm_result::NullArgument;
+        }
+        let msg = e.engine.reload_stats().last_error.unwrap_or_default();
+        // SAFETY: non-NULL output.
+        unsafe { written_out.write_unaligned(msg.len()) };
+        if msg.len() >= buf_len {
+            return tm_result::BufferTooSmall;
+        }
+        // SAFETY: `buf_len` writable bytes; len + 1 ≤ buf_len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), msg.len());
+            *buf.add(msg.len()) = 0;
+        }
+        tm_result::Ok
+    })
+}

@@ -269,6 +269,8 @@ impl Scheduler {
 
     fn run(mut self) {
         while !self.stop.load(Ordering::SeqCst) {
+            self.inner.watch_tick();
+            self.inner.reap();
             let generation = self.inner.generation();
             if generation != self.generation {
                 self.rebuild(generation);

@@ -71,7 +71,7 @@ pub fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
 }
 
 /// Renders the whole report.
-pub fn render(snap: &Snapshot, board: &Board) -> String {
+pub fn render(snap: &Snapshot, board: &Board, reloads: &crate::engine::ReloadStats) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
         let mut eps = Vec::new();
@@ -132,6 +132,13 @@ pub fn render(snap: &Snapshot, board: &Board) -> String {
             "path": snap.source.path.as_ref().map(|p| p.display().to_string()),
             "hash": format!("{:016x}", snap.source.hash),
             "loaded_at": snap.source.loaded_at,
+        },
+        "reloads": {
+            "ok": reloads.ok,
+            "failed": reloads.failed,
+            "last_error": reloads.last_error,
+            "last_error_at": reloads.last_error_at,
+            "last_attempt_at": reloads.last_attempt_at,
         },
         "monitor": {
             "ready": board.ready,
