@@ -46,17 +46,17 @@ c-tests/bin/%: c-tests/%.c c-tests/check.h c-tests/common.h include/trafficmgr.h
 $(LIBDIR)/libtrafficmgr.so: build
 
 test-c: $(CTESTS)
-	@for t in $(CTESTS); do $$t tests/data || exit 1; done
+	@for t in $(CTESTS); do $$t tests/data $(SHARED)/data || exit 1; done
 
 test-valgrind: $(CTESTS)
-	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data || exit 1; done
+	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data $(SHARED)/data || exit 1; done
 
 test-asan: build
 	@mkdir -p c-tests/bin/asan
 	@for s in c-tests/test_*.c; do \
 	    b=c-tests/bin/asan/$$(basename $$s .c); \
 	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
-	    ASAN_OPTIONS=detect_leaks=1 $$b tests/data || exit 1; \
+	    ASAN_OPTIONS=detect_leaks=1 $$b tests/data $(SHARED)/data || exit 1; \
 	done
 
 demo:

@@ -94,6 +94,9 @@ type Stamp = Option<(i128, u64, u64)>;
 struct WatchState {
     stamps: Vec<(PathBuf, Stamp)>,
     last_check: Option<Instant>,
+    /// A change seen on the previous check, reloaded only once the files
+    /// have stayed the same for one more interval (a writer may be mid-way).
+    pending: Option<Vec<(PathBuf, Stamp)>>,
 }
 
 fn stamp(p: &Path) -> Stamp {
@@ -196,6 +199,7 @@ impl Inner {
         drop(source);
         if let Ok(mut w) = self.watch.lock() {
             w.stamps = stamps;
+            w.pending = None;
         }
         outcome
     }

@@ -14,6 +14,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use trafficmgr::Engine;
 
+/// The tests of this file run one at a time: each starts a server and
+/// measures what a client sees, and the load test would skew the others.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn serve_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/front_system-… → target/<profile>/examples/serve
@@ -193,6 +201,7 @@ fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
 
 #[test]
 fn front_answers_like_the_rust_api() {
+    let _serial = serial();
     let config = data("basic.toml");
     let front = Front::start(&config);
     let engine = Engine::from_file(&config).unwrap();
@@ -282,6 +291,7 @@ fn front_answers_like_the_rust_api() {
 
 #[test]
 fn sighup_reloads_a_changed_file_and_a_bad_file_changes_nothing() {
+    let _serial = serial();
     let dir = std::env::temp_dir().join(format!("tm-front-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tm.toml");
@@ -323,6 +333,7 @@ fn sighup_reloads_a_changed_file_and_a_bad_file_changes_nothing() {
 /// backend comes back and so does the answer.
 #[test]
 fn dig_sees_failover_and_recovery() {
+    let _serial = serial();
     use common::backend::{Backend, Mode};
     let primary = Backend::start(Mode::Status(200));
     let secondary = Backend::start(Mode::Status(200));
@@ -377,6 +388,7 @@ fn dig_sees_failover_and_recovery() {
 /// fails, every answer is one of the two valid ones.
 #[test]
 fn rewrites_under_load_lose_nothing() {
+    let _serial = serial();
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let dir = std::env::temp_dir().join(format!("tm-load-{}", std::process::id()));
@@ -475,5 +487,55 @@ fn rewrites_under_load_lose_nothing() {
     println!("{ok} queries answered during 50 rewrites, {wrong} wrong, {lost} lost");
     assert!(ok > 100);
     assert_eq!((wrong, lost), (0, 0));
+    front.stop();
+}
+
+/// The routing methods through the front with `dig +subnet`, answers equal
+/// to the Rust API's, scopes included.
+#[test]
+fn methods_through_the_front() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("tm-methods-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tm.toml");
+    let cfg = format!(
+        "{}\n[[profile]]\nname = \"geo\"\nrouting = \"geographic\"\n\
+         [[profile.endpoint]]\nname = \"us\"\ntarget = \"us.example\"\ngeo = [\"US\"]\n\
+         [[profile.endpoint]]\nname = \"eu\"\ntarget = \"eu.example\"\ngeo = [\"EU\"]\n\
+         [engine]\ngeoip_db = \"{}\"\n",
+        std::fs::read_to_string(data("methods.toml")).unwrap(),
+        shared("data/geo-whois-asn-country.mmdb").display()
+    );
+    std::fs::write(&path, cfg).unwrap();
+    let front = Front::start(&path);
+    let engine = Engine::from_file(&path).unwrap();
+    let cases: &[(&str, &str, (&str, u8))] = &[
+        ("sub.tm.example", "A", ("10.1.0.0", 24)),
+        ("sub.tm.example", "A", ("10.200.0.0", 16)),
+        ("sub.tm.example", "AAAA", ("2001:db8:10::", 56)),
+        ("sub.tm.example", "A", ("192.0.2.0", 24)),
+        ("sub-strict.tm.example", "A", ("192.0.2.0", 24)),
+        ("mv.tm.example", "A", ("192.0.2.0", 24)),
+        ("mv.tm.example", "AAAA", ("192.0.2.0", 24)),
+        ("aff.tm.example", "A", ("198.51.100.0", 24)),
+        ("parent.tm.example", "A", ("198.51.100.0", 24)),
+        ("geo.tm.example", "A", ("8.8.8.0", 24)),
+        ("geo.tm.example", "A", ("81.2.69.0", 24)),
+        ("geo.tm.example", "A", ("1.1.1.0", 24)),
+    ];
+    for &(name, t, (a, p)) in cases {
+        let want = ask(
+            &engine,
+            name,
+            if t == "A" { 1 } else { 28 },
+            Some("127.0.0.1"),
+            Some((a, p)),
+        );
+        let got = dig(front.port, name, t, &[&format!("+subnet={a}/{p}")]);
+        let ctx = format!("{name} {t} +subnet={a}/{p}: {got:?}");
+        assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+        assert_eq!(got.2, want.answer, "{ctx}");
+        assert_eq!(got.4, Some(want.scope), "{ctx}");
+    }
     front.stop();
 }

@@ -35,10 +35,18 @@ fn probe(e: &Engine, ep: &str) -> serde_json::Value {
     ep_status(e, "p.tm.example", ep)["probe"].clone()
 }
 
+/// One test at a time: several measure schedules and timeouts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const FAST: &str = "interval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0";
 
 #[test]
 fn ok_500_refused_and_ready() {
+    let _serial = serial();
     let good = Backend::start(Mode::Status(200));
     let bad = Backend::start(Mode::Status(500));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -84,6 +92,7 @@ fn ok_500_refused_and_ready() {
 
 #[test]
 fn degraded_exactly_after_tolerated_plus_one_failures() {
+    let _serial = serial();
     let b = Backend::start(Mode::Status(200));
     let mon = "interval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 2";
     let e = Engine::from_toml(&cfg(mon, &[("a", b.port), ("spare", b.port)], ""), None).unwrap();
@@ -91,9 +100,10 @@ fn degraded_exactly_after_tolerated_plus_one_failures() {
     b.set(Mode::Status(500));
     let mut seen = Vec::new();
     wait_for(15, "degraded", || {
-        let p = probe(&e, "a");
-        let f = p["consecutive_failures"].as_u64().unwrap();
-        let st = state(&e, "a");
+        // One report: counters and state from the same moment.
+        let ep = ep_status(&e, "p.tm.example", "a");
+        let f = ep["probe"]["consecutive_failures"].as_u64().unwrap();
+        let st = ep["status"].as_str().unwrap().to_string();
         if seen.last() != Some(&(f, st.clone())) {
             seen.push((f, st.clone()));
         }
@@ -111,6 +121,7 @@ fn degraded_exactly_after_tolerated_plus_one_failures() {
 
 #[test]
 fn hang_endless_body_reset_redirect_and_status_ranges() {
+    let _serial = serial();
     let hang = Backend::start(Mode::Hang);
     let endless = Backend::start(Mode::EndlessBody);
     let reset = Backend::start(Mode::Reset);
@@ -184,6 +195,7 @@ fn hang_endless_body_reset_redirect_and_status_ranges() {
 
 #[test]
 fn host_header_path_and_custom_headers() {
+    let _serial = serial();
     let b = Backend::start(Mode::Status(200));
     let c = format!(
         "{ZONE}[[profile]]\nname = \"p\"\nrouting = \"priority\"\n[profile.monitor]\n{FAST}\npath = \"/health\"\n\
@@ -212,6 +224,7 @@ fn host_header_path_and_custom_headers() {
 
 #[test]
 fn tcp_probes() {
+    let _serial = serial();
     let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -247,6 +260,7 @@ impl Drop for TlsServer {
 
 #[test]
 fn https_self_signed_with_and_without_verification() {
+    let _serial = serial();
     let dir = std::env::temp_dir().join(format!("tm-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
@@ -310,6 +324,7 @@ fn https_self_signed_with_and_without_verification() {
 
 #[test]
 fn recovery_needs_recovery_successes_in_a_row() {
+    let _serial = serial();
     let b = Backend::start(Mode::Status(500));
     let mon =
         "interval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\nrecovery_successes = 2";
@@ -319,9 +334,9 @@ fn recovery_needs_recovery_successes_in_a_row() {
     b.set(Mode::Status(200));
     let mut seen = Vec::new();
     wait_for(15, "recovery", || {
-        let p = probe(&e, "a");
-        let s = p["consecutive_successes"].as_u64().unwrap();
-        let st = state(&e, "a");
+        let ep = ep_status(&e, "p.tm.example", "a");
+        let s = ep["probe"]["consecutive_successes"].as_u64().unwrap();
+        let st = ep["status"].as_str().unwrap().to_string();
         seen.push((s, st.clone()));
         st == "Online"
     });
@@ -336,6 +351,7 @@ fn recovery_needs_recovery_successes_in_a_row() {
 
 #[test]
 fn answers_follow_probes_fail_open_and_fail_closed() {
+    let _serial = serial();
     let a = Backend::start(Mode::Status(200));
     let b = Backend::start(Mode::Status(200));
     let mut c = cfg(FAST, &[("a", a.port), ("b", b.port)], "");
@@ -392,6 +408,7 @@ fn answers_follow_probes_fail_open_and_fail_closed() {
 
 #[test]
 fn admin_overrides() {
+    let _serial = serial();
     let a = Backend::start(Mode::Status(200));
     let b = Backend::start(Mode::Status(200));
     let mut c = cfg(FAST, &[("a", a.port), ("b", b.port)], "");
@@ -434,6 +451,7 @@ fn admin_overrides() {
 
 #[test]
 fn two_hundred_endpoints_keep_their_schedule_while_twenty_hang() {
+    let _serial = serial();
     let good = Backend::start(Mode::Status(200));
     let hang = Backend::start(Mode::Hang);
     let mut c = format!("[engine]\nprobe_workers = 16\n{ZONE}");
@@ -484,6 +502,7 @@ fn two_hundred_endpoints_keep_their_schedule_while_twenty_hang() {
 
 #[test]
 fn inactive_and_stopped_states() {
+    let _serial = serial();
     let b = Backend::start(Mode::Status(200));
     let c = format!(
         "{ZONE}[[profile]]\nname = \"off\"\nrouting = \"priority\"\nenabled = false\n[profile.monitor]\n{FAST}\n\

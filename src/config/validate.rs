@@ -458,10 +458,11 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
             ttl,
         });
     }
-    if zones.is_empty() && !raw.profile.is_empty() {
+    if zones.is_empty() {
+        // An empty or truncated file must never replace a working config.
         return Err(v.err(
-            &[k("profile")],
-            "profiles need at least one [[zone]] to live in",
+            &[],
+            "no [[zone]] is defined; a configuration needs at least one zone (is the file empty or cut short?)",
         ));
     }
 

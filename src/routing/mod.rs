@@ -44,8 +44,8 @@ pub struct Client {
 pub enum Pick {
     /// One endpoint.
     One(u32),
-    /// Several endpoints (multivalue), in order.
-    Many([u32; 8], u8),
+    /// Several endpoints (multivalue), in priority order (at most 16).
+    Many([u32; 16], u8),
     /// No answer of this profile (NODATA).
     NoData,
     /// The profile answers NXDOMAIN.
@@ -128,7 +128,11 @@ pub fn child_counts(snap: &Snapshot, child: u32, depth: u32) -> (u32, u32) {
         if online(snap, cid, depth + 1) {
             on += 1;
             let nested = snap.hot.get(cid as usize).is_some_and(|h| h.nested);
-            if !nested && snap.health.status(cid) == MonitorStatus::CheckingEndpoint {
+            // Unmonitored endpoints are simply online; only probed ones can be "checking".
+            if !nested
+                && cp.monitor.is_some()
+                && snap.health.status(cid) == MonitorStatus::CheckingEndpoint
+            {
                 checking += 1;
             }
         }

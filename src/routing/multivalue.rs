@@ -1,14 +1,15 @@
-//! Multivalue: the candidates in priority order (their addresses are capped
-//! at `max_answers` per family when the answer is built).
+//! Multivalue: the first 16 candidates in priority order; the answer takes
+//! up to `max_answers` addresses of the asked family from them, in order
+//! (an endpoint without that family is passed over).
 
 use super::{Candidates, Pick};
 use crate::snapshot::{Profile, Snapshot};
 
 pub(super) fn choose(_snap: &Snapshot, p: &Profile, c: &Candidates<'_>) -> (Pick, u8) {
-    let mut ids = [0u32; 8];
+    let mut ids = [0u32; 16];
     let mut n = 0usize;
     for &id in p.by_priority.iter() {
-        if n >= ids.len() || n >= usize::from(p.max_answers) {
+        if n >= ids.len() {
             break;
         }
         if c.ok(id) {
