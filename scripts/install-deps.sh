@@ -10,6 +10,7 @@ have gcc || need="$need gcc"
 have python3 || need="$need python3"
 have make || need="$need make"
 have openssl || need="$need openssl"
+[ -x /usr/sbin/named ] || need="$need bind9"
 for extra in "$@"; do
     case "$extra" in
         dnsperf) have dnsperf || need="$need dnsperf" ;;

@@ -465,6 +465,19 @@ impl Engine {
         }
     }
 
+    /// Whether `name` (any case, trailing dot optional) is the apex of one of our zones.
+    pub fn is_zone(&self, name: &str) -> bool {
+        let mut n = NameBuf::root();
+        if n.set_text(name.as_bytes()).is_err() {
+            return false;
+        }
+        let snap = self.inner.cell.load();
+        matches!(
+            snap.names.get(n.as_bytes()),
+            Some(crate::snapshot::Node::Apex(_))
+        )
+    }
+
     /// The current snapshot (for inspection; queries use their own load).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.cell.load_full()

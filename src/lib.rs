@@ -24,6 +24,7 @@ pub mod query;
 pub mod routing;
 pub mod snapshot;
 
+mod bind_dlz;
 mod ffi;
 
 pub use answer::{Answer, Rcode, Rec, Records};

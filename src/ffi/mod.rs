@@ -41,7 +41,7 @@ pub(crate) fn install_panic_hook() {
 
 /// Runs `f`, turning a panic into `on_panic`.
 #[inline]
-pub(crate) fn boundary<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+pub fn boundary<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     IN_BOUNDARY.with(|c| c.set(c.get() + 1));
     let r = catch_unwind(AssertUnwindSafe(f));
     IN_BOUNDARY.with(|c| c.set(c.get().saturating_sub(1)));

@@ -1,0 +1,427 @@
+//! BIND 9's DLZ "dlopen" module ABI (DLZ_DLOPEN_VERSION 3), exported by the
+//! same `libtrafficmgr.so`, so that `named` loads it with one stanza:
+//!
+//! ```text
+//! dlz "trafficmgr" { database "dlopen /usr/lib/bind/libtrafficmgr.so /etc/trafficmgr.toml"; };
+//! ```
+//!
+//! Our own declarations of the ABI, written from BIND 9.18's
+//! `dlz_minimal.h` and `dlz_dlopen_driver.c` (see `shared/notes/
+//! integration.md`). Notes:
+//! - `dlz_create` is variadic in C; stable Rust cannot define a variadic
+//!   function, so it is defined with a fixed arity: 4 named parameters and
+//!   the 9 pointer-sized variadic ones named passes (4 name/function pairs
+//!   and a NULL). On x86-64 SysV and AArch64 Linux, pointer-sized variadic
+//!   arguments travel exactly like named ones. Not portable to Apple arm64.
+//! - `dlz_lookup` gets no query type: it returns every record of the name
+//!   (BIND picks by type), so a profile's answer is routed as for ANY.
+//! - The client is BIND's `sourceip` callback, or the EDNS Client Subnet
+//!   from clientinfo v3 (9.18.1 and later); BIND cannot take a scope from a
+//!   module, so ECS replies carry scope /0.
+//! - Every entry point runs inside the panic boundary and returns
+//!   `ISC_R_FAILURE` (or NOTFOUND for lookups) rather than unwinding into named.
+
+use crate::engine::{Engine, LogFn, LogLevel, Query};
+use crate::ffi::boundary;
+use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+type IscResult = c_uint;
+const ISC_R_SUCCESS: IscResult = 0;
+const ISC_R_NOTFOUND: IscResult = 23;
+const ISC_R_FAILURE: IscResult = 25;
+
+const DLZ_DLOPEN_VERSION: c_int = 3;
+const DNS_SDLZFLAG_THREADSAFE: c_uint = 0x1;
+
+/// `log(level, fmt, ...)`: level −1 info, −2 notice, −3 warning, −4 error, > 0 debug.
+type LogCb = unsafe extern "C" fn(level: c_int, fmt: *const c_char, ...);
+/// `putrr(lookup, type, ttl, rdata)`.
+type PutRr = unsafe extern "C" fn(
+    lookup: *mut c_void,
+    rtype: *const c_char,
+    ttl: u32,
+    data: *const c_char,
+) -> IscResult;
+/// `putnamedrr(allnodes, name, type, ttl, rdata)` (zone transfers; unused).
+type PutNamedRr = unsafe extern "C" fn(
+    allnodes: *mut c_void,
+    name: *const c_char,
+    rtype: *const c_char,
+    ttl: u32,
+    data: *const c_char,
+) -> IscResult;
+
+/// `dns_clientinfomethods_t` (version 2, age 1 in 9.18).
+#[repr(C)]
+struct ClientInfoMethods {
+    version: u16,
+    age: u16,
+    sourceip: Option<
+        unsafe extern "C" fn(client: *mut ClientInfo, addrp: *mut *const SockAddrHead) -> IscResult,
+    >,
+}
+
+/// `dns_clientinfo_t` (version 3 carries the ECS of the query).
+#[repr(C)]
+struct ClientInfo {
+    version: u16,
+    data: *mut c_void,
+    dbversion: *mut c_void,
+    ecs: Ecs,
+}
+
+/// `dns_ecs_t`: `isc_netaddr_t` then source and scope prefix lengths.
+#[repr(C)]
+struct Ecs {
+    family: c_uint,
+    addr: [u8; 108],
+    zone: u32,
+    source: u8,
+    scope: u8,
+}
+
+/// The first member of `isc_sockaddr_t`: a `struct sockaddr` union.
+#[repr(C)]
+struct SockAddrHead {
+    family: u16,
+    port: u16,
+    /// sockaddr_in: 4 address bytes; sockaddr_in6: flowinfo (4) then 16 address bytes.
+    rest: [u8; 24],
+}
+
+struct Instance {
+    engine: Engine,
+    putrr: PutRr,
+    _putnamedrr: Option<PutNamedRr>,
+}
+
+// SAFETY: the callbacks are plain functions of named, callable from any of its threads.
+unsafe impl Send for Instance {}
+// SAFETY: as above; the engine is Sync.
+unsafe impl Sync for Instance {}
+
+#[derive(Clone, Copy)]
+struct BindLog(LogCb);
+// SAFETY: named's log function is thread-safe.
+unsafe impl Send for BindLog {}
+// SAFETY: as above.
+unsafe impl Sync for BindLog {}
+
+impl BindLog {
+    fn emit(&self, level: LogLevel, msg: &str) {
+        let lvl: c_int = match level {
+            LogLevel::Error => -4,
+            LogLevel::Warn => -3,
+            LogLevel::Info => -1,
+            LogLevel::Debug => 1,
+        };
+        let mut m: Vec<u8> = format!("trafficmgr: {msg}").into_bytes();
+        m.retain(|b| *b != 0);
+        m.push(0);
+        // SAFETY: untrusted text goes as the "%s" argument, never as the format.
+        unsafe { (self.0)(lvl, c"%s".as_ptr(), m.as_ptr() as *const c_char) };
+    }
+}
+
+/// Reports the DLZ ABI version and that we are thread-safe.
+///
+/// # Safety
+/// `flags` is NULL or points at a writable `unsigned int` (named passes one).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlz_version(flags: *mut c_uint) -> c_int {
+    boundary(DLZ_DLOPEN_VERSION, || {
+        if !flags.is_null() {
+            // SAFETY: non-NULL pointer from named.
+            unsafe { *flags |= DNS_SDLZFLAG_THREADSAFE };
+        }
+        DLZ_DLOPEN_VERSION
+    })
+}
+
+unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: named passes NUL-terminated strings.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// Creates one instance: `argv[1]` is the config file (the word after the
+/// library path on the `database` line). The variadic tail is read as the
+/// (name, function) pairs named passes: log, putrr, putnamedrr,
+/// writeable_zone, then NULL.
+///
+/// # Safety
+/// Called by named with the arguments the DLZ dlopen driver passes.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn dlz_create(
+    dlzname: *const c_char,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+    dbdata: *mut *mut c_void,
+    n1: *const c_char,
+    f1: *const c_void,
+    n2: *const c_char,
+    f2: *const c_void,
+    n3: *const c_char,
+    f3: *const c_void,
+    n4: *const c_char,
+    f4: *const c_void,
+    _end: *const c_void,
+) -> IscResult {
+    boundary(ISC_R_FAILURE, || {
+        crate::ffi::install_panic_hook();
+        let mut log: Option<BindLog> = None;
+        let mut putrr: Option<PutRr> = None;
+        let mut putnamedrr: Option<PutNamedRr> = None;
+        for (n, f) in [(n1, f1), (n2, f2), (n3, f3), (n4, f4)] {
+            if n.is_null() || f.is_null() {
+                break;
+            }
+            // SAFETY: a NUL-terminated name from named's vararg list.
+            match unsafe { cstr(n) } {
+                // SAFETY: named's function pointers with the documented signatures.
+                Some("log") => {
+                    log = Some(BindLog(unsafe {
+                        std::mem::transmute::<*const c_void, LogCb>(f)
+                    }))
+                }
+                Some("putrr") => {
+                    putrr = Some(unsafe { std::mem::transmute::<*const c_void, PutRr>(f) })
+                }
+                Some("putnamedrr") => {
+                    putnamedrr =
+                        Some(unsafe { std::mem::transmute::<*const c_void, PutNamedRr>(f) })
+                }
+                _ => {}
+            }
+        }
+        // SAFETY: NUL-terminated or NULL.
+        let name = unsafe { cstr(dlzname) }.unwrap_or("trafficmgr").to_string();
+        let say = |level, msg: &str| {
+            if let Some(l) = log {
+                l.emit(level, msg);
+            }
+        };
+        let (Some(putrr), false) = (putrr, dbdata.is_null()) else {
+            say(
+                LogLevel::Error,
+                &format!(
+                    "dlz {name}: named did not pass putrr; is this BIND 9 with DLZ dlopen version 3?"
+                ),
+            );
+            return ISC_R_FAILURE;
+        };
+        if argc < 2 || argv.is_null() {
+            say(
+                LogLevel::Error,
+                &format!(
+                    "dlz {name}: the database line needs the config file: \"dlopen /path/libtrafficmgr.so /etc/trafficmgr.toml\""
+                ),
+            );
+            return ISC_R_FAILURE;
+        }
+        // SAFETY: argv has argc entries.
+        let Some(path) = (unsafe { cstr(*argv.add(1)) }) else {
+            say(
+                LogLevel::Error,
+                &format!("dlz {name}: the config path is not valid UTF-8"),
+            );
+            return ISC_R_FAILURE;
+        };
+        let hook: Option<LogFn> =
+            log.map(|l| Box::new(move |level: LogLevel, msg: &str| l.emit(level, msg)) as LogFn);
+        match Engine::from_file_with_log(path, hook) {
+            Ok(engine) => {
+                let inst = Box::new(Instance {
+                    engine,
+                    putrr,
+                    _putnamedrr: putnamedrr,
+                });
+                // SAFETY: non-NULL output from named.
+                unsafe { *dbdata = Box::into_raw(inst) as *mut c_void };
+                say(LogLevel::Info, &format!("dlz {name}: serving {path}"));
+                ISC_R_SUCCESS
+            }
+            Err(e) => {
+                say(LogLevel::Error, &format!("dlz {name}: {e}"));
+                ISC_R_FAILURE
+            }
+        }
+    })
+}
+
+/// Destroys an instance: stops and joins its threads before returning.
+///
+/// # Safety
+/// `dbdata` is what `dlz_create` stored, or NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlz_destroy(dbdata: *mut c_void) {
+    boundary((), || {
+        if !dbdata.is_null() {
+            // SAFETY: created by Box::into_raw in dlz_create; named calls destroy once.
+            drop(unsafe { Box::from_raw(dbdata as *mut Instance) });
+        }
+    })
+}
+
+unsafe fn instance<'a>(dbdata: *mut c_void) -> Option<&'a Instance> {
+    // SAFETY: what dlz_create stored (named passes it back), or NULL.
+    unsafe { (dbdata as *const Instance).as_ref() }
+}
+
+/// Whether `name` is one of our zones (an exact apex).
+///
+/// # Safety
+/// Called by named with its own pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlz_findzonedb(
+    dbdata: *mut c_void,
+    name: *const c_char,
+    _methods: *mut c_void,
+    _ci: *mut c_void,
+) -> IscResult {
+    boundary(ISC_R_NOTFOUND, || {
+        // SAFETY: named's pointers.
+        let (Some(inst), Some(name)) = (unsafe { instance(dbdata) }, unsafe { cstr(name) }) else {
+            return ISC_R_NOTFOUND;
+        };
+        if inst.engine.is_zone(name) {
+            ISC_R_SUCCESS
+        } else {
+            ISC_R_NOTFOUND
+        }
+    })
+}
+
+/// The query's client: ECS from clientinfo v3 when the query carried it,
+/// else the source address.
+unsafe fn client_of(
+    methods: *const ClientInfoMethods,
+    ci: *mut ClientInfo,
+) -> (Option<IpAddr>, Option<(IpAddr, u8)>) {
+    if ci.is_null() {
+        return (None, None);
+    }
+    // SAFETY: named's clientinfo; fields read per its version.
+    let ci_ref = unsafe { &*ci };
+    let mut ecs = None;
+    if ci_ref.version >= 3 && ci_ref.ecs.source > 0 {
+        let e = &ci_ref.ecs;
+        ecs = match e.family as i32 {
+            libc::AF_INET => Some((
+                IpAddr::V4(Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3])),
+                e.source.min(32),
+            )),
+            libc::AF_INET6 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&e.addr[..16]);
+                Some((IpAddr::V6(Ipv6Addr::from(a)), e.source.min(128)))
+            }
+            _ => None,
+        };
+    }
+    let mut peer = None;
+    // SAFETY: methods is named's, or NULL.
+    if let Some(m) = unsafe { methods.as_ref() }
+        && m.version >= 1
+        && let Some(f) = m.sourceip
+    {
+        let mut sa: *const SockAddrHead = std::ptr::null();
+        // SAFETY: named's callback with its clientinfo.
+        if unsafe { f(ci, &mut sa) } == ISC_R_SUCCESS && !sa.is_null() {
+            // SAFETY: points at named's isc_sockaddr_t, whose first member is the sockaddr union.
+            let h = unsafe { &*sa };
+            peer = match i32::from(h.family) {
+                libc::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+                    h.rest[0], h.rest[1], h.rest[2], h.rest[3],
+                ))),
+                libc::AF_INET6 => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(&h.rest[4..20]);
+                    Some(IpAddr::V6(Ipv6Addr::from(a)))
+                }
+                _ => None,
+            };
+        }
+    }
+    (peer, ecs)
+}
+
+/// Looks up `name` (relative to `zone`: `@` is the apex) and hands every
+/// record to named's `putrr`. NOTFOUND when the name does not exist.
+///
+/// # Safety
+/// Called by named with its own pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dlz_lookup(
+    zone: *const c_char,
+    name: *const c_char,
+    dbdata: *mut c_void,
+    lookup: *mut c_void,
+    methods: *mut c_void,
+    clientinfo: *mut c_void,
+) -> IscResult {
+    boundary(ISC_R_NOTFOUND, || {
+        // SAFETY: named's pointers.
+        let (Some(inst), Some(zone), Some(name)) =
+            (unsafe { instance(dbdata) }, unsafe { cstr(zone) }, unsafe {
+                cstr(name)
+            })
+        else {
+            return ISC_R_NOTFOUND;
+        };
+        // The full name on the stack: "<name>.<zone>" or the zone for "@".
+        let mut buf = [0u8; 512];
+        let full: &[u8] = if name == "@" {
+            zone.as_bytes()
+        } else {
+            let (n, z) = (name.as_bytes(), zone.as_bytes());
+            let len = n.len() + 1 + z.len();
+            if len > buf.len() {
+                return ISC_R_NOTFOUND;
+            }
+            buf[..n.len()].copy_from_slice(n);
+            buf[n.len()] = b'.';
+            buf[n.len() + 1..len].copy_from_slice(z);
+            &buf[..len]
+        };
+        // SAFETY: named's methods and clientinfo, or NULL.
+        let (peer, ecs) = unsafe {
+            client_of(
+                methods as *const ClientInfoMethods,
+                clientinfo as *mut ClientInfo,
+            )
+        };
+        let q = Query {
+            name: full,
+            qtype: 255,
+            client: peer,
+            ecs,
+        };
+        let r = inst.engine.lookup(&q, |a, _| {
+            if a.rcode == crate::Rcode::Refused || a.rcode == crate::Rcode::NxDomain {
+                return ISC_R_NOTFOUND;
+            }
+            for rec in a.answer.iter() {
+                let t = crate::answer::records::type_name_c(rec.rtype);
+                // SAFETY: named's putrr with NUL-terminated strings valid for the call.
+                let rc = unsafe {
+                    (inst.putrr)(
+                        lookup,
+                        t.as_ptr() as *const c_char,
+                        rec.ttl,
+                        rec.text_c.as_ptr() as *const c_char,
+                    )
+                };
+                if rc != ISC_R_SUCCESS {
+                    return rc;
+                }
+            }
+            ISC_R_SUCCESS
+        });
+        r.unwrap_or(ISC_R_NOTFOUND)
+    })
+}

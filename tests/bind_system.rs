@@ -1,0 +1,375 @@
+//! BIND 9 loads libtrafficmgr.so as a DLZ module: a real `named -g` on a
+//! loopback port, with a static zone beside two `dlz` stanzas, queried with
+//! `dig` over UDP and TCP; answers compared with the Rust API's; client
+//! address (`-b`) and ECS (`+subnet`) reach the module; health failover with
+//! a real HTTP backend; a live config change picked up inside named;
+//! SIGHUP re-creating the instances without leaking threads; a clean stop.
+
+mod common;
+use common::backend::{Backend, Mode};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trafficmgr::Engine;
+
+fn lib_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libtrafficmgr.so")
+}
+
+fn free_port() -> u16 {
+    loop {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Named {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Named {
+    fn start(dir: &Path, dlz: &[(&str, &Path)]) -> Named {
+        let port = free_port();
+        std::fs::write(
+            dir.join("static.zone"),
+            "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
+        )
+        .unwrap();
+        let mut conf = format!(
+            "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  recursion no;\n  minimal-responses yes;\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n}};\ncontrols {{ }};\nzone \"static.example\" {{ type primary; file \"{d}/static.zone\"; }};\n",
+            d = dir.display()
+        );
+        for (name, cfg) in dlz {
+            conf.push_str(&format!(
+                "dlz \"{name}\" {{ database \"dlopen {} {}\"; }};\n",
+                lib_path().display(),
+                cfg.display()
+            ));
+        }
+        std::fs::write(dir.join("named.conf"), conf).unwrap();
+        let mut cmd = Command::new("/usr/sbin/named");
+        cmd.arg("-g")
+            .arg("-c")
+            .arg(dir.join("named.conf"))
+            .args(["-n", "2"]);
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("named.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("named (Debian's bind9) is installed");
+        let n = Named {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        wait_for(30, "named answering", || {
+            dig(port, "www.static.example", "A", &[]).0 == "NOERROR"
+        });
+        n
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Threads of named whose name is ours (`tm-monitor`, `tm-probe-N`).
+    fn our_threads(&self, prefix: &str) -> usize {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        rd.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
+    }
+
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "named exited with {st}\n{}", self.log());
+                break;
+            }
+            assert!(Instant::now() < deadline, "named did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut out = String::new();
+        if let Some(mut so) = self.child.stdout.take() {
+            use std::io::Read;
+            let _ = so.read_to_string(&mut out);
+        }
+        assert!(out.is_empty(), "something wrote to named's stdout: {out}");
+        self.log()
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (rcode, aa, answers sorted, authority types, ECS (source, scope))
+type Dig = (
+    String,
+    bool,
+    Vec<(String, u32, String)>,
+    Vec<String>,
+    Option<String>,
+);
+
+fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> Dig {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            name,
+            t,
+            "+norec",
+            "+time=2",
+            "+tries=2",
+            "+noall",
+            "+comments",
+            "+answer",
+            "+authority",
+        ])
+        .args(extra)
+        .output()
+        .expect("dig is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("?")
+        .to_string();
+    let aa = text
+        .lines()
+        .any(|l| l.contains("flags:") && l.split(';').nth(2).is_some_and(|f| f.contains(" aa")));
+    let ecs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
+        .map(|s| s.trim().to_string());
+    let (mut answers, mut authority) = (Vec::new(), Vec::new());
+    let mut section = "";
+    for l in text.lines() {
+        if l.starts_with(";; ANSWER SECTION") {
+            section = "an";
+        } else if l.starts_with(";; AUTHORITY SECTION") {
+            section = "ns";
+        } else if !(l.starts_with(';') || l.trim().is_empty()) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 5 {
+                match section {
+                    "an" => {
+                        answers.push((f[3].to_string(), f[1].parse().unwrap(), f[4..].join(" ")))
+                    }
+                    "ns" => authority.push(f[3].to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    answers.sort();
+    (status, aa, answers, authority, ecs)
+}
+
+fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
+    match r {
+        trafficmgr::Rcode::NoError => "NOERROR",
+        trafficmgr::Rcode::NxDomain => "NXDOMAIN",
+        _ => "OTHER",
+    }
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tm-bind-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn basic_in(dir: &Path) -> PathBuf {
+    let p = dir.join("basic.toml");
+    let text = std::fs::read_to_string(data("basic.toml"))
+        .unwrap()
+        .replace(
+            "\"latency.csv\"",
+            &format!("\"{}\"", data("latency.csv").display()),
+        );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn named_answers_like_the_rust_api() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("answers");
+    let cfg = basic_in(&dir);
+    let second = dir.join("second.toml");
+    std::fs::write(&second, "[[zone]]\nname = \"second.example\"\nnameservers = [\"ns.second.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"second-target.example\"\n").unwrap();
+    let named = Named::start(&dir, &[("tm", &cfg), ("second", &second)]);
+    let engine = Engine::from_file(&cfg).unwrap();
+    let table: &[(&str, &str, &str, u16)] = &[
+        ("prio.tm.example", "A", "127.0.0.1", 1),
+        ("prio.tm.example", "MX", "127.0.0.1", 15),
+        ("perf.tm.example", "A", "127.0.0.1", 1),
+        ("perf.tm.example", "A", "127.0.0.2", 1),
+        ("perf.tm.example", "AAAA", "127.0.0.3", 28),
+        ("addrs.tm.example", "A", "127.0.0.1", 1),
+        ("addrs.tm.example", "AAAA", "127.0.0.1", 28),
+        ("deep.sub.tm.example", "AAAA", "127.0.0.1", 28),
+        ("sub.tm.example", "A", "127.0.0.1", 1),
+        ("tm.example", "SOA", "127.0.0.1", 6),
+        ("tm.example", "NS", "127.0.0.1", 2),
+        ("tm.example", "TXT", "127.0.0.1", 16),
+        ("nope.tm.example", "A", "127.0.0.1", 1),
+        ("off.tm.example", "A", "127.0.0.1", 1),
+        ("none-enabled.tm.example", "A", "127.0.0.1", 1),
+    ];
+    for &(name, t, src, qtype) in table {
+        let want = ask(&engine, name, qtype, Some(src), None);
+        let mut want_answers = want.answer.clone();
+        want_answers.sort();
+        for tcp in [false, true] {
+            let mut extra = vec!["-b", src];
+            if tcp {
+                extra.push("+tcp");
+            }
+            let got = dig(named.port, name, t, &extra);
+            let ctx = format!("{name} {t} -b {src} tcp={tcp}: {got:?}");
+            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+            assert!(got.1, "{ctx}");
+            assert_eq!(got.2, want_answers, "{ctx}");
+            assert_eq!(
+                got.3,
+                want.authority
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>(),
+                "{ctx}"
+            );
+        }
+    }
+    // The second dlz stanza and the static zone work beside the first.
+    assert_eq!(
+        dig(named.port, "www.second.example", "A", &[]).2[0].2,
+        "second-target.example."
+    );
+    assert_eq!(
+        dig(named.port, "www.static.example", "A", &[]).2[0].2,
+        "192.0.2.80"
+    );
+    // A name outside every zone: named's own answer (REFUSED, not ours).
+    assert_eq!(dig(named.port, "www.example.org", "A", &[]).0, "REFUSED");
+    // ECS reaches the module (clientinfo v3); named answers scope /0.
+    let got = dig(
+        named.port,
+        "perf.tm.example",
+        "A",
+        &["-b", "127.0.0.2", "+subnet=203.0.113.0/24"],
+    );
+    assert_eq!(got.2[0].2, "asia.contoso.example.");
+    assert_eq!(got.4.as_deref(), Some("203.0.113.0/24/0"));
+    let log = named.stop();
+    assert!(
+        log.contains("trafficmgr: dlz tm: serving"),
+        "our log lines go through named's log: {log}"
+    );
+    assert!(!log.contains("panicked"));
+}
+
+#[test]
+fn failover_live_change_and_sighup_inside_named() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("life");
+    let primary = Backend::start(Mode::Status(200));
+    let secondary = Backend::start(Mode::Status(200));
+    let cfg = dir.join("tm.toml");
+    let text = |target: &str| {
+        format!(
+            "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
+             [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+             [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+             [[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"{target}\"\n",
+            primary.port, secondary.port
+        )
+    };
+    std::fs::write(&cfg, text("before.example")).unwrap();
+    let named = Named::start(&dir, &[("tm", &cfg)]);
+    let app = |n: &Named| {
+        dig(n.port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    wait_for(10, "primary", || app(&named) == "192.0.2.1");
+    // Health failover with a real backend, and back.
+    primary.set(Mode::Status(503));
+    let t0 = Instant::now();
+    wait_for(10, "failover", || app(&named) == "192.0.2.2");
+    println!(
+        "failover through named after {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    primary.set(Mode::Status(200));
+    wait_for(10, "recovery", || app(&named) == "192.0.2.1");
+    // A live config change, picked up by the watch inside named.
+    std::fs::write(&cfg, text("after.example")).unwrap();
+    wait_for(10, "live change", || {
+        dig(named.port, "www.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.as_str() == "after.example.")
+            .unwrap_or(false)
+    });
+    // One monitor thread per instance.
+    assert_eq!(named.our_threads("tm-monitor"), 1);
+    // SIGHUP: named creates a new instance, then destroys the old one.
+    for _ in 0..3 {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(named.pid(), libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(500));
+        wait_for(10, "answers after SIGHUP", || app(&named) == "192.0.2.1");
+    }
+    wait_for(10, "old instances gone", || {
+        named.our_threads("tm-monitor") == 1
+    });
+    assert!(
+        named.our_threads("tm-probe") <= 2,
+        "probe threads left behind"
+    );
+    let log = named.stop();
+    assert!(
+        log.contains("configuration reloaded (file changed)"),
+        "{log}"
+    );
+}
