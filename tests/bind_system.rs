@@ -7,6 +7,7 @@
 
 mod common;
 use common::backend::{Backend, Mode};
+use common::dns::{DigOut, dig_raw, free_port, rcode_name};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,16 +21,6 @@ fn lib_path() -> PathBuf {
         .parent()
         .unwrap()
         .join("libtrafficmgr.so")
-}
-
-fn free_port() -> u16 {
-    loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = s.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 struct Named {
@@ -132,78 +123,11 @@ impl Drop for Named {
     }
 }
 
-/// (rcode, aa, answers sorted, authority types, ECS (source, scope))
-type Dig = (
-    String,
-    bool,
-    Vec<(String, u32, String)>,
-    Vec<String>,
-    Option<String>,
-);
-
-fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> Dig {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            name,
-            t,
-            "+norec",
-            "+time=2",
-            "+tries=2",
-            "+noall",
-            "+comments",
-            "+answer",
-            "+authority",
-        ])
-        .args(extra)
-        .output()
-        .expect("dig is installed");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("?")
-        .to_string();
-    let aa = text
-        .lines()
-        .any(|l| l.contains("flags:") && l.split(';').nth(2).is_some_and(|f| f.contains(" aa")));
-    let ecs = text
-        .lines()
-        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
-        .map(|s| s.trim().to_string());
-    let (mut answers, mut authority) = (Vec::new(), Vec::new());
-    let mut section = "";
-    for l in text.lines() {
-        if l.starts_with(";; ANSWER SECTION") {
-            section = "an";
-        } else if l.starts_with(";; AUTHORITY SECTION") {
-            section = "ns";
-        } else if !(l.starts_with(';') || l.trim().is_empty()) {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 5 {
-                match section {
-                    "an" => {
-                        answers.push((f[3].to_string(), f[1].parse().unwrap(), f[4..].join(" ")))
-                    }
-                    "ns" => authority.push(f[3].to_string()),
-                    _ => {}
-                }
-            }
-        }
-    }
-    answers.sort();
-    (status, aa, answers, authority, ecs)
-}
-
-fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
-    match r {
-        trafficmgr::Rcode::NoError => "NOERROR",
-        trafficmgr::Rcode::NxDomain => "NXDOMAIN",
-        _ => "OTHER",
-    }
+/// dig's answer with the answer section sorted (named orders RRsets freely).
+fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> DigOut {
+    let mut d = dig_raw(port, name, t, extra);
+    d.2.sort();
+    d
 }
 
 fn tmpdir(tag: &str) -> PathBuf {

@@ -5,6 +5,7 @@
 //! assertion. Also: SIGHUP reload of a changed file, clean exit on SIGTERM.
 
 mod common;
+use common::dns::{dig_raw, free_port, rcode_name};
 use common::*;
 use hickory_proto::op::{Message, Query as HQuery};
 use hickory_proto::rr::{Name, RecordType};
@@ -39,16 +40,6 @@ fn serve_bin() -> PathBuf {
         assert!(st.success());
     }
     bin
-}
-
-fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = s.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 struct Front {
@@ -130,73 +121,9 @@ type Dig = (
 );
 
 fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> Dig {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            name,
-            t,
-            "+norec",
-            "+time=2",
-            "+tries=2",
-            "+noall",
-            "+comments",
-            "+answer",
-            "+authority",
-        ])
-        .args(extra)
-        .output()
-        .expect("dig (bind9-dnsutils) is installed");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("?")
-        .to_string();
-    let aa = text
-        .lines()
-        .any(|l| l.contains("flags:") && l.split(';').nth(2).is_some_and(|f| f.contains(" aa")));
-    let scope = text
-        .lines()
-        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
-        .and_then(|s| s.rsplit('/').next()?.trim().parse().ok());
-    let mut answers = Vec::new();
-    let mut authority = Vec::new();
-    let mut section = "";
-    for l in text.lines() {
-        if l.starts_with(";; ANSWER SECTION") {
-            section = "an";
-        } else if l.starts_with(";; AUTHORITY SECTION") {
-            section = "ns";
-        } else if l.starts_with(';') || l.trim().is_empty() {
-            continue;
-        } else {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() >= 5 {
-                match section {
-                    "an" => {
-                        answers.push((f[3].to_string(), f[1].parse().unwrap(), f[4..].join(" ")))
-                    }
-                    "ns" => authority.push(f[3].to_string()),
-                    _ => {}
-                }
-            }
-        }
-    }
+    let (status, aa, answers, authority, ecs) = dig_raw(port, name, t, extra);
+    let scope = ecs.and_then(|s| s.rsplit('/').next()?.trim().parse().ok());
     (status, aa, answers, authority, scope)
-}
-
-fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
-    match r {
-        trafficmgr::Rcode::NoError => "NOERROR",
-        trafficmgr::Rcode::NxDomain => "NXDOMAIN",
-        trafficmgr::Rcode::Refused => "REFUSED",
-        trafficmgr::Rcode::FormErr => "FORMERR",
-        trafficmgr::Rcode::ServFail => "SERVFAIL",
-        trafficmgr::Rcode::NotImp => "NOTIMP",
-    }
 }
 
 #[test]

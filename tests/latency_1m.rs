@@ -6,29 +6,12 @@
 
 mod common;
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::PathBuf;
 use trafficmgr::{Engine, Query};
 
-struct Counting;
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::allocs;
 
 /// The table: `TM_LATENCY_1M`, else `target/latency-1m.csv`, made on first use.
 pub fn table_1m() -> PathBuf {
@@ -142,10 +125,10 @@ fn performance_on_the_1m_table() {
         }
     };
     go(&mut n);
-    let before = ALLOCS.with(|c| c.get());
+    let before = allocs();
     for _ in 0..1000 {
         go(&mut n);
     }
-    assert_eq!(ALLOCS.with(|c| c.get()) - before, 0);
+    assert_eq!(allocs() - before, 0);
     assert_eq!(n, 1001 * clients.len());
 }

@@ -401,6 +401,47 @@ pub unsafe extern "C" fn tm_engine_reload(
     })
 }
 
+/// The engine and the (profile, endpoint) names of a per-endpoint call.
+unsafe fn endpoint_args<'a>(
+    engine: *const tm_engine,
+    profile: *const c_char,
+    profile_len: usize,
+    endpoint: *const c_char,
+    endpoint_len: usize,
+) -> Result<(&'a Engine, &'a str, &'a str), tm_result> {
+    // SAFETY: a live engine, or NULL.
+    let e = unsafe { engine.as_ref() }.ok_or(tm_result::NullArgument)?;
+    // SAFETY: pointer + length from the caller.
+    let p = unsafe { str_arg(profile, profile_len) }?;
+    // SAFETY: pointer + length from the caller.
+    let ep = unsafe { str_arg(endpoint, endpoint_len) }?;
+    Ok((&e.engine, p, ep))
+}
+
+/// Copies `text` and a NUL into a caller buffer; `*written_out` is the
+/// length without the NUL, also when the buffer is too small (snprintf's rule).
+unsafe fn write_string_out(
+    text: &str,
+    buf: *mut c_char,
+    buf_len: usize,
+    written_out: *mut usize,
+) -> tm_result {
+    if buf.is_null() || written_out.is_null() {
+        return tm_result::NullArgument;
+    }
+    // SAFETY: non-NULL output.
+    unsafe { written_out.write_unaligned(text.len()) };
+    if text.len() >= buf_len {
+        return tm_result::BufferTooSmall;
+    }
+    // SAFETY: `buf_len` writable bytes; len + 1 ≤ buf_len.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    tm_result::Ok
+}
+
 fn name_error(e: NameError) -> tm_result {
     match e {
         NameError::EmptyLabel => tm_result::BadName,
@@ -649,27 +690,19 @@ pub unsafe extern "C" fn tm_engine_set_monitor_status(
     status: u32,
 ) -> tm_result {
     boundary(tm_result::Panic, || {
-        // SAFETY: a live engine, or NULL.
-        let Some(e) = (unsafe { engine.as_ref() }) else {
-            return tm_result::NullArgument;
-        };
-        // SAFETY: pointer + length from the caller.
-        let (p, ep) = match unsafe {
-            (
-                str_arg(profile, profile_len),
-                str_arg(endpoint, endpoint_len),
-            )
-        } {
-            (Ok(p), Ok(ep)) => (p, ep),
-            (Err(x), _) | (_, Err(x)) => return x,
-        };
+        // SAFETY: the caller's pointers, checked inside.
+        let (e, p, ep) =
+            match unsafe { endpoint_args(engine, profile, profile_len, endpoint, endpoint_len) } {
+                Ok(x) => x,
+                Err(r) => return r,
+            };
         let s = match status {
             TM_STATUS_CHECKING => MonitorStatus::CheckingEndpoint,
             TM_STATUS_ONLINE => MonitorStatus::Online,
             TM_STATUS_DEGRADED => MonitorStatus::Degraded,
             _ => return tm_result::BadValue,
         };
-        match e.engine.set_monitor_status(p, ep, s) {
+        match e.set_monitor_status(p, ep, s) {
             Ok(()) => tm_result::Ok,
             Err(_) => tm_result::NotFound,
         }
@@ -703,20 +736,12 @@ pub unsafe extern "C" fn tm_engine_set_admin_state(
     state: u32,
 ) -> tm_result {
     boundary(tm_result::Panic, || {
-        // SAFETY: a live engine, or NULL.
-        let Some(e) = (unsafe { engine.as_ref() }) else {
-            return tm_result::NullArgument;
-        };
-        // SAFETY: pointer + length from the caller.
-        let (p, ep) = match unsafe {
-            (
-                str_arg(profile, profile_len),
-                str_arg(endpoint, endpoint_len),
-            )
-        } {
-            (Ok(p), Ok(ep)) => (p, ep),
-            (Err(x), _) | (_, Err(x)) => return x,
-        };
+        // SAFETY: the caller's pointers, checked inside.
+        let (e, p, ep) =
+            match unsafe { endpoint_args(engine, profile, profile_len, endpoint, endpoint_len) } {
+                Ok(x) => x,
+                Err(r) => return r,
+            };
         let s = match state {
             TM_ADMIN_NONE => AdminState::None,
             TM_ADMIN_ENABLED => AdminState::Enabled,
@@ -724,7 +749,7 @@ pub unsafe extern "C" fn tm_engine_set_admin_state(
             TM_ADMIN_DRAIN => AdminState::Drain,
             _ => return tm_result::BadValue,
         };
-        match e.engine.set_admin_state(p, ep, s) {
+        match e.set_admin_state(p, ep, s) {
             Ok(()) => tm_result::Ok,
             Err(_) => tm_result::NotFound,
         }
@@ -780,21 +805,8 @@ pub unsafe extern "C" fn tm_engine_status_json(
         let Some(e) = (unsafe { engine.as_ref() }) else {
             return tm_result::NullArgument;
         };
-        if buf.is_null() || written_out.is_null() {
-            return tm_result::NullArgument;
-        }
-        let json = e.engine.status_json();
-        // SAFETY: non-NULL output.
-        unsafe { written_out.write_unaligned(json.len()) };
-        if json.len() >= buf_len {
-            return tm_result::BufferTooSmall;
-        }
-        // SAFETY: the caller promises `buf_len` writable bytes; len + 1 ≤ buf_len.
-        unsafe {
-            std::ptr::copy_nonoverlapping(json.as_ptr(), buf.cast::<u8>(), json.len());
-            *buf.add(json.len()) = 0;
-        }
-        tm_result::Ok
+        // SAFETY: the caller's buffer and output.
+        unsafe { write_string_out(&e.engine.status_json(), buf, buf_len, written_out) }
     })
 }
 
@@ -820,20 +832,8 @@ pub unsafe extern "C" fn tm_engine_last_reload_error(
         let Some(e) = (unsafe { engine.as_ref() }) else {
             return tm_result::NullArgument;
         };
-        if buf.is_null() || written_out.is_null() {
-            return tm_result::NullArgument;
-        }
         let msg = e.engine.reload_stats().last_error.unwrap_or_default();
-        // SAFETY: non-NULL output.
-        unsafe { written_out.write_unaligned(msg.len()) };
-        if msg.len() >= buf_len {
-            return tm_result::BufferTooSmall;
-        }
-        // SAFETY: `buf_len` writable bytes; len + 1 ≤ buf_len.
-        unsafe {
-            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), msg.len());
-            *buf.add(msg.len()) = 0;
-        }
-        tm_result::Ok
+        // SAFETY: the caller's buffer and output.
+        unsafe { write_string_out(&msg, buf, buf_len, written_out) }
     })
 }

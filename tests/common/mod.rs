@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod dns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
