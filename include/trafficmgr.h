@@ -585,12 +585,66 @@ tm_result tm_engine_last_reload_error(const tm_engine *engine,
                                       size_t *written_out);
 
 /**
+ * Answers the DNS query held in `buf` in place: `query_len` octets of
+ * query, `buf_cap` octets of room; the reply overwrites the query. Made for
+ * dnsdist's Lua FFI (the packet buffer of `dnsdist_ffi_dnsquestion_get_header`
+ * after `dnsdist_ffi_dnsquestion_set_size(dq, cap)`), where the library
+ * writes the whole reply: header, question, answer, authority, OPT with the
+ * ECS option echoed with the scope the decision used. `client` is the raw
+ * address `dnsdist_ffi_dnsquestion_get_remoteaddr` gives (4 or 16 octets).
+ *
+ * **NULL:** `engine`, `buf` and `written_out` must not be NULL; `client`
+ * may be NULL with `client_len` 0.
+ * **Threads:** safe from any number of threads at once.
+ * **Returns:** `TM_RESULT_OK` with `*written_out` (the reply's length);
+ * `TM_RESULT_NOT_A_QUERY`, `TM_RESULT_BUFFER_TOO_SMALL`, `TM_RESULT_BAD_LENGTH`
+ * (`query_len` > `buf_cap` or > 65535), `TM_RESULT_UNKNOWN_FAMILY`
+ * (`client_len` not 0, 4 or 16), `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_answer_in_place(const tm_engine *engine,
+                                    uint8_t *buf,
+                                    size_t query_len,
+                                    size_t buf_cap,
+                                    const uint8_t *client,
+                                    size_t client_len,
+                                    uint32_t tcp,
+                                    size_t *written_out);
+
+/**
  * The static meaning of a result code (unknown codes get a generic text).
  *
  * **Returns** a NUL-terminated static string; never NULL.
  * **Threads:** safe from any thread.
  */
 const char *tm_result_str(uint32_t result);
+
+/**
+ * Opens the engine for the config file at `config_path`, shared by every
+ * caller in the process that opens the same path (the first call creates it
+ * and starts its threads).
+ *
+ * **Ownership:** each successful call must be matched by one
+ * `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.
+ * On failure `*engine_out` is untouched and `errbuf` says why.
+ * **NULL:** `config_path` and `engine_out` must not be NULL.
+ * **Threads:** safe from any thread.
+ * **Returns:** as `tm_engine_new`.
+ */
+tm_result tm_engine_open_shared(const char *config_path,
+                                size_t config_path_len,
+                                char *errbuf,
+                                size_t errbuf_len,
+                                const tm_engine **engine_out);
+
+/**
+ * Releases one hold on a shared engine; the last release stops and joins
+ * its threads and frees it.
+ *
+ * **NULL:** calling with NULL is fine.
+ * **Threads:** safe from any thread; the caller must not use the engine afterwards.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine), `TM_RESULT_PANIC`.
+ */
+tm_result tm_engine_release_shared(const tm_engine *engine);
 
 /**
  * The library's version string, e.g. `trafficmgr/0.1.0 hickory-proto/0.26.3`.

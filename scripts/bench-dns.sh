@@ -3,6 +3,7 @@
 #   1. named + our DLZ module (release build) serving tests/data/basic.toml
 #   2. named serving the same answers from a static zone file
 #   3. the embedded front (examples/serve)
+#   4. dnsdist + trafficmgr through its Lua FFI (examples/dnsdist/dnsdist.conf)
 # Prints qps of each and the DLZ/static ratio. Needs bind9, dnsperf (Debian).
 # Usage: sh scripts/bench-dns.sh [seconds]   (default 10)
 set -eu
@@ -51,11 +52,18 @@ named -g $U -c "$W/dlz/named.conf" -n 2 >"$W/dlz.log" 2>&1 & PIDS="$PIDS $!"
 # shellcheck disable=SC2086
 named -g $U -c "$W/static/named.conf" -n 2 >"$W/static.log" 2>&1 & PIDS="$PIDS $!"
 target/release/examples/serve --config "$W/tm.toml" --listen 127.0.0.1:15503 --threads 2 2>"$W/serve.log" & PIDS="$PIDS $!"
+ABI=$(sed -n 's/^#define TM_ABI_VERSION //p' include/trafficmgr.h)
+sed -e "s|127.0.0.1:5300|127.0.0.1:15504|" -e "s|127.0.0.1:5301|127.0.0.1:15502|" \
+    -e "s|/usr/local/lib/libtrafficmgr.so|$PWD/target/release/libtrafficmgr.so|" \
+    -e "s|/etc/trafficmgr/trafficmgr.toml|$W/tm.toml|" -e "s|local TM_ABI = 1|local TM_ABI = $ABI|" \
+    -e "s|\"trafficmanager.example.\"|\"tm.example.\"|" examples/dnsdist/dnsdist.conf > "$W/dnsdist.conf"
+dnsdist --supervised --disable-syslog -C "$W/dnsdist.conf" >"$W/dnsdist.log" 2>&1 & PIDS="$PIDS $!"
 sleep 2
-for p in 15501 15502 15503; do dig @127.0.0.1 -p $p prio.tm.example A +short >/dev/null; done
+for p in 15501 15502 15503 15504; do dig @127.0.0.1 -p $p prio.tm.example A +short >/dev/null; done
 echo "dnsperf -l $SECS -c 4 -q 200, 6 names (CNAME, A, AAAA, NXDOMAIN), 2 named workers (-n 2), 2 cores shared with dnsperf"
-DLZ=$(run 15501); STATIC=$(run 15502); FRONT=$(run 15503)
+DLZ=$(run 15501); STATIC=$(run 15502); FRONT=$(run 15503); DIST=$(run 15504)
 printf '%-32s %10s qps  (lost %s)\n' "named + trafficmgr DLZ" "$DLZ" "$(lost 15501)"
 printf '%-32s %10s qps  (lost %s)\n' "named, static zone file" "$STATIC" "$(lost 15502)"
 printf '%-32s %10s qps  (lost %s)\n' "embedded front (serve)" "$FRONT" "$(lost 15503)"
-python3 -c "print('ratio DLZ / static zone: %.2f' % ($DLZ / $STATIC))"
+printf '%-32s %10s qps  (lost %s)\n' "dnsdist + trafficmgr (Lua FFI)" "$DIST" "$(lost 15504)"
+python3 -c "print('ratio DLZ / static zone: %.2f; dnsdist / DLZ: %.2f; front / DLZ: %.2f' % ($DLZ / $STATIC, $DIST / $DLZ, $FRONT / $DLZ))"

@@ -11,6 +11,7 @@ have python3 || need="$need python3"
 have make || need="$need make"
 have openssl || need="$need openssl"
 [ -x /usr/sbin/named ] || need="$need bind9"
+have dnsdist || need="$need dnsdist"
 for extra in dnsperf "$@"; do
     case "$extra" in
         dnsperf) have dnsperf || need="$need dnsperf" ;;

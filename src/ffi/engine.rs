@@ -175,6 +175,12 @@ pub struct tm_engine {
     engine: Engine,
 }
 
+impl tm_engine {
+    pub(crate) fn from_engine(engine: Engine) -> tm_engine {
+        tm_engine { engine }
+    }
+}
+
 struct HostLog {
     userdata: *mut c_void,
     f: unsafe extern "C" fn(*mut c_void, u32, *const c_char, usize),
@@ -835,5 +841,75 @@ pub unsafe extern "C" fn tm_engine_last_reload_error(
         let msg = e.engine.reload_stats().last_error.unwrap_or_default();
         // SAFETY: the caller's buffer and output.
         unsafe { write_string_out(&msg, buf, buf_len, written_out) }
+    })
+}
+
+/// Answers the DNS query held in `buf` in place: `query_len` octets of
+/// query, `buf_cap` octets of room; the reply overwrites the query. Made for
+/// dnsdist's Lua FFI (the packet buffer of `dnsdist_ffi_dnsquestion_get_header`
+/// after `dnsdist_ffi_dnsquestion_set_size(dq, cap)`), where the library
+/// writes the whole reply: header, question, answer, authority, OPT with the
+/// ECS option echoed with the scope the decision used. `client` is the raw
+/// address `dnsdist_ffi_dnsquestion_get_remoteaddr` gives (4 or 16 octets).
+///
+/// **NULL:** `engine`, `buf` and `written_out` must not be NULL; `client`
+/// may be NULL with `client_len` 0.
+/// **Threads:** safe from any number of threads at once.
+/// **Returns:** `TM_RESULT_OK` with `*written_out` (the reply's length);
+/// `TM_RESULT_NOT_A_QUERY`, `TM_RESULT_BUFFER_TOO_SMALL`, `TM_RESULT_BAD_LENGTH`
+/// (`query_len` > `buf_cap` or > 65535), `TM_RESULT_UNKNOWN_FAMILY`
+/// (`client_len` not 0, 4 or 16), `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_answer_in_place(
+    engine: *const tm_engine,
+    buf: *mut u8,
+    query_len: usize,
+    buf_cap: usize,
+    client: *const u8,
+    client_len: usize,
+    tcp: u32,
+    written_out: *mut usize,
+) -> tm_result {
+    boundary(tm_result::Panic, || {
+        // SAFETY: a live engine, or NULL.
+        let Some(e) = (unsafe { engine.as_ref() }) else {
+            return tm_result::NullArgument;
+        };
+        if buf.is_null() || written_out.is_null() {
+            return tm_result::NullArgument;
+        }
+        if query_len > buf_cap || query_len > 65535 || buf_cap > isize::MAX as usize {
+            return tm_result::BadLength;
+        }
+        // SAFETY: pointer + length from the caller.
+        let peer = match unsafe { bytes(client, client_len) } {
+            Ok([]) => None,
+            Ok(b) if b.len() == 4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+            Ok(b) if b.len() == 16 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                Some(IpAddr::V6(Ipv6Addr::from(a)))
+            }
+            Ok(_) => return tm_result::UnknownFamily,
+            Err(r) => return r,
+        };
+        // The query is copied to the stack: the reply is written over it.
+        let mut q = [0u8; 4096];
+        if query_len > q.len() {
+            return tm_result::BadLength;
+        }
+        // SAFETY: `query_len` ≤ `buf_cap` readable bytes at `buf`.
+        q[..query_len].copy_from_slice(unsafe { std::slice::from_raw_parts(buf, query_len) });
+        // SAFETY: the caller promises `buf_cap` writable bytes at `buf`.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf, buf_cap) };
+        match e.engine.resolve_wire(&q[..query_len], peer, tcp != 0, out) {
+            Ok(n) => {
+                // SAFETY: non-NULL output.
+                unsafe { written_out.write_unaligned(n) };
+                tm_result::Ok
+            }
+            Err(WireError::Drop) => tm_result::NotAQuery,
+            Err(WireError::BufferTooSmall) => tm_result::BufferTooSmall,
+        }
     })
 }

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod result;
+pub mod shared;
 pub mod version;
 
 use std::cell::Cell;

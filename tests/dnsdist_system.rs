@@ -1,0 +1,253 @@
+//! dnsdist fronts trafficmgr through its Lua FFI (`examples/dnsdist/
+//! dnsdist.conf`, per-thread action, one shared engine): a real `dnsdist`
+//! on a loopback port, answers compared with the Rust API's (with AA, our
+//! TTLs, and the ECS scope the decision used), other names passed to a
+//! backend, a health failover and a live config change.
+
+mod common;
+use common::backend::{Backend, Mode};
+use common::dns::{dig_raw, free_port, rcode_name};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trafficmgr::Engine;
+
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The embedded front as dnsdist's backend for other zones.
+fn backend_front(dir: &Path) -> (Proc, u16) {
+    let cfg = dir.join("other.toml");
+    std::fs::write(&cfg, "[[zone]]\nname = \"other.example\"\nnameservers = [\"ns.other.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"from-backend.example\"\n").unwrap();
+    let bin = target_dir().join("examples/serve");
+    if !bin.exists() {
+        assert!(
+            Command::new(env!("CARGO"))
+                .args(["build", "--example", "serve"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(20, "backend front", || {
+        dig_raw(port, "other.example", "SOA", &[]).0 == "NOERROR"
+    });
+    (Proc(child), port)
+}
+
+fn start_dnsdist(dir: &Path, config: &Path, zones: &[&str], backend: u16) -> (Proc, u16) {
+    let port = free_port();
+    let zl: Vec<String> = zones.iter().map(|z| format!("\"{z}.\"")).collect();
+    let conf = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/dnsdist/dnsdist.conf"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:5300", &format!("127.0.0.1:{port}"))
+    .replace("127.0.0.1:5301", &format!("127.0.0.1:{backend}"))
+    .replace(
+        "/usr/local/lib/libtrafficmgr.so",
+        &target_dir().join("libtrafficmgr.so").display().to_string(),
+    )
+    .replace(
+        "/etc/trafficmgr/trafficmgr.toml",
+        &config.display().to_string(),
+    )
+    .replace("local TM_ABI = 1", &format!("local TM_ABI = {}", abi()))
+    .replace(
+        "{\"trafficmanager.example.\"}",
+        &format!("{{{}}}", zl.join(", ")),
+    );
+    let path = dir.join("dnsdist.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("dnsdist")
+        .args(["--supervised", "--disable-syslog", "-C"])
+        .arg(&path)
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("dnsdist.log")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("dnsdist.err")).unwrap(),
+        ))
+        .spawn()
+        .expect("dnsdist is installed");
+    wait_for(20, "dnsdist answering", || {
+        dig_raw(port, zones[0], "SOA", &[]).0 == "NOERROR"
+    });
+    (Proc(child), port)
+}
+
+fn abi() -> u32 {
+    let h = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include/trafficmgr.h"),
+    )
+    .unwrap();
+    h.lines()
+        .find_map(|l| l.strip_prefix("#define TM_ABI_VERSION "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tm-dnsdist-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("answers");
+    let cfg = dir.join("tm.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(data("basic.toml"))
+            .unwrap()
+            .replace(
+                "\"latency.csv\"",
+                &format!("\"{}\"", data("latency.csv").display()),
+            ),
+    )
+    .unwrap();
+    let (_backend, bport) = backend_front(&dir);
+    let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
+    let engine = Engine::from_file(&cfg).unwrap();
+    let table: &[(&str, &str, u16, Option<(&str, u8)>)] = &[
+        ("prio.tm.example", "A", 1, None),
+        ("prio.tm.example", "MX", 15, None),
+        ("perf.tm.example", "A", 1, None),
+        ("perf.tm.example", "A", 1, Some(("203.0.113.0", 24))),
+        ("perf.tm.example", "AAAA", 28, Some(("2001:db8:1::", 48))),
+        ("perf.tm.example", "A", 1, Some(("198.51.100.0", 24))),
+        ("addrs.tm.example", "A", 1, None),
+        ("addrs.tm.example", "AAAA", 28, None),
+        ("deep.sub.tm.example", "AAAA", 28, None),
+        ("sub.tm.example", "A", 1, None),
+        ("tm.example", "SOA", 6, None),
+        ("tm.example", "NS", 2, None),
+        ("tm.example", "TXT", 16, None),
+        ("nope.tm.example", "A", 1, None),
+        ("off.tm.example", "A", 1, None),
+    ];
+    for &(name, t, qtype, ecs) in table {
+        let want = ask(&engine, name, qtype, Some("127.0.0.1"), ecs);
+        let subnet = ecs.map(|(a, p)| format!("+subnet={a}/{p}"));
+        for tcp in [false, true] {
+            let mut extra = vec![];
+            if tcp {
+                extra.push("+tcp");
+            }
+            if let Some(s) = &subnet {
+                extra.push(s);
+            }
+            let got = dig_raw(port, name, t, &extra);
+            let ctx = format!("{name} {t} {ecs:?} tcp={tcp}: {got:?}");
+            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+            assert!(got.1, "AA: {ctx}");
+            assert_eq!(got.2, want.answer, "{ctx}");
+            assert_eq!(
+                got.3,
+                want.authority
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>(),
+                "{ctx}"
+            );
+            let scope = got
+                .4
+                .as_ref()
+                .and_then(|s| s.rsplit('/').next()?.parse::<u8>().ok());
+            assert_eq!(scope, ecs.map(|_| want.scope), "{ctx}");
+        }
+    }
+    // The ECS scope BIND cannot give: /24 for the latency row's /24.
+    assert_eq!(
+        dig_raw(port, "perf.tm.example", "A", &["+subnet=203.0.113.0/24"])
+            .4
+            .as_deref(),
+        Some("203.0.113.0/24/24")
+    );
+    // Other names go to the backend.
+    assert_eq!(
+        dig_raw(port, "www.other.example", "A", &[]).2[0].2,
+        "from-backend.example."
+    );
+}
+
+#[test]
+fn dnsdist_failover_and_live_change() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("life");
+    let primary = Backend::start(Mode::Status(200));
+    let secondary = Backend::start(Mode::Status(200));
+    let cfg = dir.join("tm.toml");
+    let text = |target: &str| {
+        format!(
+            "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
+             [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+             [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+             [[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"{target}\"\n",
+            primary.port, secondary.port
+        )
+    };
+    std::fs::write(&cfg, text("before.example")).unwrap();
+    let (_backend, bport) = backend_front(&dir);
+    let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
+    let app = || {
+        dig_raw(port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    wait_for(10, "primary", || app() == "192.0.2.1");
+    primary.set(Mode::Status(503));
+    let t0 = Instant::now();
+    wait_for(10, "failover", || app() == "192.0.2.2");
+    println!(
+        "failover through dnsdist after {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    primary.set(Mode::Status(200));
+    wait_for(10, "recovery", || app() == "192.0.2.1");
+    std::fs::write(&cfg, text("after.example")).unwrap();
+    wait_for(10, "live change", || {
+        dig_raw(port, "www.tm.example", "A", &[])
+            .2
+            .first()
+            .is_some_and(|a| a.2 == "after.example.")
+    });
+    std::thread::sleep(Duration::from_millis(10));
+}
