@@ -99,7 +99,7 @@ pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> t
         };
         let Some(key) = map
             .iter()
-            .find(|(_, v)| v.engine as *const tm_engine == engine)
+            .find(|(_, v)| std::ptr::eq(v.engine, engine))
             .map(|(k, _)| k.clone())
         else {
             return tm_result::NotFound;
