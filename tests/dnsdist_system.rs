@@ -143,7 +143,8 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
     let (_backend, bport) = backend_front(&dir);
     let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
     let engine = Engine::from_file(&cfg).unwrap();
-    let table: &[(&str, &str, u16, Option<(&str, u8)>)] = &[
+    type Row<'a> = (&'a str, &'a str, u16, Option<(&'a str, u8)>);
+    let table: &[Row] = &[
         ("prio.tm.example", "A", 1, None),
         ("prio.tm.example", "MX", 15, None),
         ("perf.tm.example", "A", 1, None),
