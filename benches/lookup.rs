@@ -9,33 +9,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use trafficmgr::{Engine, Query};
 
-const REGIONS: [&str; 14] = [
-    "eastus",
-    "westus2",
-    "centralus",
-    "brazilsouth",
-    "westeurope",
-    "northeurope",
-    "uksouth",
-    "southafricanorth",
-    "uaenorth",
-    "centralindia",
-    "southeastasia",
-    "eastasia",
-    "japaneast",
-    "australiaeast",
-];
+#[path = "../tests/support/perf14.rs"]
+mod perf14;
 
 fn engine() -> Engine {
     let table = std::env::var("TM_LATENCY_1M").unwrap_or_else(|_| "target/latency-1m.csv".into());
-    let mut cfg = format!(
-        "[engine]\nlatency_table = \"{table}\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"performance\"\n"
-    );
-    for r in REGIONS {
-        cfg.push_str(&format!(
-            "[[profile.endpoint]]\nname = \"{r}\"\ntarget = \"{r}.example\"\nlocation = \"{r}\"\n"
-        ));
-    }
+    let cfg = perf14::config(&table, "");
     Engine::from_toml(&cfg, None).expect("run `make latency-1m` first")
 }
 

@@ -10,22 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use trafficmgr::{Engine, Query};
 
-const REGIONS: [&str; 14] = [
-    "eastus",
-    "westus2",
-    "centralus",
-    "brazilsouth",
-    "westeurope",
-    "northeurope",
-    "uksouth",
-    "southafricanorth",
-    "uaenorth",
-    "centralindia",
-    "southeastasia",
-    "eastasia",
-    "japaneast",
-    "australiaeast",
-];
+#[path = "../tests/support/perf14.rs"]
+mod perf14;
 
 fn percentiles(mut v: Vec<u32>) -> (u32, u32, u32) {
     v.sort_unstable();
@@ -45,14 +31,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("tm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tm.toml");
-    let mut cfg = format!(
-        "[engine]\nwatch_interval = \"0s\"\nlatency_table = \"{table}\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"performance\"\n"
-    );
-    for r in REGIONS {
-        cfg.push_str(&format!(
-            "[[profile.endpoint]]\nname = \"{r}\"\ntarget = \"{r}.example\"\nlocation = \"{r}\"\n"
-        ));
-    }
+    let cfg = perf14::config(&table, "watch_interval = \"0s\"");
     std::fs::write(&path, cfg).unwrap();
     let e = Engine::from_file(&path).expect("run `make latency-1m` first");
 

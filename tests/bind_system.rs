@@ -236,16 +236,7 @@ fn failover_live_change_and_sighup_inside_named() {
     let primary = Backend::start(Mode::Status(200));
     let secondary = Backend::start(Mode::Status(200));
     let cfg = dir.join("tm.toml");
-    let text = |target: &str| {
-        format!(
-            "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
-             [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
-             [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
-             [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
-             [[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"{target}\"\n",
-            primary.port, secondary.port
-        )
-    };
+    let text = |target: &str| failover_config(primary.port, secondary.port, target);
     std::fs::write(&cfg, text("before.example")).unwrap();
     let named = Named::start(&dir, &[("tm", &cfg)]);
     let app = |n: &Named| {

@@ -116,3 +116,16 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A config for host life-cycle tests: `app` (priority, probed every 1 s:
+/// `primary` 192.0.2.1 and `secondary` 192.0.2.2 on the given backend
+/// ports) and `www` (a CNAME to `www_target`), watched every 200 ms.
+pub fn failover_config(primary: u16, secondary: u16, www_target: &str) -> String {
+    format!(
+        "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+         [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
+         [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {primary} }}\n\
+         [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {secondary} }}\n\
+         [[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"{www_target}\"\n"
+    )
+}
