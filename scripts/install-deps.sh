@@ -12,6 +12,9 @@ have make || need="$need make"
 have openssl || need="$need openssl"
 [ -x /usr/sbin/named ] || need="$need bind9"
 have dnsdist || need="$need dnsdist"
+have pdns_server || need="$need pdns-server"
+[ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
+[ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"
 for extra in dnsperf "$@"; do
     case "$extra" in
         dnsperf) have dnsperf || need="$need dnsperf" ;;

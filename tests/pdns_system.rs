@@ -1,0 +1,270 @@
+//! PowerDNS Authoritative serves trafficmgr's zones through the remote
+//! backend adapter (`examples/powerdns/pdns_remote.rs`): a real
+//! `pdns_server` with a bind-backend zone beside it, queried with `dig`;
+//! answers compared with the Rust API's; client address and ECS with the
+//! scope the decision used; restarts of PowerDNS, malformed requests,
+//! a health failover and a live config change.
+
+mod common;
+use common::backend::{Backend, Mode};
+use common::dns::{dig_raw, free_port, rcode_name};
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use trafficmgr::Engine;
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn adapter_bin() -> PathBuf {
+    let bin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/pdns-remote");
+    if !bin.exists() {
+        assert!(
+            Command::new(env!("CARGO"))
+                .args(["build", "--example", "pdns-remote"])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    bin
+}
+
+fn start_adapter(dir: &Path, config: &Path) -> (Proc, PathBuf) {
+    let sock = dir.join("tm.sock");
+    let child = Command::new(adapter_bin())
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+        ])
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("adapter.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    wait_for(20, "adapter socket", || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+    (Proc(child), sock)
+}
+
+fn start_pdns(dir: &Path, sock: &Path, port: u16) -> Proc {
+    std::fs::write(
+        dir.join("static.zone"),
+        "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("named.conf"),
+        format!(
+            "zone \"static.example\" {{ type master; file \"{}\"; }};\n",
+            dir.join("static.zone").display()
+        ),
+    )
+    .unwrap();
+    let conf = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/powerdns/pdns.conf"),
+    )
+    .unwrap()
+    .replace("/run/pdns-trafficmgr.sock", &sock.display().to_string())
+    .replace(
+        "/etc/powerdns/named.conf",
+        &dir.join("named.conf").display().to_string(),
+    )
+    .replace("local-port=53", &format!("local-port={port}"))
+    .replace(
+        "socket-dir=/run/pdns",
+        &format!("socket-dir={}", dir.display()),
+    );
+    std::fs::write(dir.join("pdns.conf"), conf).unwrap();
+    let child = Command::new("pdns_server")
+        .arg(format!("--config-dir={}", dir.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("pdns.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("pdns_server (pdns-server, pdns-backend-remote) is installed");
+    wait_for(30, "pdns answering", || {
+        dig_raw(port, "tm.example", "SOA", &[]).0 == "NOERROR"
+    });
+    Proc(child)
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tm-pdns-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn pdns_answers_like_the_rust_api() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("answers");
+    let cfg = dir.join("tm.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(data("basic.toml"))
+            .unwrap()
+            .replace(
+                "\"latency.csv\"",
+                &format!("\"{}\"", data("latency.csv").display()),
+            ),
+    )
+    .unwrap();
+    let (_adapter, sock) = start_adapter(&dir, &cfg);
+    let port = free_port();
+    let mut pdns = start_pdns(&dir, &sock, port);
+    let engine = Engine::from_file(&cfg).unwrap();
+    type Row<'a> = (&'a str, &'a str, u16, &'a str, Option<(&'a str, u8)>);
+    let table: &[Row] = &[
+        ("prio.tm.example", "A", 1, "127.0.0.1", None),
+        ("perf.tm.example", "A", 1, "127.0.0.1", None),
+        ("perf.tm.example", "A", 1, "127.0.0.2", None),
+        ("perf.tm.example", "AAAA", 28, "127.0.0.3", None),
+        (
+            "perf.tm.example",
+            "A",
+            1,
+            "127.0.0.2",
+            Some(("203.0.113.0", 24)),
+        ),
+        (
+            "perf.tm.example",
+            "A",
+            1,
+            "127.0.0.3",
+            Some(("198.51.100.0", 24)),
+        ),
+        ("addrs.tm.example", "A", 1, "127.0.0.1", None),
+        ("addrs.tm.example", "AAAA", 28, "127.0.0.1", None),
+        ("deep.sub.tm.example", "AAAA", 28, "127.0.0.1", None),
+        ("tm.example", "SOA", 6, "127.0.0.1", None),
+        ("tm.example", "NS", 2, "127.0.0.1", None),
+        ("tm.example", "TXT", 16, "127.0.0.1", None),
+        ("nope.tm.example", "A", 1, "127.0.0.1", None),
+        ("off.tm.example", "A", 1, "127.0.0.1", None),
+    ];
+    for &(name, t, qtype, src, ecs) in table {
+        let want = ask(&engine, name, qtype, Some(src), ecs);
+        let mut want_answers = want.answer.clone();
+        want_answers.sort();
+        let subnet = ecs.map(|(a, p)| format!("+subnet={a}/{p}"));
+        for tcp in [false, true] {
+            let mut extra = vec!["-b", src];
+            if tcp {
+                extra.push("+tcp");
+            }
+            if let Some(s) = &subnet {
+                extra.push(s);
+            }
+            let mut got = dig_raw(port, name, t, &extra);
+            got.2.sort();
+            let ctx = format!("{name} {t} -b {src} {ecs:?} tcp={tcp}: {got:?}");
+            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+            assert!(got.1, "{ctx}");
+            assert_eq!(got.2, want_answers, "{ctx}");
+            assert_eq!(
+                got.3,
+                want.authority
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>(),
+                "{ctx}"
+            );
+            if ecs.is_some() {
+                let scope = got
+                    .4
+                    .as_ref()
+                    .and_then(|s| s.rsplit('/').next()?.parse::<u8>().ok());
+                assert_eq!(scope, Some(want.scope), "{ctx}");
+            }
+        }
+    }
+    // The bind backend's zone keeps working beside ours.
+    assert_eq!(
+        dig_raw(port, "www.static.example", "A", &[]).2[0].2,
+        "192.0.2.80"
+    );
+    // Malformed requests get an error, and the adapter lives on.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"this is not json\n{\"method\":\"lookup\",\"parameters\":{}}\n{\"method\":\"initialize\",\"parameters\":{}}\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    assert!(
+        lines[0].contains("\"result\":false") && lines[0].contains("malformed"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("\"result\":false"), "{lines:?}");
+    assert!(lines[2].contains("\"result\":true"), "{lines:?}");
+    // PowerDNS restarts: the adapter serves the new one.
+    let _ = pdns.0.kill();
+    let _ = pdns.0.wait();
+    let _pdns2 = start_pdns(&dir, &sock, port);
+    assert_eq!(
+        dig_raw(port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+}
+
+#[test]
+fn pdns_failover_and_live_change() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tmpdir("life");
+    let primary = Backend::start(Mode::Status(200));
+    let secondary = Backend::start(Mode::Status(200));
+    let cfg = dir.join("tm.toml");
+    std::fs::write(
+        &cfg,
+        failover_config(primary.port, secondary.port, "before.example"),
+    )
+    .unwrap();
+    let (_adapter, sock) = start_adapter(&dir, &cfg);
+    let port = free_port();
+    let _pdns = start_pdns(&dir, &sock, port);
+    let app = || {
+        dig_raw(port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    wait_for(10, "primary", || app() == "192.0.2.1");
+    primary.set(Mode::Status(503));
+    wait_for(10, "failover", || app() == "192.0.2.2");
+    primary.set(Mode::Status(200));
+    wait_for(10, "recovery", || app() == "192.0.2.1");
+    std::fs::write(
+        &cfg,
+        failover_config(primary.port, secondary.port, "after.example"),
+    )
+    .unwrap();
+    wait_for(10, "live change", || {
+        dig_raw(port, "www.tm.example", "A", &[])
+            .2
+            .first()
+            .is_some_and(|a| a.2 == "after.example.")
+    });
+}
