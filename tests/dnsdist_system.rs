@@ -6,7 +6,7 @@
 
 mod common;
 use common::backend::{Backend, Mode};
-use common::dns::{dig_raw, free_port, rcode_name};
+use common::dns::{Compare, HostRow, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,55 +143,51 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
     let (_backend, bport) = backend_front(&dir);
     let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
     let engine = Engine::from_file(&cfg).unwrap();
-    type Row<'a> = (&'a str, &'a str, u16, Option<(&'a str, u8)>);
-    let table: &[Row] = &[
-        ("prio.tm.example", "A", 1, None),
-        ("prio.tm.example", "MX", 15, None),
-        ("perf.tm.example", "A", 1, None),
-        ("perf.tm.example", "A", 1, Some(("203.0.113.0", 24))),
-        ("perf.tm.example", "AAAA", 28, Some(("2001:db8:1::", 48))),
-        ("perf.tm.example", "A", 1, Some(("198.51.100.0", 24))),
-        ("addrs.tm.example", "A", 1, None),
-        ("addrs.tm.example", "AAAA", 28, None),
-        ("deep.sub.tm.example", "AAAA", 28, None),
-        ("sub.tm.example", "A", 1, None),
-        ("tm.example", "SOA", 6, None),
-        ("tm.example", "NS", 2, None),
-        ("tm.example", "TXT", 16, None),
-        ("nope.tm.example", "A", 1, None),
-        ("off.tm.example", "A", 1, None),
+    let table: &[HostRow] = &[
+        ("prio.tm.example", "A", 1, "127.0.0.1", None),
+        ("prio.tm.example", "MX", 15, "127.0.0.1", None),
+        ("perf.tm.example", "A", 1, "127.0.0.1", None),
+        (
+            "perf.tm.example",
+            "A",
+            1,
+            "127.0.0.1",
+            Some(("203.0.113.0", 24)),
+        ),
+        (
+            "perf.tm.example",
+            "AAAA",
+            28,
+            "127.0.0.1",
+            Some(("2001:db8:1::", 48)),
+        ),
+        (
+            "perf.tm.example",
+            "A",
+            1,
+            "127.0.0.1",
+            Some(("198.51.100.0", 24)),
+        ),
+        ("addrs.tm.example", "A", 1, "127.0.0.1", None),
+        ("addrs.tm.example", "AAAA", 28, "127.0.0.1", None),
+        ("deep.sub.tm.example", "AAAA", 28, "127.0.0.1", None),
+        ("sub.tm.example", "A", 1, "127.0.0.1", None),
+        ("tm.example", "SOA", 6, "127.0.0.1", None),
+        ("tm.example", "NS", 2, "127.0.0.1", None),
+        ("tm.example", "TXT", 16, "127.0.0.1", None),
+        ("nope.tm.example", "A", 1, "127.0.0.1", None),
+        ("off.tm.example", "A", 1, "127.0.0.1", None),
     ];
-    for &(name, t, qtype, ecs) in table {
-        let want = ask(&engine, name, qtype, Some("127.0.0.1"), ecs);
-        let subnet = ecs.map(|(a, p)| format!("+subnet={a}/{p}"));
-        for tcp in [false, true] {
-            let mut extra = vec![];
-            if tcp {
-                extra.push("+tcp");
-            }
-            if let Some(s) = &subnet {
-                extra.push(s);
-            }
-            let got = dig_raw(port, name, t, &extra);
-            let ctx = format!("{name} {t} {ecs:?} tcp={tcp}: {got:?}");
-            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
-            assert!(got.1, "AA: {ctx}");
-            assert_eq!(got.2, want.answer, "{ctx}");
-            assert_eq!(
-                got.3,
-                want.authority
-                    .iter()
-                    .map(|a| a.0.clone())
-                    .collect::<Vec<_>>(),
-                "{ctx}"
-            );
-            let scope = got
-                .4
-                .as_ref()
-                .and_then(|s| s.rsplit('/').next()?.parse::<u8>().ok());
-            assert_eq!(scope, ecs.map(|_| want.scope), "{ctx}");
-        }
-    }
+    assert_host_matches(
+        port,
+        &engine,
+        table,
+        Compare {
+            bind_source: false,
+            sorted: false,
+            scope: true,
+        },
+    );
     // The ECS scope BIND cannot give: /24 for the latency row's /24.
     assert_eq!(
         dig_raw(port, "perf.tm.example", "A", &["+subnet=203.0.113.0/24"])

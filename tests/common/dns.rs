@@ -92,3 +92,68 @@ pub fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
         trafficmgr::Rcode::NotImp => "NOTIMP",
     }
 }
+
+/// One row of a host comparison: name, dig type, qtype code, dig source
+/// address (`-b`), ECS (address, source prefix).
+pub type HostRow<'a> = (&'a str, &'a str, u16, &'a str, Option<(&'a str, u8)>);
+
+/// How to compare a host's answers with the Rust API's.
+#[derive(Clone, Copy)]
+pub struct Compare {
+    /// Send from the row's source address with `dig -b`.
+    pub bind_source: bool,
+    /// Compare answer records as sets (hosts that reorder RRsets).
+    pub sorted: bool,
+    /// Check the ECS scope of the reply against the decision's.
+    pub scope: bool,
+}
+
+/// Asks the server on `port` with `dig`, over UDP and TCP, for every row and
+/// asserts the reply equals the Rust API's answer for the same client:
+/// rcode, AA, answer records, authority types, and (if asked) ECS scope.
+pub fn assert_host_matches(port: u16, engine: &trafficmgr::Engine, rows: &[HostRow], how: Compare) {
+    for &(name, t, qtype, src, ecs) in rows {
+        let client = if how.bind_source { src } else { "127.0.0.1" };
+        let want = super::ask(engine, name, qtype, Some(client), ecs);
+        let mut want_answers = want.answer.clone();
+        if how.sorted {
+            want_answers.sort();
+        }
+        let subnet = ecs.map(|(a, p)| format!("+subnet={a}/{p}"));
+        for tcp in [false, true] {
+            let mut extra = Vec::new();
+            if how.bind_source {
+                extra.extend(["-b", src]);
+            }
+            if tcp {
+                extra.push("+tcp");
+            }
+            if let Some(s) = &subnet {
+                extra.push(s);
+            }
+            let mut got = dig_raw(port, name, t, &extra);
+            if how.sorted {
+                got.2.sort();
+            }
+            let ctx = format!("{name} {t} from {client} {ecs:?} tcp={tcp}: {got:?}");
+            assert_eq!(got.0, rcode_name(want.rcode), "{ctx}");
+            assert_eq!(got.1, want.aa, "{ctx}");
+            assert_eq!(got.2, want_answers, "{ctx}");
+            assert_eq!(
+                got.3,
+                want.authority
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>(),
+                "{ctx}"
+            );
+            if how.scope {
+                let scope = got
+                    .4
+                    .as_ref()
+                    .and_then(|s| s.rsplit('/').next()?.parse::<u8>().ok());
+                assert_eq!(scope, ecs.map(|_| want.scope), "{ctx}");
+            }
+        }
+    }
+}
