@@ -7,7 +7,7 @@
 
 mod common;
 use common::backend::{Backend, Mode};
-use common::dns::{Compare, DigOut, HostRow, assert_host_matches, dig_raw, free_port};
+use common::dns::{BASIC_ROWS, Compare, DigOut, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -160,23 +160,7 @@ fn named_answers_like_the_rust_api() {
     std::fs::write(&second, "[[zone]]\nname = \"second.example\"\nnameservers = [\"ns.second.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"second-target.example\"\n").unwrap();
     let named = Named::start(&dir, &[("tm", &cfg), ("second", &second)]);
     let engine = Engine::from_file(&cfg).unwrap();
-    let table: &[HostRow] = &[
-        ("prio.tm.example", "A", 1, "127.0.0.1", None),
-        ("prio.tm.example", "MX", 15, "127.0.0.1", None),
-        ("perf.tm.example", "A", 1, "127.0.0.1", None),
-        ("perf.tm.example", "A", 1, "127.0.0.2", None),
-        ("perf.tm.example", "AAAA", 28, "127.0.0.3", None),
-        ("addrs.tm.example", "A", 1, "127.0.0.1", None),
-        ("addrs.tm.example", "AAAA", 28, "127.0.0.1", None),
-        ("deep.sub.tm.example", "AAAA", 28, "127.0.0.1", None),
-        ("sub.tm.example", "A", 1, "127.0.0.1", None),
-        ("tm.example", "SOA", 6, "127.0.0.1", None),
-        ("tm.example", "NS", 2, "127.0.0.1", None),
-        ("tm.example", "TXT", 16, "127.0.0.1", None),
-        ("nope.tm.example", "A", 1, "127.0.0.1", None),
-        ("off.tm.example", "A", 1, "127.0.0.1", None),
-        ("none-enabled.tm.example", "A", 1, "127.0.0.1", None),
-    ];
+    let table = BASIC_ROWS;
     // named orders RRsets freely; it answers ECS with scope /0 (checked below).
     assert_host_matches(
         named.port,

@@ -6,7 +6,7 @@
 
 mod common;
 use common::backend::{Backend, Mode};
-use common::dns::{Compare, HostRow, assert_host_matches, dig_raw, free_port};
+use common::dns::{BASIC_ROWS, Compare, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,41 +143,7 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
     let (_backend, bport) = backend_front(&dir);
     let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
     let engine = Engine::from_file(&cfg).unwrap();
-    let table: &[HostRow] = &[
-        ("prio.tm.example", "A", 1, "127.0.0.1", None),
-        ("prio.tm.example", "MX", 15, "127.0.0.1", None),
-        ("perf.tm.example", "A", 1, "127.0.0.1", None),
-        (
-            "perf.tm.example",
-            "A",
-            1,
-            "127.0.0.1",
-            Some(("203.0.113.0", 24)),
-        ),
-        (
-            "perf.tm.example",
-            "AAAA",
-            28,
-            "127.0.0.1",
-            Some(("2001:db8:1::", 48)),
-        ),
-        (
-            "perf.tm.example",
-            "A",
-            1,
-            "127.0.0.1",
-            Some(("198.51.100.0", 24)),
-        ),
-        ("addrs.tm.example", "A", 1, "127.0.0.1", None),
-        ("addrs.tm.example", "AAAA", 28, "127.0.0.1", None),
-        ("deep.sub.tm.example", "AAAA", 28, "127.0.0.1", None),
-        ("sub.tm.example", "A", 1, "127.0.0.1", None),
-        ("tm.example", "SOA", 6, "127.0.0.1", None),
-        ("tm.example", "NS", 2, "127.0.0.1", None),
-        ("tm.example", "TXT", 16, "127.0.0.1", None),
-        ("nope.tm.example", "A", 1, "127.0.0.1", None),
-        ("off.tm.example", "A", 1, "127.0.0.1", None),
-    ];
+    let table = BASIC_ROWS;
     assert_host_matches(
         port,
         &engine,

@@ -97,6 +97,55 @@ pub fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
 /// address (`-b`), ECS (address, source prefix).
 pub type HostRow<'a> = (&'a str, &'a str, u16, &'a str, Option<(&'a str, u8)>);
 
+/// Every answer shape of SPEC §5 on `tests/data/basic.toml`, with client
+/// addresses mapped in its latency table (127.0.0.1/2/3) and ECS subnets:
+/// the table all host tests (front, named, dnsdist, pdns) ask.
+pub const BASIC_ROWS: &[HostRow] = &[
+    ("prio.tm.example", "A", 1, "127.0.0.1", None),
+    ("prio.tm.example", "MX", 15, "127.0.0.1", None),
+    ("perf.tm.example", "A", 1, "127.0.0.1", None),
+    ("perf.tm.example", "A", 1, "127.0.0.2", None),
+    ("perf.tm.example", "AAAA", 28, "127.0.0.3", None),
+    (
+        "perf.tm.example",
+        "A",
+        1,
+        "127.0.0.2",
+        Some(("203.0.113.0", 24)),
+    ),
+    (
+        "perf.tm.example",
+        "A",
+        1,
+        "127.0.0.3",
+        Some(("198.51.100.0", 24)),
+    ),
+    (
+        "perf.tm.example",
+        "A",
+        1,
+        "127.0.0.3",
+        Some(("2001:db8:1::", 48)),
+    ),
+    (
+        "perf.tm.example",
+        "AAAA",
+        28,
+        "127.0.0.1",
+        Some(("2001:db8:1::", 48)),
+    ),
+    ("addrs.tm.example", "A", 1, "127.0.0.1", None),
+    ("addrs.tm.example", "AAAA", 28, "127.0.0.1", None),
+    ("deep.sub.tm.example", "AAAA", 28, "127.0.0.1", None),
+    ("sub.tm.example", "A", 1, "127.0.0.1", None),
+    ("tm.example", "SOA", 6, "127.0.0.1", None),
+    ("tm.example", "NS", 2, "127.0.0.1", None),
+    ("tm.example", "TXT", 16, "127.0.0.1", None),
+    ("nope.tm.example", "A", 1, "127.0.0.1", None),
+    ("off.tm.example", "A", 1, "127.0.0.1", None),
+    ("none-enabled.tm.example", "A", 1, "127.0.0.1", None),
+];
+
 /// How to compare a host's answers with the Rust API's.
 #[derive(Clone, Copy)]
 pub struct Compare {
