@@ -253,8 +253,7 @@ unsafe fn finish_new(
         }
         Err(e) => {
             // SAFETY: forwarded contract.
-            unsafe { write_errbuf(errbuf, errbuf_len, &e.to_string()) };
-            tm_result::ConfigInvalid
+            unsafe { config_invalid(&e, errbuf, errbuf_len) }
         }
     }
 }
@@ -400,28 +399,52 @@ pub unsafe extern "C" fn tm_engine_reload(
             Ok(()) => tm_result::Ok,
             Err(err) => {
                 // SAFETY: forwarded contract.
-                unsafe { write_errbuf(errbuf, errbuf_len, &err.to_string()) };
-                tm_result::ConfigInvalid
+                unsafe { config_invalid(&err, errbuf, errbuf_len) }
             }
         }
     })
 }
 
-/// The engine and the (profile, endpoint) names of a per-endpoint call.
-unsafe fn endpoint_args<'a>(
+/// Runs a per-endpoint call: checks the engine and the (profile, endpoint)
+/// names, then applies `f`; "no such endpoint" becomes `TM_RESULT_NOT_FOUND`.
+unsafe fn endpoint_call(
     engine: *const tm_engine,
     profile: *const c_char,
     profile_len: usize,
     endpoint: *const c_char,
     endpoint_len: usize,
-) -> Result<(&'a Engine, &'a str, &'a str), tm_result> {
+    f: impl FnOnce(&Engine, &str, &str) -> Result<Result<(), String>, tm_result>,
+) -> tm_result {
     // SAFETY: a live engine, or NULL.
-    let e = unsafe { engine.as_ref() }.ok_or(tm_result::NullArgument)?;
+    let Some(e) = (unsafe { engine.as_ref() }) else {
+        return tm_result::NullArgument;
+    };
     // SAFETY: pointer + length from the caller.
-    let p = unsafe { str_arg(profile, profile_len) }?;
-    // SAFETY: pointer + length from the caller.
-    let ep = unsafe { str_arg(endpoint, endpoint_len) }?;
-    Ok((&e.engine, p, ep))
+    let (p, ep) = match unsafe {
+        (
+            str_arg(profile, profile_len),
+            str_arg(endpoint, endpoint_len),
+        )
+    } {
+        (Ok(p), Ok(ep)) => (p, ep),
+        (Err(x), _) | (_, Err(x)) => return x,
+    };
+    match f(&e.engine, p, ep) {
+        Ok(Ok(())) => tm_result::Ok,
+        Ok(Err(_)) => tm_result::NotFound,
+        Err(r) => r,
+    }
+}
+
+/// Writes a configuration error into `errbuf` and returns `TM_RESULT_CONFIG_INVALID`.
+pub(crate) unsafe fn config_invalid(
+    err: &crate::ConfigError,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+) -> tm_result {
+    // SAFETY: forwarded contract.
+    unsafe { write_errbuf(errbuf, errbuf_len, &err.to_string()) };
+    tm_result::ConfigInvalid
 }
 
 /// Copies `text` and a NUL into a caller buffer; `*written_out` is the
@@ -697,20 +720,23 @@ pub unsafe extern "C" fn tm_engine_set_monitor_status(
 ) -> tm_result {
     boundary(tm_result::Panic, || {
         // SAFETY: the caller's pointers, checked inside.
-        let (e, p, ep) =
-            match unsafe { endpoint_args(engine, profile, profile_len, endpoint, endpoint_len) } {
-                Ok(x) => x,
-                Err(r) => return r,
-            };
-        let s = match status {
-            TM_STATUS_CHECKING => MonitorStatus::CheckingEndpoint,
-            TM_STATUS_ONLINE => MonitorStatus::Online,
-            TM_STATUS_DEGRADED => MonitorStatus::Degraded,
-            _ => return tm_result::BadValue,
-        };
-        match e.set_monitor_status(p, ep, s) {
-            Ok(()) => tm_result::Ok,
-            Err(_) => tm_result::NotFound,
+        unsafe {
+            endpoint_call(
+                engine,
+                profile,
+                profile_len,
+                endpoint,
+                endpoint_len,
+                |e, p, ep| {
+                    let s = match status {
+                        TM_STATUS_CHECKING => MonitorStatus::CheckingEndpoint,
+                        TM_STATUS_ONLINE => MonitorStatus::Online,
+                        TM_STATUS_DEGRADED => MonitorStatus::Degraded,
+                        _ => return Err(tm_result::BadValue),
+                    };
+                    Ok(e.set_monitor_status(p, ep, s))
+                },
+            )
         }
     })
 }
@@ -743,21 +769,24 @@ pub unsafe extern "C" fn tm_engine_set_admin_state(
 ) -> tm_result {
     boundary(tm_result::Panic, || {
         // SAFETY: the caller's pointers, checked inside.
-        let (e, p, ep) =
-            match unsafe { endpoint_args(engine, profile, profile_len, endpoint, endpoint_len) } {
-                Ok(x) => x,
-                Err(r) => return r,
-            };
-        let s = match state {
-            TM_ADMIN_NONE => AdminState::None,
-            TM_ADMIN_ENABLED => AdminState::Enabled,
-            TM_ADMIN_DISABLED => AdminState::Disabled,
-            TM_ADMIN_DRAIN => AdminState::Drain,
-            _ => return tm_result::BadValue,
-        };
-        match e.set_admin_state(p, ep, s) {
-            Ok(()) => tm_result::Ok,
-            Err(_) => tm_result::NotFound,
+        unsafe {
+            endpoint_call(
+                engine,
+                profile,
+                profile_len,
+                endpoint,
+                endpoint_len,
+                |e, p, ep| {
+                    let s = match state {
+                        TM_ADMIN_NONE => AdminState::None,
+                        TM_ADMIN_ENABLED => AdminState::Enabled,
+                        TM_ADMIN_DISABLED => AdminState::Disabled,
+                        TM_ADMIN_DRAIN => AdminState::Drain,
+                        _ => return Err(tm_result::BadValue),
+                    };
+                    Ok(e.set_admin_state(p, ep, s))
+                },
+            )
         }
     })
 }

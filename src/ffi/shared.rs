@@ -6,8 +6,9 @@
 //! it. This registry is the library's one piece of process-wide state, and
 //! it is empty unless these two calls are used.
 
+use super::engine::config_invalid;
 use super::engine::tm_engine;
-use super::{boundary, install_panic_hook, str_arg, tm_result, write_errbuf};
+use super::{boundary, install_panic_hook, str_arg, tm_result};
 use crate::engine::Engine;
 use std::collections::HashMap;
 use std::ffi::c_char;
@@ -74,8 +75,7 @@ pub unsafe extern "C" fn tm_engine_open_shared(
             }
             Err(e) => {
                 // SAFETY: forwarded contract.
-                unsafe { write_errbuf(errbuf, errbuf_len, &e.to_string()) };
-                tm_result::ConfigInvalid
+                unsafe { config_invalid(&e, errbuf, errbuf_len) }
             }
         }
     })
