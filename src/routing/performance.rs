@@ -24,12 +24,18 @@ pub(super) fn choose(
         (Some(a), Some(t)) => t.row(a),
         _ => None,
     };
-    let loc = match (client.addr, &snap.geo) {
-        (Some(a), Some(g)) => g
-            .lookup(a)
-            .and_then(|(info, plen)| info.location().map(|l| (l, plen))),
-        _ => None,
+    // The GeoIP lookup is made only if some candidate's region has no
+    // figure in the latency row (most queries never need it).
+    let mut loc_cache: Option<Option<((f64, f64), u8)>> = None;
+    let mut loc = || {
+        *loc_cache.get_or_insert_with(|| match (client.addr, &snap.geo) {
+            (Some(a), Some(g)) => g
+                .lookup(a)
+                .and_then(|(info, plen)| info.location().map(|l| (l, plen))),
+            _ => None,
+        })
     };
+    let mut loc_plen = 0u8;
     let mut best: Option<(u32, u32)> = None; // (rtt, id)
     let mut first: Option<u32> = None;
     let mut used_row = false;
@@ -46,10 +52,11 @@ pub(super) fn choose(
         let rtt = if ms != RTT_UNKNOWN {
             used_row = true;
             u32::from(ms)
-        } else if let Some(((lat, lon), _)) = loc
-            && !slot.lat.is_nan()
+        } else if !slot.lat.is_nan()
+            && let Some(((lat, lon), plen)) = loc()
         {
             used_loc = true;
+            loc_plen = plen;
             estimated_rtt_ms(great_circle_km(
                 lat,
                 lon,
@@ -67,8 +74,8 @@ pub(super) fn choose(
     if used_row && let Some((_, plen)) = row {
         scope = scope.max(plen);
     }
-    if used_loc && let Some((_, plen)) = loc {
-        scope = scope.max(plen);
+    if used_loc {
+        scope = scope.max(loc_plen);
     }
     match (best, first) {
         (Some((_, id)), _) => (Pick::One(id), scope),
