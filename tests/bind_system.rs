@@ -130,31 +130,12 @@ fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> DigOut {
     d
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tm-bind-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn basic_in(dir: &Path) -> PathBuf {
-    let p = dir.join("basic.toml");
-    let text = std::fs::read_to_string(data("basic.toml"))
-        .unwrap()
-        .replace(
-            "\"latency.csv\"",
-            &format!("\"{}\"", data("latency.csv").display()),
-        );
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn named_answers_like_the_rust_api() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("answers");
+    let dir = fresh_dir("bind-answers");
     let cfg = basic_in(&dir);
     let second = dir.join("second.toml");
     std::fs::write(&second, "[[zone]]\nname = \"second.example\"\nnameservers = [\"ns.second.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"second-target.example\"\n").unwrap();
@@ -203,7 +184,7 @@ fn named_answers_like_the_rust_api() {
 #[test]
 fn failover_live_change_and_sighup_inside_named() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("life");
+    let dir = fresh_dir("bind-life");
     let primary = Backend::start(Mode::Status(200));
     let secondary = Backend::start(Mode::Status(200));
     let cfg = dir.join("tm.toml");
@@ -266,7 +247,7 @@ fn failover_live_change_and_sighup_inside_named() {
 #[test]
 fn concurrent_lookups_under_dnsperf() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("load");
+    let dir = fresh_dir("bind-load");
     let cfg = basic_in(&dir);
     let named = Named::start(&dir, &[("tm", &cfg)]);
     let q = dir.join("queries");

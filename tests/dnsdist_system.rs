@@ -116,30 +116,13 @@ fn abi() -> u32 {
         .unwrap()
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tm-dnsdist-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("answers");
-    let cfg = dir.join("tm.toml");
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(data("basic.toml"))
-            .unwrap()
-            .replace(
-                "\"latency.csv\"",
-                &format!("\"{}\"", data("latency.csv").display()),
-            ),
-    )
-    .unwrap();
+    let dir = fresh_dir("dnsdist-answers");
+    let cfg = basic_in(&dir);
     let (_backend, bport) = backend_front(&dir);
     let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
     let engine = Engine::from_file(&cfg).unwrap();
@@ -171,7 +154,7 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
 #[test]
 fn dnsdist_failover_and_live_change() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("life");
+    let dir = fresh_dir("dnsdist-life");
     let primary = Backend::start(Mode::Status(200));
     let secondary = Backend::start(Mode::Status(200));
     let cfg = dir.join("tm.toml");

@@ -286,7 +286,7 @@ fn performance_by_latency_table_and_ecs() {
 
 #[test]
 fn performance_falls_back_to_distance_with_geoip() {
-    let dir = tempdir();
+    let dir = fresh_dir("engine-geoip");
     let cfg = format!(
         r#"
 [engine]
@@ -345,26 +345,11 @@ lon = 2.35
     assert!(o.scope > 0 && o.scope <= 24, "scope {}", o.scope);
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "tm-test-{}-{}",
-        std::process::id(),
-        std::thread::current()
-            .name()
-            .unwrap_or("t")
-            .replace("::", "_")
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn reload_keeps_health_and_bad_config_changes_nothing() {
-    let d = tempdir();
+    let d = fresh_dir("engine-reload");
     let path = d.join("tm.toml");
-    let base = std::fs::read_to_string(data("basic.toml"))
-        .unwrap()
-        .replace("latency.csv", &data("latency.csv").display().to_string());
+    let base = basic_text();
     std::fs::write(&path, &base).unwrap();
     let e = Engine::from_file(&path).unwrap();
     e.set_monitor_status("prio", "primary", MonitorStatus::Degraded)

@@ -159,12 +159,7 @@ fn sighup_reloads_a_changed_file_and_a_bad_file_changes_nothing() {
     let dir = std::env::temp_dir().join(format!("tm-front-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tm.toml");
-    let base = std::fs::read_to_string(data("basic.toml"))
-        .unwrap()
-        .replace(
-            "\"latency.csv\"",
-            &format!("\"{}\"", data("latency.csv").display()),
-        );
+    let base = basic_text();
     std::fs::write(&path, &base).unwrap();
     let front = Front::start(&path);
     assert_eq!(

@@ -105,30 +105,13 @@ fn start_pdns(dir: &Path, sock: &Path, port: u16) -> Proc {
     Proc(child)
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tm-pdns-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn pdns_answers_like_the_rust_api() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("answers");
-    let cfg = dir.join("tm.toml");
-    std::fs::write(
-        &cfg,
-        std::fs::read_to_string(data("basic.toml"))
-            .unwrap()
-            .replace(
-                "\"latency.csv\"",
-                &format!("\"{}\"", data("latency.csv").display()),
-            ),
-    )
-    .unwrap();
+    let dir = fresh_dir("pdns-answers");
+    let cfg = basic_in(&dir);
     let (_adapter, sock) = start_adapter(&dir, &cfg);
     let port = free_port();
     let mut pdns = start_pdns(&dir, &sock, port);
@@ -183,7 +166,7 @@ fn pdns_answers_like_the_rust_api() {
 #[test]
 fn pdns_failover_and_live_change() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tmpdir("life");
+    let dir = fresh_dir("pdns-life");
     let primary = Backend::start(Mode::Status(200));
     let secondary = Backend::start(Mode::Status(200));
     let cfg = dir.join("tm.toml");

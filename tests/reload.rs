@@ -5,15 +5,9 @@
 mod common;
 use common::backend::{Backend, Mode};
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use trafficmgr::Engine;
-
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tm-reload-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn write_atomic(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -41,7 +35,7 @@ fn answer(e: &Engine, name: &str, client: Option<&str>) -> String {
 
 #[test]
 fn watch_picks_up_writes_renames_and_data_files_and_bad_files_change_nothing() {
-    let d = dir("watch");
+    let d = fresh_dir("reload-watch");
     let cfg = d.join("tm.toml");
     std::fs::write(
         d.join("lat.csv"),
@@ -137,7 +131,7 @@ fn watch_picks_up_writes_renames_and_data_files_and_bad_files_change_nothing() {
 
 #[test]
 fn watch_interval_zero_never_reloads() {
-    let d = dir("nowatch");
+    let d = fresh_dir("reload-nowatch");
     let cfg = d.join("tm.toml");
     std::fs::write(d.join("lat.csv"), "prefix,eastus\n").unwrap();
     std::fs::write(
@@ -175,7 +169,7 @@ fn health_and_schedule_carry_over() {
     let keep = Backend::start(Mode::Status(200));
     let gone = Backend::start(Mode::Status(200));
     let fresh = Backend::start(Mode::Status(200));
-    let d = dir("health");
+    let d = fresh_dir("reload-health");
     let cfg = d.join("tm.toml");
     std::fs::write(
         &cfg,

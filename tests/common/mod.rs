@@ -14,6 +14,32 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A fresh, empty folder for one test: `tm-<tag>-<pid>` in the temp dir.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tm-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `tests/data/basic.toml` with its latency-table path made absolute, so a
+/// copy works from any folder.
+pub fn basic_text() -> String {
+    std::fs::read_to_string(data("basic.toml"))
+        .unwrap()
+        .replace(
+            "\"latency.csv\"",
+            &format!("\"{}\"", data("latency.csv").display()),
+        )
+}
+
+/// Writes [`basic_text`] to `dir/tm.toml` and returns its path.
+pub fn basic_in(dir: &std::path::Path) -> PathBuf {
+    let p = dir.join("tm.toml");
+    std::fs::write(&p, basic_text()).unwrap();
+    p
+}
+
 pub fn shared(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared")
