@@ -6,7 +6,6 @@
 //! SIGHUP re-creating the instances without leaking threads; a clean stop.
 
 mod common;
-use common::backend::{Backend, Mode};
 use common::dns::{BASIC_ROWS, Compare, DigOut, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::path::{Path, PathBuf};
@@ -185,12 +184,11 @@ fn named_answers_like_the_rust_api() {
 fn failover_live_change_and_sighup_inside_named() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("bind-life");
-    let primary = Backend::start(Mode::Status(200));
-    let secondary = Backend::start(Mode::Status(200));
-    let cfg = dir.join("tm.toml");
-    let text = |target: &str| failover_config(primary.port, secondary.port, target);
-    std::fs::write(&cfg, text("before.example")).unwrap();
-    let named = Named::start(&dir, &[("tm", &cfg)]);
+    let f = Failover::new(&dir);
+    let named = Named::start(&dir, &[("tm", &f.config)]);
+    // Health failover with a real backend, and back; a live config change,
+    // picked up by the watch inside named.
+    f.exercise(named.port, "named");
     let app = |n: &Named| {
         dig(n.port, "app.tm.example", "A", &[])
             .2
@@ -198,26 +196,6 @@ fn failover_live_change_and_sighup_inside_named() {
             .map(|a| a.2.clone())
             .unwrap_or_default()
     };
-    wait_for(10, "primary", || app(&named) == "192.0.2.1");
-    // Health failover with a real backend, and back.
-    primary.set(Mode::Status(503));
-    let t0 = Instant::now();
-    wait_for(10, "failover", || app(&named) == "192.0.2.2");
-    println!(
-        "failover through named after {:.2} s",
-        t0.elapsed().as_secs_f64()
-    );
-    primary.set(Mode::Status(200));
-    wait_for(10, "recovery", || app(&named) == "192.0.2.1");
-    // A live config change, picked up by the watch inside named.
-    std::fs::write(&cfg, text("after.example")).unwrap();
-    wait_for(10, "live change", || {
-        dig(named.port, "www.tm.example", "A", &[])
-            .2
-            .first()
-            .map(|a| a.2.as_str() == "after.example.")
-            .unwrap_or(false)
-    });
     // One monitor thread per instance.
     assert_eq!(named.our_threads("tm-monitor"), 1);
     // SIGHUP: named creates a new instance, then destroys the old one.

@@ -5,12 +5,10 @@
 //! backend, a health failover and a live config change.
 
 mod common;
-use common::backend::{Backend, Mode};
 use common::dns::{BASIC_ROWS, Compare, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 use trafficmgr::Engine;
 
 fn target_dir() -> PathBuf {
@@ -155,36 +153,8 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
 fn dnsdist_failover_and_live_change() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("dnsdist-life");
-    let primary = Backend::start(Mode::Status(200));
-    let secondary = Backend::start(Mode::Status(200));
-    let cfg = dir.join("tm.toml");
-    let text = |target: &str| failover_config(primary.port, secondary.port, target);
-    std::fs::write(&cfg, text("before.example")).unwrap();
+    let f = Failover::new(&dir);
     let (_backend, bport) = backend_front(&dir);
-    let (_dd, port) = start_dnsdist(&dir, &cfg, &["tm.example"], bport);
-    let app = || {
-        dig_raw(port, "app.tm.example", "A", &[])
-            .2
-            .first()
-            .map(|a| a.2.clone())
-            .unwrap_or_default()
-    };
-    wait_for(10, "primary", || app() == "192.0.2.1");
-    primary.set(Mode::Status(503));
-    let t0 = Instant::now();
-    wait_for(10, "failover", || app() == "192.0.2.2");
-    println!(
-        "failover through dnsdist after {:.2} s",
-        t0.elapsed().as_secs_f64()
-    );
-    primary.set(Mode::Status(200));
-    wait_for(10, "recovery", || app() == "192.0.2.1");
-    std::fs::write(&cfg, text("after.example")).unwrap();
-    wait_for(10, "live change", || {
-        dig_raw(port, "www.tm.example", "A", &[])
-            .2
-            .first()
-            .is_some_and(|a| a.2 == "after.example.")
-    });
-    std::thread::sleep(Duration::from_millis(10));
+    let (_dd, port) = start_dnsdist(&dir, &f.config, &["tm.example"], bport);
+    f.exercise(port, "dnsdist");
 }

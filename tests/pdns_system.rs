@@ -6,7 +6,6 @@
 //! a health failover and a live config change.
 
 mod common;
-use common::backend::{Backend, Mode};
 use common::dns::{BASIC_ROWS, Compare, HostRow, assert_host_matches, dig_raw, free_port};
 use common::*;
 use std::io::{BufRead, BufReader, Write};
@@ -167,38 +166,9 @@ fn pdns_answers_like_the_rust_api() {
 fn pdns_failover_and_live_change() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("pdns-life");
-    let primary = Backend::start(Mode::Status(200));
-    let secondary = Backend::start(Mode::Status(200));
-    let cfg = dir.join("tm.toml");
-    std::fs::write(
-        &cfg,
-        failover_config(primary.port, secondary.port, "before.example"),
-    )
-    .unwrap();
-    let (_adapter, sock) = start_adapter(&dir, &cfg);
+    let f = Failover::new(&dir);
+    let (_adapter, sock) = start_adapter(&dir, &f.config);
     let port = free_port();
     let _pdns = start_pdns(&dir, &sock, port);
-    let app = || {
-        dig_raw(port, "app.tm.example", "A", &[])
-            .2
-            .first()
-            .map(|a| a.2.clone())
-            .unwrap_or_default()
-    };
-    wait_for(10, "primary", || app() == "192.0.2.1");
-    primary.set(Mode::Status(503));
-    wait_for(10, "failover", || app() == "192.0.2.2");
-    primary.set(Mode::Status(200));
-    wait_for(10, "recovery", || app() == "192.0.2.1");
-    std::fs::write(
-        &cfg,
-        failover_config(primary.port, secondary.port, "after.example"),
-    )
-    .unwrap();
-    wait_for(10, "live change", || {
-        dig_raw(port, "www.tm.example", "A", &[])
-            .2
-            .first()
-            .is_some_and(|a| a.2 == "after.example.")
-    });
+    f.exercise(port, "PowerDNS");
 }

@@ -143,10 +143,69 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The life-cycle check every host test makes: two real HTTP backends, a
+/// config (`failover_config`) watched by the engine inside the host.
+pub struct Failover {
+    pub primary: backend::Backend,
+    pub secondary: backend::Backend,
+    pub config: PathBuf,
+}
+
+impl Failover {
+    /// Starts the backends and writes `dir/tm.toml` (`www` → before.example).
+    pub fn new(dir: &std::path::Path) -> Failover {
+        let primary = backend::Backend::start(backend::Mode::Status(200));
+        let secondary = backend::Backend::start(backend::Mode::Status(200));
+        let config = dir.join("tm.toml");
+        let f = Failover {
+            primary,
+            secondary,
+            config,
+        };
+        f.write("before.example");
+        f
+    }
+
+    fn write(&self, www_target: &str) {
+        std::fs::write(
+            &self.config,
+            failover_config(self.primary.port, self.secondary.port, www_target),
+        )
+        .unwrap();
+    }
+
+    /// Against the host on `port` (which serves `self.config`): the primary
+    /// is answered; its backend fails and `dig` sees the secondary; it
+    /// recovers and the answer comes back; a live edit of the file is picked
+    /// up. Returns the failover time in seconds.
+    pub fn exercise(&self, port: u16, host: &str) -> f64 {
+        let first = |name: &str| {
+            dns::dig_raw(port, name, "A", &[])
+                .2
+                .first()
+                .map(|a| a.2.clone())
+                .unwrap_or_default()
+        };
+        wait_for(10, "primary", || first("app.tm.example") == "192.0.2.1");
+        self.primary.set(backend::Mode::Status(503));
+        let t0 = std::time::Instant::now();
+        wait_for(10, "failover", || first("app.tm.example") == "192.0.2.2");
+        let secs = t0.elapsed().as_secs_f64();
+        println!("failover through {host} after {secs:.2} s");
+        self.primary.set(backend::Mode::Status(200));
+        wait_for(10, "recovery", || first("app.tm.example") == "192.0.2.1");
+        self.write("after.example");
+        wait_for(10, "live change", || {
+            first("www.tm.example") == "after.example."
+        });
+        secs
+    }
+}
+
 /// A config for host life-cycle tests: `app` (priority, probed every 1 s:
 /// `primary` 192.0.2.1 and `secondary` 192.0.2.2 on the given backend
 /// ports) and `www` (a CNAME to `www_target`), watched every 200 ms.
-pub fn failover_config(primary: u16, secondary: u16, www_target: &str) -> String {
+fn failover_config(primary: u16, secondary: u16, www_target: &str) -> String {
     format!(
         "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
          [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
