@@ -90,9 +90,8 @@ pub struct Endpoint {
     pub probe_path: Option<String>,
 }
 
-/// What routing reads of an endpoint, packed in 32 octets so a profile's
-/// endpoints share a cache line or two (the full [`Endpoint`] is only read
-/// once the choice is made).
+/// What the candidate rule and weighted routing read of an endpoint, packed
+/// in 16 octets (the full [`Endpoint`] is only read once the choice is made).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hot {
     /// Configured state.
@@ -100,26 +99,17 @@ pub struct Hot {
     /// A nested-profile endpoint.
     pub nested: bool,
     /// 1 ..= 1000.
-    pub priority: u16,
-    /// Column of its region in the latency table, or `u16::MAX`.
-    pub latency_col: u16,
-    /// Whether it has a region (performance routing).
-    pub has_region: bool,
-    /// 1 ..= 1000.
     pub weight: u32,
     /// Nested: child profile id.
     pub child: u32,
     /// Nested: online children needed.
     pub min_children: u32,
-    /// Region latitude (degrees).
-    pub lat: f32,
-    /// Region longitude (degrees).
-    pub lon: f32,
 }
 
-/// One endpoint as performance routing reads it, in priority order.
+/// One endpoint in its profile's priority order, with what performance
+/// routing reads of its region.
 #[derive(Debug, Clone, Copy)]
-pub struct PerfSlot {
+pub struct Ordered {
     /// Endpoint id.
     pub id: u32,
     /// Latency-table column of its region, or `u16::MAX`.
@@ -157,10 +147,9 @@ pub struct Profile {
     pub first: u32,
     /// Number of endpoints.
     pub count: u32,
-    /// Endpoint ids sorted by priority.
-    pub by_priority: Box<[u32]>,
-    /// Performance routing's view, in priority order.
-    pub perf: Box<[PerfSlot]>,
+    /// The endpoints sorted by priority (priority, multivalue and
+    /// performance routing walk this order).
+    pub by_priority: Box<[Ordered]>,
     /// Bit i: endpoint `first + i` is enabled (first 64 endpoints).
     pub enabled_mask: u64,
     /// Bit i: endpoint `first + i` is a nested profile (first 64 endpoints).
@@ -438,11 +427,11 @@ impl Snapshot {
                 monitor: p.monitor.clone(),
                 first,
                 count,
-                perf: by_priority
+                by_priority: by_priority
                     .iter()
                     .map(|id| {
                         let r = regions.get(endpoints[*id as usize].region as usize);
-                        PerfSlot {
+                        Ordered {
                             id: *id,
                             col: r.map(|r| r.latency_col).unwrap_or(u16::MAX),
                             lat: r.map(|r| r.lat as f32).unwrap_or(f32::NAN),
@@ -461,7 +450,6 @@ impl Snapshot {
                         )
                     })
                     .fold(0u64, |m, i| m | 1 << i),
-                by_priority: by_priority.into(),
                 subnets,
                 subnet_default,
             });
@@ -485,7 +473,6 @@ impl Snapshot {
         let hot: Box<[Hot]> = endpoints
             .iter()
             .map(|e| {
-                let region = regions.get(e.region as usize);
                 let (child, min_children, nested) = match e.answer {
                     EpAnswer::Nested {
                         child,
@@ -496,14 +483,9 @@ impl Snapshot {
                 Hot {
                     enabled: e.enabled,
                     nested,
-                    priority: e.priority,
-                    latency_col: region.map(|r| r.latency_col).unwrap_or(u16::MAX),
-                    has_region: region.is_some(),
                     weight: e.weight,
                     child,
                     min_children,
-                    lat: region.map(|r| r.lat as f32).unwrap_or(f32::NAN),
-                    lon: region.map(|r| r.lon as f32).unwrap_or(f32::NAN),
                 }
             })
             .collect();

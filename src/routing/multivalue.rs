@@ -8,7 +8,7 @@ use crate::snapshot::{Profile, Snapshot};
 pub(super) fn choose(_snap: &Snapshot, p: &Profile, c: &Candidates<'_>) -> (Pick, u8) {
     let mut ids = [0u32; 16];
     let mut n = 0usize;
-    for &id in p.by_priority.iter() {
+    for id in p.by_priority.iter().map(|s| s.id) {
         if n >= ids.len() {
             break;
         }

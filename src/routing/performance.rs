@@ -25,23 +25,20 @@ pub(super) fn choose(
         _ => None,
     };
     // The GeoIP lookup is made only if some candidate's region has no
-    // figure in the latency row (most queries never need it).
-    let mut loc_cache: Option<Option<((f64, f64), u8)>> = None;
-    let mut loc = || {
-        *loc_cache.get_or_insert_with(|| match (client.addr, &snap.geo) {
-            (Some(a), Some(g)) => g
-                .lookup(a)
-                .and_then(|(info, plen)| info.location().map(|l| (l, plen))),
-            _ => None,
-        })
+    // figure in the latency row (most queries never need it), and once.
+    let geo = match (client.addr, &snap.geo) {
+        (Some(a), Some(g)) => Some((a, g)),
+        _ => None,
     };
+    let mut loc: Option<((f64, f64), u8)> = None;
+    let mut looked = false;
     let mut loc_plen = 0u8;
     let mut best: Option<(u32, u32)> = None; // (rtt, id)
     let mut first: Option<u32> = None;
     let mut used_row = false;
     let mut used_loc = false;
     let cells = row.map(|(c, _)| c).unwrap_or(&[]);
-    for slot in p.perf.iter() {
+    for slot in p.by_priority.iter() {
         if !c.ok(slot.id) {
             continue;
         }
@@ -52,9 +49,18 @@ pub(super) fn choose(
         let rtt = if ms != RTT_UNKNOWN {
             used_row = true;
             u32::from(ms)
-        } else if !slot.lat.is_nan()
-            && let Some(((lat, lon), plen)) = loc()
+        } else if let Some((a, g)) = geo
+            && !slot.lat.is_nan()
         {
+            if !looked {
+                looked = true;
+                loc = g
+                    .lookup(a)
+                    .and_then(|(info, plen)| info.location().map(|l| (l, plen)));
+            }
+            let Some(((lat, lon), plen)) = loc else {
+                continue;
+            };
             used_loc = true;
             loc_plen = plen;
             estimated_rtt_ms(great_circle_km(
