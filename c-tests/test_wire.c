@@ -47,6 +47,50 @@ int main(int argc, char **argv) {
     CHECK_EQ_INT(buf[3] & 0x0f, 5);
     CHECK_EQ_INT(buf[2] & 0x04, 0);
     CHECK_EQ_INT(n, sizeof q2);
+
+    /* Any buffer between the question and question + OPT: an error or a
+     * whole message whose ARCOUNT covers every octet after the question
+     * (it once returned OK with a partial OPT after ARCOUNT 0). */
+    w.query = q;
+    w.query_len = sizeof q;
+    w.transport = TM_TRANSPORT_UDP;
+    for (size_t len = 0; len <= sizeof q + 40; len++) {
+        uint8_t small[128];
+        size_t m = 0;
+        tm_result r = tm_engine_answer(e, &w, small, len, &m);
+        if (r != TM_RESULT_OK) {
+            CHECK_EQ_INT(r, TM_RESULT_BUFFER_TOO_SMALL);
+            continue;
+        }
+        CHECK(m <= len);
+        /* The question is 21 octets from offset 12; records follow. */
+        size_t after = 12 + 21;
+        CHECK(m >= after);
+        int ar = small[11], an = small[7];
+        if (an == 0 && ar == 0) CHECK_EQ_INT(m, after);
+        if (ar == 1 && an == 0) CHECK_EQ_INT(m, after + 11 + 4 + 7); /* OPT with ECS */
+    }
+
+    /* In place (the dnsdist path): a 5,048-octet TCP query — a padding
+     * option fills it — is answered, as the header promises up to 65,535. */
+    static uint8_t big[65535];
+    size_t qlen = sizeof q - 11;                /* drop the OPT's ECS option */
+    memcpy(big, q, qlen);
+    size_t pad = 5048 - qlen - 4;               /* option header + padding */
+    big[qlen - 2] = (uint8_t)((pad + 4) >> 8);  /* OPT RDLENGTH */
+    big[qlen - 1] = (uint8_t)(pad + 4);
+    big[qlen] = 0; big[qlen + 1] = 12;          /* PADDING */
+    big[qlen + 2] = (uint8_t)(pad >> 8);
+    big[qlen + 3] = (uint8_t)pad;
+    memset(big + qlen + 4, 0, pad);
+    qlen += 4 + pad;
+    CHECK_EQ_INT(qlen, 5048);
+    uint8_t c4[4] = {127, 0, 0, 2};
+    CHECK_EQ_INT(tm_engine_answer_in_place(e, big, qlen, sizeof big, c4, 4, 1, &n), TM_RESULT_OK);
+    CHECK(big[0] == 0xab && big[1] == 0xcd && (big[2] & 0x80));
+    CHECK_EQ_INT(big[3] & 0x0f, 0);
+    CHECK_EQ_INT(big[7], 1);
+    CHECK(n < 200);
     tm_engine_free(e);
     CHECK_DONE("test_wire");
 }

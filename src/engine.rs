@@ -48,6 +48,33 @@ pub struct Query<'a> {
     pub ecs: Option<(IpAddr, u8)>,
 }
 
+/// Why a query could not be looked up at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// The query name is malformed.
+    Name(NameError),
+    /// The ECS source prefix is longer than its address family allows
+    /// (over 32 for IPv4, over 128 for IPv6).
+    BadEcsPrefix,
+}
+
+impl From<NameError> for QueryError {
+    fn from(e: NameError) -> Self {
+        QueryError::Name(e)
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Name(e) => write!(f, "bad query name: {e:?}"),
+            QueryError::BadEcsPrefix => f.write_str("ECS source prefix too long for its family"),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
 /// Where the engine's configuration comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
@@ -70,6 +97,31 @@ pub(crate) struct Inner {
     graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
     /// What the file watch last saw.
     watch: std::sync::Mutex<WatchState>,
+    /// Test-only fault injection ([`Engine::inject_fault`]): a `Fault` bit set.
+    fault: std::sync::atomic::AtomicU32,
+}
+
+/// Faults a test can inject into an engine's own threads, to show that the
+/// engine survives them. Each fires once.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Fault {
+    /// The next turn of the maintenance loop panics.
+    MaintenancePanic = 1,
+    /// The next reload panics while building the snapshot.
+    ReloadPanic = 2,
+    /// Stopping the engine's threads takes two extra seconds (as when a
+    /// probe is stuck where it cannot be interrupted).
+    SlowStop = 4,
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 /// Reload counters, shown in the status report.
@@ -94,9 +146,10 @@ type Stamp = Option<(i128, u64, u64)>;
 struct WatchState {
     stamps: Vec<(PathBuf, Stamp)>,
     last_check: Option<Instant>,
-    /// A change seen on the previous check, reloaded only once the files
-    /// have stayed the same for one more interval (a writer may be mid-way).
-    pending: Option<Vec<(PathBuf, Stamp)>>,
+    /// A change not yet loaded, with when it was first seen: it is loaded
+    /// once the files have stayed exactly so for a whole `watch_interval`
+    /// (a writer may be mid-way; any further change restarts the wait).
+    pending: Option<(Vec<(PathBuf, Stamp)>, Instant)>,
 }
 
 fn stamp(p: &Path) -> Stamp {
@@ -110,6 +163,38 @@ fn stamp(p: &Path) -> Stamp {
 }
 
 impl Inner {
+    /// Fires `f` if a test armed it (once): panics, or sleeps for `SlowStop`.
+    pub(crate) fn fault_point(&self, f: Fault) {
+        let bit = f as u32;
+        if self.fault.load(Ordering::Relaxed) & bit == 0 {
+            return;
+        }
+        if self.fault.fetch_and(!bit, Ordering::AcqRel) & bit == 0 {
+            return;
+        }
+        match f {
+            Fault::SlowStop => std::thread::sleep(Duration::from_secs(2)),
+            _ => panic!("injected fault: {f:?}"),
+        }
+    }
+
+    /// Records a panic caught in the maintenance loop: logged, counted in
+    /// the status, and the locks it may have poisoned made usable again.
+    pub(crate) fn maintenance_panicked(&self, msg: &str) {
+        self.log(
+            LogLevel::Error,
+            &format!("internal error in the maintenance loop (it goes on): {msg}"),
+        );
+        self.board.clear_poison();
+        self.reloads.clear_poison();
+        self.graveyard.clear_poison();
+        self.watch.clear_poison();
+        if let Ok(mut b) = self.board.lock() {
+            b.panics += 1;
+            b.last_panic = Some(msg.to_string());
+        }
+    }
+
     pub(crate) fn log(&self, level: LogLevel, msg: &str) {
         if let Some(f) = &self.log {
             f(level, msg);
@@ -157,7 +242,19 @@ impl Inner {
     pub(crate) fn reload(&self, why: &str) -> Result<(), ConfigError> {
         let source = self.writer.lock();
         let cur = self.cell.load_full();
-        let result = build(&source, Some(&cur));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.fault_point(Fault::ReloadPanic);
+            build(&source, Some(&cur))
+        }))
+        .unwrap_or_else(|p| {
+            Err(ConfigError {
+                file: String::new(),
+                line: 0,
+                col: 0,
+                path: String::new(),
+                message: format!("internal error while loading: {}", panic_message(&*p)),
+            })
+        });
         drop(cur);
         let now = now_unix();
         let outcome = match result {
@@ -204,20 +301,23 @@ impl Inner {
         outcome
     }
 
-    /// Called by the monitor thread on every turn: every `watch_interval`,
-    /// compares the watched files' (mtime, size, inode) with what the last
-    /// reload saw and reloads on a change (in-place writes and
-    /// write-then-rename alike).
+    /// Called by the maintenance loop on every turn: four times per
+    /// `watch_interval`, compares the watched files' (mtime, size, inode)
+    /// with what the last reload saw. A change is loaded once the files have
+    /// stayed exactly so for a whole `watch_interval` since it was first
+    /// seen, so a writer that pauses for less than that is never read
+    /// half-way (in-place writes and write-then-rename alike).
     pub(crate) fn watch_tick(&self) {
         let interval = self.cell.load().settings.watch_interval;
         if interval.is_zero() {
             return;
         }
         let now = Instant::now();
+        let cadence = (interval / 4).max(Duration::from_millis(10));
         {
             let Ok(mut w) = self.watch.lock() else { return };
             if w.last_check
-                .is_some_and(|t| now.duration_since(t) < interval)
+                .is_some_and(|t| now.duration_since(t) < cadence)
             {
                 return;
             }
@@ -227,12 +327,24 @@ impl Inner {
             let source = self.writer.lock();
             self.stamps(&source)
         };
-        let changed = self
-            .watch
-            .lock()
-            .map(|w| w.stamps != current)
-            .unwrap_or(false);
-        if changed {
+        let due = {
+            let Ok(mut w) = self.watch.lock() else { return };
+            if w.stamps == current {
+                w.pending = None;
+                false
+            } else {
+                match &w.pending {
+                    Some((seen, since)) if *seen == current => {
+                        now.duration_since(*since) >= interval
+                    }
+                    _ => {
+                        w.pending = Some((current, now));
+                        false
+                    }
+                }
+            }
+        };
+        if due {
             let _ = self.reload("file changed");
         }
     }
@@ -316,13 +428,24 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// The client routing uses: the ECS subnet when it carries bits, else the peer.
-pub(crate) fn client_of(peer: Option<IpAddr>, ecs: Option<(IpAddr, u8)>) -> Client {
-    match ecs {
-        Some((a, p)) if p > 0 => Client {
-            addr: Some(mask(a, p)),
-            source_prefix: p,
-        },
+/// The client routing uses: the ECS subnet when it carries bits, else the
+/// peer. Every path (Rust, C, DLZ, wire, adapters) goes through here, so this
+/// is where an ECS prefix is checked against its family.
+pub(crate) fn client_of(
+    peer: Option<IpAddr>,
+    ecs: Option<(IpAddr, u8)>,
+) -> Result<Client, QueryError> {
+    Ok(match ecs {
+        Some((a, p)) if p > 0 => {
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            if p > max {
+                return Err(QueryError::BadEcsPrefix);
+            }
+            Client {
+                addr: Some(mask(a, p)),
+                source_prefix: p,
+            }
+        }
         _ => Client {
             addr: peer,
             source_prefix: match peer {
@@ -331,7 +454,7 @@ pub(crate) fn client_of(peer: Option<IpAddr>, ecs: Option<(IpAddr, u8)>) -> Clie
                 None => 0,
             },
         },
-    }
+    })
 }
 
 impl Engine {
@@ -379,6 +502,7 @@ impl Engine {
             reloads: std::sync::Mutex::new(ReloadStats::default()),
             graveyard: std::sync::Mutex::new(Vec::new()),
             watch: std::sync::Mutex::new(WatchState::default()),
+            fault: std::sync::atomic::AtomicU32::new(0),
         });
         if let Ok(mut w) = inner.watch.lock() {
             let source = inner.writer.lock();
@@ -424,10 +548,10 @@ impl Engine {
         &self,
         q: &Query<'_>,
         f: impl FnOnce(&Answer<'_>, &NameBuf) -> R,
-    ) -> Result<R, NameError> {
+    ) -> Result<R, QueryError> {
         let mut name = NameBuf::root();
         name.set_text(q.name)?;
-        let client = client_of(q.client, q.ecs);
+        let client = client_of(q.client, q.ecs)?;
         let snap = self.inner.cell.load();
         let mut a = Answer::not_ours();
         query::answer(&snap, &name, q.qtype, &client, &mut a);
@@ -445,7 +569,37 @@ impl Engine {
         tcp: bool,
         out: &mut [u8],
     ) -> Result<usize, WireError> {
-        match wire::parse(query)? {
+        let parsed = wire::parse(query)?;
+        self.write_reply(parsed, peer, tcp, out)
+    }
+
+    /// As [`Engine::resolve_wire`], with the query in `buf[..query_len]`
+    /// and the reply written over it (up to `buf.len()` octets). The
+    /// question is kept on the stack meanwhile (at most 259 octets); the
+    /// query may be as long as a TCP message (65,535 octets).
+    pub fn resolve_in_place(
+        &self,
+        buf: &mut [u8],
+        query_len: usize,
+        peer: Option<IpAddr>,
+        tcp: bool,
+    ) -> Result<usize, WireError> {
+        let mut question = [0u8; wire::MAX_QUESTION];
+        let parsed = {
+            let query = buf.get(..query_len).ok_or(WireError::Drop)?;
+            wire::parse(query)?.detach(&mut question)
+        };
+        self.write_reply(parsed, peer, tcp, buf)
+    }
+
+    fn write_reply(
+        &self,
+        parsed: Parsed<'_>,
+        peer: Option<IpAddr>,
+        tcp: bool,
+        out: &mut [u8],
+    ) -> Result<usize, WireError> {
+        match parsed {
             Parsed::Error {
                 id,
                 opcode,
@@ -457,8 +611,21 @@ impl Engine {
                 let snap = self.inner.cell.load();
                 let mut a = Answer::not_ours();
                 if q.qclass == 1 || q.qclass == 255 {
-                    let client = client_of(peer, q.ecs.map(|e| (e.ip(), e.source)));
-                    query::answer(&snap, &q.name, q.qtype, &client, &mut a);
+                    // The parser already refused (FORMERR) an ECS option whose
+                    // prefix does not suit its family.
+                    match client_of(peer, q.ecs.map(|e| (e.ip(), e.source))) {
+                        Ok(client) => query::answer(&snap, &q.name, q.qtype, &client, &mut a),
+                        Err(_) => {
+                            return wire::write_error(
+                                q.id,
+                                q.opcode,
+                                q.rd,
+                                crate::answer::Rcode::FormErr,
+                                q.question,
+                                out,
+                            );
+                        }
+                    }
                 }
                 wire::write_answer(&q, &a, tcp, out)
             }
@@ -468,7 +635,7 @@ impl Engine {
     /// Whether `name` (any case, trailing dot optional) is the apex of one of our zones.
     pub fn is_zone(&self, name: &str) -> bool {
         let mut n = NameBuf::root();
-        if n.set_text(name.as_bytes()).is_err() {
+        if n.set_text(name.as_bytes()).is_err() || !n.is_plain() {
             return false;
         }
         let snap = self.inner.cell.load();
@@ -569,5 +736,16 @@ impl Engine {
     /// Reload counters and the last reload error.
     pub fn reload_stats(&self) -> ReloadStats {
         self.inner.reload_stats()
+    }
+
+    /// Test-only: arms a fault in the engine's own threads (see [`Fault`]).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, f: Fault) {
+        self.inner.fault.fetch_or(f as u32, Ordering::AcqRel);
+    }
+
+    /// Panics caught (and survived) in the maintenance loop so far.
+    pub fn maintenance_panics(&self) -> u64 {
+        self.inner.board.lock().map(|b| b.panics).unwrap_or(0)
     }
 }

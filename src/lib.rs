@@ -26,8 +26,10 @@ pub mod snapshot;
 
 mod bind_dlz;
 mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use answer::{Answer, Rcode, Rec, Records};
 pub use config::ConfigError;
-pub use engine::{Engine, LogFn, LogLevel, Query};
+pub use engine::{Engine, LogFn, LogLevel, Query, QueryError};
 pub use health::MonitorStatus;

@@ -9,6 +9,11 @@ use crate::snapshot::{EpAnswer, Node, Profile, Snapshot, Zone};
 
 /// A query name in canonical form: lowercase ASCII, no trailing dot, at
 /// most 253 octets, labels of 1..=63 octets. Lives on the stack.
+///
+/// Labels are joined by `.`; a label may itself hold a `.` octet (wire
+/// form, or `\.` in presentation form). Such a dot is not a label boundary:
+/// the position of the last one is kept, and every comparison of a suffix
+/// starts after it, so names are compared label by label.
 #[derive(Clone)]
 pub struct NameBuf {
     buf: [u8; 256],
@@ -16,6 +21,9 @@ pub struct NameBuf {
     /// A label held a `.` or a byte outside printable ASCII: such a name
     /// cannot be one of ours exactly, but may be under one of our zones.
     odd: bool,
+    /// Offset in `buf` just past the last `.` that is inside a label (0 if
+    /// none): no label boundary before it may be taken as a suffix start.
+    suffix_from: usize,
 }
 
 /// Why a name was rejected.
@@ -27,6 +35,8 @@ pub enum NameError {
     LabelTooLong,
     /// Over 255 octets in wire form.
     NameTooLong,
+    /// A `\` escape in presentation form that is cut short or over `\255`.
+    BadEscape,
 }
 
 impl NameBuf {
@@ -36,6 +46,7 @@ impl NameBuf {
             buf: [0; 256],
             len: 0,
             odd: false,
+            suffix_from: 0,
         }
     }
 
@@ -48,12 +59,17 @@ impl NameBuf {
     }
 
     /// Replaces the name with `name` in presentation form, in place (no
-    /// copy of the 256-octet buffer on the way back).
+    /// copy of the 256-octet buffer on the way back). `\.`, `\\` and `\DDD`
+    /// escapes are read as RFC 1035 §5.1 says.
     #[inline]
     pub fn set_text(&mut self, name: &[u8]) -> Result<(), NameError> {
-        let name = name.strip_suffix(b".").unwrap_or(name);
         self.len = 0;
         self.odd = false;
+        self.suffix_from = 0;
+        if name.contains(&b'\\') {
+            return self.set_escaped(name);
+        }
+        let name = name.strip_suffix(b".").unwrap_or(name);
         if name.len() > 253 {
             return Err(NameError::NameTooLong);
         }
@@ -97,6 +113,61 @@ impl NameBuf {
         Ok(())
     }
 
+    /// The slow path of [`NameBuf::set_text`]: a name with `\` escapes,
+    /// decoded label by label.
+    #[cold]
+    fn set_escaped(&mut self, name: &[u8]) -> Result<(), NameError> {
+        let mut label = [0u8; 63];
+        let mut n = 0usize;
+        let mut i = 0usize;
+        while let Some(&b) = name.get(i) {
+            let byte = match b {
+                b'.' => {
+                    if n == 0 {
+                        return Err(NameError::EmptyLabel);
+                    }
+                    self.push_label(label.get(..n).unwrap_or_default())?;
+                    n = 0;
+                    i += 1;
+                    continue;
+                }
+                b'\\' => match name.get(i + 1..i + 4) {
+                    Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                        let v = d.iter().fold(0u16, |acc, c| acc * 10 + u16::from(c - b'0'));
+                        i += 4;
+                        u8::try_from(v).map_err(|_| NameError::BadEscape)?
+                    }
+                    _ => {
+                        let x = *name.get(i + 1).ok_or(NameError::BadEscape)?;
+                        if x.is_ascii_digit() {
+                            return Err(NameError::BadEscape);
+                        }
+                        i += 2;
+                        x
+                    }
+                },
+                _ => {
+                    i += 1;
+                    b
+                }
+            };
+            let slot = label.get_mut(n).ok_or(NameError::LabelTooLong)?;
+            *slot = byte;
+            n += 1;
+        }
+        if n > 0 {
+            self.push_label(label.get(..n).unwrap_or_default())?;
+        }
+        Ok(())
+    }
+
+    /// Whether every `.` is a label boundary and every octet printable
+    /// ASCII: only such a name can be one of the configuration's names.
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        !self.odd
+    }
+
     /// Appends one wire-format label (used by the wire parser).
     pub(crate) fn push_label(&mut self, label: &[u8]) -> Result<(), NameError> {
         if label.is_empty() {
@@ -119,6 +190,9 @@ impl NameBuf {
             }
             self.buf[self.len] = b.to_ascii_lowercase();
             self.len += 1;
+            if b == b'.' {
+                self.suffix_from = self.len;
+            }
         }
         Ok(())
     }
@@ -151,8 +225,9 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
     {
         return Place::Node(*n);
     }
-    // The longest zone that is a proper suffix at a label boundary.
-    let mut i = 0;
+    // The longest zone that is a proper suffix at a label boundary: a dot
+    // inside a label is no boundary, so the search starts past the last one.
+    let mut i = name.suffix_from;
     while i < b.len() {
         if b[i] == b'.' {
             let tail = &b[i + 1..];

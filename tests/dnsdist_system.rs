@@ -5,7 +5,9 @@
 //! backend, a health failover and a live config change.
 
 mod common;
-use common::dns::{BASIC_ROWS, Compare, assert_host_matches, dig_raw, free_port};
+use common::dns::{
+    BASIC_ROWS, Compare, assert_host_matches, dig_raw, free_port, padded_query, tcp_exchange,
+};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -147,6 +149,20 @@ fn dnsdist_answers_like_the_rust_api_with_ecs_scope() {
         dig_raw(port, "www.other.example", "A", &[]).2[0].2,
         "from-backend.example."
     );
+    // A label holding a dot: a well-formed reply (dig parses it), NXDOMAIN
+    // under the zone, the SOA owned by the zone itself.
+    let d = dig_raw(port, "x\\.y.tm.example", "A", &[]);
+    assert_eq!(d.0, "NXDOMAIN");
+    // A TCP query over 4 KB is answered, not cut at 4096 octets.
+    let q = padded_query("prio.tm.example.", hickory_proto::rr::RecordType::A, 5048);
+    let reply = hickory_proto::op::Message::from_vec(&tcp_exchange(port, &q)).unwrap();
+    assert_eq!(reply.metadata.id, 0x4242);
+    assert_eq!(
+        reply.metadata.response_code,
+        hickory_proto::op::ResponseCode::NoError
+    );
+    assert_eq!(reply.answers.len(), 1);
+    assert!(reply.metadata.authoritative);
 }
 
 #[test]

@@ -104,7 +104,15 @@ fn wire_agrees_with_the_rust_api_for_every_shape() {
                     (r.record_type().to_string(), r.ttl, r.data.to_string())
                 })
                 .collect();
-            assert_eq!(got, want.answer, "{ctx}");
+            // ANY on the wire is minimal (RFC 8482): the first RRset of what
+            // the record API returns.
+            let mut want_answer = want.answer.clone();
+            if t == RecordType::ANY
+                && let Some(first) = want_answer.first().map(|r| r.0.clone())
+            {
+                want_answer.retain(|r| r.0 == first);
+            }
+            assert_eq!(got, want_answer, "{ctx}");
             let auth: Vec<(String, u32, String)> = m
                 .authorities
                 .iter()

@@ -4,18 +4,22 @@
 //!
 //! Owner names are compression pointers: answers point at the question
 //! name (offset 12), authority records at the zone's suffix of it.
-//! Responses that do not fit the client's limit (512, the EDNS payload size
-//! up to 4096, or the buffer for TCP) are sent with TC and no records.
+//! Responses that do not fit the client's limit (512 without EDNS, else the
+//! smaller of the client's EDNS payload size and ours, 1232; the buffer for
+//! TCP) are sent with TC and no records, so a reply over UDP is never larger
+//! than what we advertise: no amplification. `ANY` is answered minimally
+//! (RFC 8482): one RRset, the first the query path found.
 
 use super::{Answer, Rcode};
 use crate::answer::records::rtype;
 use crate::query::{NameBuf, NameError};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Our advertised EDNS UDP payload size.
+/// Our advertised EDNS UDP payload size, and the largest UDP response we
+/// write whatever the client advertises (the DNS flag day 2020 figure).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP response we write, whatever the client advertises.
-pub const MAX_UDP: usize = 4096;
+pub const MAX_UDP: usize = EDNS_PAYLOAD as usize;
 
 /// EDNS Client Subnet as it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,53 @@ pub enum Parsed<'q> {
         /// Question bytes to echo (may be empty).
         question: &'q [u8],
     },
+}
+
+/// Longest question section: a 255-octet name, type and class.
+pub const MAX_QUESTION: usize = 255 + 4;
+
+impl Parsed<'_> {
+    /// The same outcome with its question copied into `store`, so the
+    /// packet it came from may be overwritten by the reply.
+    pub fn detach<'s>(self, store: &'s mut [u8; MAX_QUESTION]) -> Parsed<'s> {
+        fn keep<'s>(q: &[u8], store: &'s mut [u8; MAX_QUESTION]) -> &'s [u8] {
+            let n = q.len().min(MAX_QUESTION);
+            let (head, _) = store.split_at_mut(n);
+            head.copy_from_slice(q.get(..n).unwrap_or_default());
+            head
+        }
+        match self {
+            Parsed::Error {
+                id,
+                opcode,
+                rd,
+                rcode,
+                question,
+            } => Parsed::Error {
+                id,
+                opcode,
+                rd,
+                rcode,
+                question: keep(question, store),
+            },
+            Parsed::Query(q) => Parsed::Query(WireQuery {
+                question: keep(q.question, store),
+                id: q.id,
+                opcode: q.opcode,
+                rd: q.rd,
+                cd: q.cd,
+                name: q.name,
+                qname_wire_len: q.qname_wire_len,
+                qtype: q.qtype,
+                qclass: q.qclass,
+                edns: q.edns,
+                edns_version: q.edns_version,
+                udp_size: q.udp_size,
+                dnssec_ok: q.dnssec_ok,
+                ecs: q.ecs,
+            }),
+        }
+    }
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -434,13 +485,26 @@ pub fn write_error(
     Ok(w.pos)
 }
 
+/// Writes the OPT record, or nothing at all (the position is restored when
+/// it does not fit).
 fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
-    // Owner root, type OPT, class = our payload, TTL = ext-rcode/version/flags.
+    let start = w.pos;
+    let ok = opt_record_parts(w, q, ext_rcode, scope);
+    if !ok {
+        w.pos = start;
+    }
+    ok
+}
+
+fn opt_record_parts(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
+    // Owner root, type OPT, class = our payload, TTL = ext-rcode/version/flags;
+    // the DO bit is copied from the query (RFC 3225 §3).
+    let flags = if q.dnssec_ok { 0x80 } else { 0 };
     let Some(ecs) = q.ecs else {
         return w.put(&[0])
             && w.u16(rtype::OPT)
             && w.u16(EDNS_PAYLOAD)
-            && w.put(&[ext_rcode, 0, 0, 0])
+            && w.put(&[ext_rcode, 0, flags, 0])
             && w.u16(0);
     };
     let alen = ecs.addr_len();
@@ -450,7 +514,7 @@ fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
     w.put(&[0])
         && w.u16(rtype::OPT)
         && w.u16(EDNS_PAYLOAD)
-        && w.put(&[ext_rcode, 0, 0, 0])
+        && w.put(&[ext_rcode, 0, flags, 0])
         && w.u16((4 + olen) as u16)
         && w.u16(8)
         && w.u16(olen as u16)
@@ -497,7 +561,15 @@ pub fn write_answer(
     let mut ns = 0u16;
     let mut fits = true;
     if !badvers {
+        // RFC 8482: ANY gets one RRset (the first one's type), never all.
+        let any_type = match q.qtype {
+            rtype::ANY => a.answer.iter().next().map(|r| r.rtype),
+            _ => None,
+        };
         for r in a.answer.iter() {
+            if any_type.is_some_and(|t| t != r.rtype) {
+                continue;
+            }
             fits = w.u16(0xC00C)
                 && w.u16(r.rtype)
                 && w.u16(1)
@@ -537,20 +609,18 @@ pub fn write_answer(
     }
     let mut ar = 0u16;
     if q.edns {
-        let save = w.pos;
-        if opt_record(&mut w, q, ext, a.scope_prefix) {
-            ar = 1;
-        } else {
+        if !opt_record(&mut w, q, ext, a.scope_prefix) {
             // No room for OPT after the records: truncate instead.
             tc = true;
             an = 0;
             ns = 0;
             w.pos = base;
-            let _ = save;
-            if opt_record(&mut w, q, ext, a.scope_prefix) {
-                ar = 1;
+            if !opt_record(&mut w, q, ext, a.scope_prefix) {
+                // Not even the question and OPT fit: no well-formed reply.
+                return Err(WireError::BufferTooSmall);
             }
         }
+        ar = 1;
     }
     let aa = a.authoritative && !badvers;
     header(

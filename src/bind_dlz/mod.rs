@@ -425,3 +425,125 @@ pub unsafe extern "C" fn dlz_lookup(
         r.unwrap_or(ISC_R_NOTFOUND)
     })
 }
+
+/// An instance as `dlz_create` builds one, for the fuzz target of
+/// `dlz_lookup` (`crate::fuzzing`).
+#[doc(hidden)]
+pub struct FuzzInstance(Box<Instance>);
+
+impl FuzzInstance {
+    /// Wraps `engine` with a `putrr` that checks what it is handed.
+    pub fn new(engine: Engine) -> FuzzInstance {
+        FuzzInstance(Box::new(Instance {
+            engine,
+            putrr: fuzz_putrr,
+            _putnamedrr: None,
+        }))
+    }
+}
+
+unsafe extern "C" fn fuzz_putrr(
+    lookup: *mut c_void,
+    rtype: *const c_char,
+    _ttl: u32,
+    data: *const c_char,
+) -> IscResult {
+    assert!(!rtype.is_null() && !data.is_null());
+    // SAFETY: NUL-terminated strings from our snapshot.
+    let (t, d) = unsafe { (CStr::from_ptr(rtype), CStr::from_ptr(data)) };
+    assert!(!t.to_bytes().is_empty() && !d.to_bytes().is_empty());
+    // SAFETY: the fuzz target's counter.
+    unsafe { *(lookup as *mut u32) += 1 };
+    ISC_R_SUCCESS
+}
+
+unsafe extern "C" fn fuzz_sourceip(
+    client: *mut ClientInfo,
+    addrp: *mut *const SockAddrHead,
+) -> IscResult {
+    // SAFETY: the fuzz target's clientinfo, whose `data` is a SockAddrHead or NULL.
+    let ci = unsafe { &*client };
+    if ci.data.is_null() {
+        return ISC_R_NOTFOUND;
+    }
+    // SAFETY: valid output pointer from dlz_lookup.
+    unsafe { *addrp = ci.data as *const SockAddrHead };
+    ISC_R_SUCCESS
+}
+
+/// `dlz_findzonedb` and `dlz_lookup` as named calls them, with the zone,
+/// name, client info version, source address and ECS taken from `data`:
+/// `[version, ecs family, ecs source, peer family, 16 address octets,
+/// zone NUL name]`.
+#[doc(hidden)]
+pub fn fuzz_lookup(inst: &FuzzInstance, data: &[u8]) {
+    let at = |i: usize| data.get(i).copied().unwrap_or(0);
+    let mut addr = [0u8; 16];
+    for (k, b) in addr.iter_mut().enumerate() {
+        *b = at(4 + k);
+    }
+    let family = |sel: u8| match sel % 3 {
+        0 => libc::AF_INET,
+        1 => libc::AF_INET6,
+        _ => i32::from(sel),
+    };
+    let mut ecs_addr = [0u8; 108];
+    ecs_addr[..16].copy_from_slice(&addr);
+    let mut sa = SockAddrHead {
+        family: family(at(3)) as u16,
+        port: 53,
+        rest: [0; 24],
+    };
+    sa.rest[..4].copy_from_slice(&addr[..4]);
+    sa.rest[4..20].copy_from_slice(&addr);
+    let mut ci = ClientInfo {
+        version: u16::from(at(0) % 4),
+        data: if at(3) == 255 {
+            std::ptr::null_mut()
+        } else {
+            (&mut sa as *mut SockAddrHead).cast()
+        },
+        dbversion: std::ptr::null_mut(),
+        ecs: Ecs {
+            family: family(at(1)) as c_uint,
+            addr: ecs_addr,
+            zone: 0,
+            source: at(2),
+            scope: 0,
+        },
+    };
+    let methods = ClientInfoMethods {
+        version: 2,
+        age: 1,
+        sourceip: Some(fuzz_sourceip),
+    };
+    let rest = data.get(20..).unwrap_or_default();
+    let (zone, name) = match rest.iter().position(|b| *b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b"@"[..]),
+    };
+    let name = name.split(|b| *b == 0).next().unwrap_or_default();
+    let (Ok(zone), Ok(name)) = (std::ffi::CString::new(zone), std::ffi::CString::new(name)) else {
+        return;
+    };
+    let dbdata = (&*inst.0 as *const Instance).cast_mut().cast::<c_void>();
+    let mut count = 0u32;
+    // SAFETY: valid instance, NUL-terminated strings, live method and
+    // clientinfo structures of the layout named uses.
+    unsafe {
+        dlz_findzonedb(
+            dbdata,
+            zone.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        dlz_lookup(
+            zone.as_ptr(),
+            name.as_ptr(),
+            dbdata,
+            (&mut count as *mut u32).cast(),
+            (&methods as *const ClientInfoMethods).cast_mut().cast(),
+            (&mut ci as *mut ClientInfo).cast(),
+        );
+    }
+}

@@ -6,6 +6,7 @@
 use super::{boundary, bytes, install_panic_hook, str_arg, tm_result, write_errbuf};
 use crate::answer::records::type_name_c;
 use crate::answer::wire::WireError;
+use crate::engine::QueryError;
 use crate::engine::{Engine, LogFn, LogLevel, Query};
 use crate::health::{AdminState, MonitorStatus};
 use crate::query::NameError;
@@ -178,6 +179,12 @@ pub struct tm_engine {
 impl tm_engine {
     pub(crate) fn from_engine(engine: Engine) -> tm_engine {
         tm_engine { engine }
+    }
+
+    /// The engine behind a handle (for the C API's unit tests).
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 }
 
@@ -471,11 +478,12 @@ unsafe fn write_string_out(
     tm_result::Ok
 }
 
-fn name_error(e: NameError) -> tm_result {
+fn name_error(e: QueryError) -> tm_result {
     match e {
-        NameError::EmptyLabel => tm_result::BadName,
-        NameError::LabelTooLong => tm_result::LabelTooLong,
-        NameError::NameTooLong => tm_result::NameTooLong,
+        QueryError::Name(NameError::EmptyLabel | NameError::BadEscape) => tm_result::BadName,
+        QueryError::Name(NameError::LabelTooLong) => tm_result::LabelTooLong,
+        QueryError::Name(NameError::NameTooLong) => tm_result::NameTooLong,
+        QueryError::BadEcsPrefix => tm_result::BadPrefix,
     }
 }
 
@@ -530,13 +538,8 @@ pub unsafe extern "C" fn tm_engine_lookup(
         };
         let ecs = if q.ecs_source_prefix > 0 {
             match address(&q.ecs) {
-                Ok(Some(a)) => {
-                    let max = if a.is_ipv4() { 32 } else { 128 };
-                    if q.ecs_source_prefix > max {
-                        return tm_result::BadPrefix;
-                    }
-                    Some((a, q.ecs_source_prefix))
-                }
+                // The prefix is checked against the family by the engine.
+                Ok(Some(a)) => Some((a, q.ecs_source_prefix)),
                 Ok(None) => return tm_result::UnknownFamily,
                 Err(e) => return e,
             }
@@ -922,16 +925,10 @@ pub unsafe extern "C" fn tm_engine_answer_in_place(
             Ok(_) => return tm_result::UnknownFamily,
             Err(r) => return r,
         };
-        // The query is copied to the stack: the reply is written over it.
-        let mut q = [0u8; 4096];
-        if query_len > q.len() {
-            return tm_result::BadLength;
-        }
-        // SAFETY: `query_len` ≤ `buf_cap` readable bytes at `buf`.
-        q[..query_len].copy_from_slice(unsafe { std::slice::from_raw_parts(buf, query_len) });
-        // SAFETY: the caller promises `buf_cap` writable bytes at `buf`.
+        // SAFETY: the caller promises `buf_cap` writable bytes at `buf`, of
+        // which the first `query_len` (≤ `buf_cap`) hold the query.
         let out = unsafe { std::slice::from_raw_parts_mut(buf, buf_cap) };
-        match e.engine.resolve_wire(&q[..query_len], peer, tcp != 0, out) {
+        match e.engine.resolve_in_place(out, query_len, peer, tcp != 0) {
             Ok(n) => {
                 // SAFETY: non-NULL output.
                 unsafe { written_out.write_unaligned(n) };

@@ -18,7 +18,8 @@ struct Entry {
     engine: *mut tm_engine,
     holders: usize,
 }
-// SAFETY: the engine is Sync and only freed under the registry's lock.
+// SAFETY: the engine is Sync; it is freed only after it has left the
+// registry (under its lock), by the one caller that removed it.
 unsafe impl Send for Entry {}
 
 static SHARED: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
@@ -108,16 +109,96 @@ pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> t
             e.holders -= 1;
             e.holders == 0
         });
-        if last == Some(true)
-            && let Some(e) = map.remove(&key)
-        {
-            // SAFETY: created by Box::into_raw above; no holder is left.
-            drop(unsafe { Box::from_raw(e.engine) });
-        }
+        let unlinked = if last == Some(true) {
+            map.remove(&key)
+        } else {
+            None
+        };
         if map.is_empty() {
             // Nothing shared any more: free the registry itself too.
             *guard = None;
         }
+        // Free outside the lock: stopping the engine joins its threads,
+        // which may take a while, and must not hold up other engines'
+        // opens and releases.
+        drop(guard);
+        if let Some(e) = unlinked {
+            // SAFETY: created by Box::into_raw above; no holder is left and
+            // the registry no longer hands it out.
+            drop(unsafe { Box::from_raw(e.engine) });
+        }
         tm_result::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Fault;
+    use std::time::{Duration, Instant};
+
+    fn config(dir: &std::path::Path, name: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(
+            &p,
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n",
+        )
+        .unwrap();
+        p.display().to_string()
+    }
+
+    fn open(path: &str) -> *const tm_engine {
+        let mut out: *const tm_engine = std::ptr::null();
+        let mut err = [0 as c_char; 256];
+        // SAFETY: valid pointers and lengths.
+        let r = unsafe {
+            tm_engine_open_shared(
+                path.as_ptr().cast(),
+                path.len(),
+                err.as_mut_ptr(),
+                256,
+                &mut out,
+            )
+        };
+        assert_eq!(r, tm_result::Ok);
+        out
+    }
+
+    /// Defect 12: releasing the last hold on an engine joined its threads
+    /// under the process-wide lock, so one slow stop (a stuck probe) held up
+    /// every other open and release. Engine A's stop is made to take 2 s;
+    /// meanwhile engine B is opened and released at once.
+    #[test]
+    fn a_slow_free_does_not_block_other_engines() {
+        let dir = std::env::temp_dir().join(format!("tm-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pa, pb) = (config(&dir, "a.toml"), config(&dir, "b.toml"));
+        let a = open(&pa) as usize;
+        // SAFETY: a live engine handle from the registry.
+        unsafe { &*(a as *const tm_engine) }
+            .engine()
+            .inject_fault(Fault::SlowStop);
+        let releaser = std::thread::spawn(move || {
+            let t = Instant::now();
+            // SAFETY: the one hold on A.
+            assert_eq!(
+                unsafe { tm_engine_release_shared(a as *const tm_engine) },
+                tm_result::Ok
+            );
+            t.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        let b = open(&pb);
+        // SAFETY: the one hold on B.
+        assert_eq!(unsafe { tm_engine_release_shared(b) }, tm_result::Ok);
+        let took = t.elapsed();
+        let slow = releaser.join().unwrap();
+        assert!(slow >= Duration::from_secs(2), "the fault did not fire");
+        assert!(
+            took < Duration::from_secs(1),
+            "open + release of B waited for A's stop: {took:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

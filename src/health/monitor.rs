@@ -27,7 +27,7 @@
 use super::probe::{self, Clients, ProbeResult, ProbeSpec};
 use super::{AdminState, MonitorStatus};
 use crate::config::ProbeProtocol;
-use crate::engine::{Inner, LogLevel};
+use crate::engine::{Fault, Inner, LogLevel, panic_message};
 use crate::snapshot::{EpAnswer, Snapshot};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +76,10 @@ pub struct Board {
     pub ready: bool,
     /// Set if the scheduler thread died (it should not).
     pub scheduler_error: Option<String>,
+    /// Panics caught (and survived) in the maintenance loop.
+    pub panics: u64,
+    /// The last of them.
+    pub last_panic: Option<String>,
 }
 
 /// The running monitor; dropping it stops and joins every thread.
@@ -105,11 +109,7 @@ impl Monitor {
                     Scheduler::new(inner, s2, c2).run()
                 }));
                 if let Err(p) = r {
-                    let msg = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
+                    let msg = panic_message(&*p);
                     inner2.log(LogLevel::Error, &format!("health monitor stopped: {msg}"));
                     if let Ok(mut b) = inner2.board.lock() {
                         b.scheduler_error = Some(msg);
@@ -267,39 +267,53 @@ impl Scheduler {
         }
     }
 
+    /// The maintenance loop: turns until stopped. A panic in a turn is
+    /// caught, logged and counted, and the loop goes on (with its probe
+    /// slots rebuilt from the snapshot, as after a reload).
     fn run(mut self) {
         while !self.stop.load(Ordering::SeqCst) {
-            self.inner.watch_tick();
-            self.inner.reap();
-            let generation = self.inner.generation();
-            if generation != self.generation {
-                self.rebuild(generation);
-            }
-            let now = Instant::now();
-            self.dispatch(now);
-            let wait = self
-                .slots
-                .iter()
-                .filter(|s| !s.in_flight)
-                .map(|s| s.next_due.saturating_duration_since(now))
-                .min()
-                .unwrap_or(Duration::from_millis(100))
-                .clamp(Duration::from_millis(1), Duration::from_millis(100));
-            match self.done_rx.recv_timeout(wait) {
-                Ok(d) => {
-                    self.finish(d);
-                    while let Ok(d) = self.done_rx.try_recv() {
-                        self.finish(d);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turn()));
+            if let Err(p) = turn {
+                self.inner.maintenance_panicked(&panic_message(&*p));
+                self.generation = u64::MAX;
             }
         }
         // Stop: close the job queue, interrupt probes, join the pool.
         self.job_tx = None;
         self.clients.shutdown();
+        self.inner.fault_point(Fault::SlowStop);
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+    }
+
+    /// One turn: file watch, reaping, probe scheduling and results.
+    fn turn(&mut self) {
+        self.inner.fault_point(Fault::MaintenancePanic);
+        self.inner.watch_tick();
+        self.inner.reap();
+        let generation = self.inner.generation();
+        if generation != self.generation {
+            self.rebuild(generation);
+        }
+        let now = Instant::now();
+        self.dispatch(now);
+        let wait = self
+            .slots
+            .iter()
+            .filter(|s| !s.in_flight)
+            .map(|s| s.next_due.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_millis(100))
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
+        match self.done_rx.recv_timeout(wait) {
+            Ok(d) => {
+                self.finish(d);
+                while let Ok(d) = self.done_rx.try_recv() {
+                    self.finish(d);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
         }
     }
 

@@ -146,6 +146,8 @@ pub fn render(snap: &Snapshot, board: &Board, reloads: &crate::engine::ReloadSta
             "probes_failed": board.probes_failed,
             "state_changes": board.state_changes,
             "error": board.scheduler_error,
+            "panics": board.panics,
+            "last_panic": board.last_panic,
         },
         "profiles": profiles,
     });

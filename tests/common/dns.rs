@@ -206,3 +206,40 @@ pub fn assert_host_matches(port: u16, engine: &trafficmgr::Engine, rows: &[HostR
         }
     }
 }
+
+/// One query over TCP (two-octet length prefix) to 127.0.0.1:`port`; the reply.
+pub fn tcp_exchange(port: u16, query: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    s.write_all(&framed).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut reply).unwrap();
+    reply
+}
+
+/// `name` `qtype` as a query message with an OPT record whose padding
+/// option makes the whole message `total` octets long.
+pub fn padded_query(name: &str, qtype: hickory_proto::rr::RecordType, total: usize) -> Vec<u8> {
+    use hickory_proto::op::{Edns, Message, Query};
+    let mut m = Message::query();
+    m.metadata.id = 0x4242;
+    m.add_query(Query::query(
+        hickory_proto::rr::Name::from_ascii(name).unwrap(),
+        qtype,
+    ));
+    m.edns = Some(Edns::new());
+    let mut q = m.to_vec().unwrap();
+    let pad = total - q.len() - 4;
+    let rdlen_at = q.len() - 2;
+    q[rdlen_at..].copy_from_slice(&((pad + 4) as u16).to_be_bytes());
+    q.extend_from_slice(&12u16.to_be_bytes());
+    q.extend_from_slice(&(pad as u16).to_be_bytes());
+    q.extend(std::iter::repeat_n(0u8, pad));
+    q
+}

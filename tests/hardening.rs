@@ -1,0 +1,428 @@
+//! Regression tests for the field-hardening defects (issue 11) that live in
+//! the library itself: names compared label by label, no amplification over
+//! UDP, minimal ANY, the DO bit, well-formed replies into any buffer, the
+//! ECS prefix checked on every path, the file watch's settling interval,
+//! and a maintenance loop that survives a panic. Each test failed on the
+//! code before its fix. `docs/ROBUSTNESS.md` lists them in its matrix.
+
+mod common;
+use common::backend::{Backend, Mode};
+use common::*;
+use hickory_proto::op::{Edns, Message, Query as HQuery, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use trafficmgr::engine::Fault;
+use trafficmgr::{Engine, Query, QueryError, Rcode};
+
+/// A query message; `udp` is the EDNS payload size (None: no EDNS).
+fn query_msg(name: Name, t: RecordType, udp: Option<u16>, dnssec_ok: bool) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = 0x4242;
+    m.add_query(HQuery::query(name, t));
+    if let Some(size) = udp {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        e.set_dnssec_ok(dnssec_ok);
+        m.edns = Some(e);
+    }
+    m.to_vec().unwrap()
+}
+
+fn ask_wire(e: &Engine, q: &[u8], tcp: bool) -> (usize, Message) {
+    let mut out = vec![0u8; 65535];
+    let n = e
+        .resolve_wire(q, Some("192.0.2.7".parse().unwrap()), tcp, &mut out)
+        .unwrap();
+    (n, Message::from_vec(&out[..n]).unwrap())
+}
+
+/// Defect 4: `a\.trafficmanager.example` (a label that holds a dot) was
+/// matched on text dots, and the writer aimed a compression pointer into
+/// the middle of that label ("bad label type").
+#[test]
+fn a_dot_inside_a_label_is_not_a_label_boundary() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    // Labels ["a.tm", "example"]: not under tm.example at all.
+    let name = Name::from_labels(vec![&b"a.tm"[..], &b"example"[..]]).unwrap();
+    let (_, m) = ask_wire(
+        &e,
+        &query_msg(name, RecordType::A, Some(1232), false),
+        false,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // Labels ["x.y", "tm", "example"]: under tm.example, a name that does not
+    // exist; the SOA's owner is the zone, decoded from the reply.
+    let name = Name::from_labels(vec![&b"x.y"[..], &b"tm"[..], &b"example"[..]]).unwrap();
+    let (_, m) = ask_wire(
+        &e,
+        &query_msg(name, RecordType::A, Some(1232), false),
+        false,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.authorities.len(), 1);
+    assert_eq!(m.authorities[0].name.to_ascii(), "tm.example.");
+    // Labels ["prio.tm", "example"] spell a profile's name in text, but are not it.
+    let name = Name::from_labels(vec![&b"prio.tm"[..], &b"example"[..]]).unwrap();
+    let (_, m) = ask_wire(&e, &query_msg(name, RecordType::A, None, false), false);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // The same in presentation form through the Rust API: `\.` is a dot in a label.
+    let a = ask(&e, "a\\.tm.example", 1, Some("192.0.2.7"), None);
+    assert_eq!(a.rcode, Rcode::Refused);
+    let a = ask(&e, "prio\\.tm.example", 1, Some("192.0.2.7"), None);
+    assert_eq!(a.rcode, Rcode::Refused);
+    let a = ask(&e, "x\\.y.tm.example", 1, Some("192.0.2.7"), None);
+    assert_eq!(a.rcode, Rcode::NxDomain);
+    // \DDD escapes name octets; a plain profile name still answers.
+    let a = ask(&e, "\\112rio.tm.example", 1, Some("192.0.2.7"), None);
+    assert_eq!(a.rcode, Rcode::NoError);
+    assert!(!e.is_zone("tm\\.example"));
+    assert!(e.is_zone("tm.example."));
+    for bad in ["a\\", "a\\25", "a\\256.tm.example"] {
+        let q = Query {
+            name: bad.as_bytes(),
+            qtype: 1,
+            client: None,
+            ecs: None,
+        };
+        assert!(e.lookup(&q, |_, _| ()).is_err(), "{bad}");
+    }
+}
+
+/// A zone whose NS set is 40 long names: 2,952 octets of reply to a
+/// 39-octet question before the fix.
+fn amplifier() -> Engine {
+    let ns: Vec<String> = (0..40)
+        .map(|i| format!("\"nameserver-number-{i:02}.a-rather-long-provider-name.example\""))
+        .collect();
+    let cfg = format!(
+        "[[zone]]\nname = \"tm.example\"\nnameservers = [{}]\n\
+         [[profile]]\nname = \"both\"\nrouting = \"priority\"\n\
+         [[profile.endpoint]]\nname = \"x\"\naddresses = [\"192.0.2.1\", \"2001:db8::1\"]\n",
+        ns.join(", ")
+    );
+    Engine::from_toml(&cfg, None).unwrap()
+}
+
+/// Defect 6 (library part): UDP replies never exceed min(client's EDNS
+/// size, 1232); ANY gets one RRset (RFC 8482).
+#[test]
+fn udp_replies_never_exceed_1232_octets_and_any_is_minimal() {
+    let e = amplifier();
+    let apex = Name::from_ascii("tm.example.").unwrap();
+    for udp in [
+        None,
+        Some(512),
+        Some(1232),
+        Some(1400),
+        Some(4096),
+        Some(65535),
+    ] {
+        for t in [RecordType::NS, RecordType::ANY] {
+            let q = query_msg(apex.clone(), t, udp, false);
+            let (n, m) = ask_wire(&e, &q, false);
+            let cap = udp.map_or(512, |u| usize::from(u).clamp(512, 1232));
+            assert!(n <= cap, "{t:?} with EDNS {udp:?}: {n} octets > {cap}");
+            if t == RecordType::NS {
+                assert!(m.metadata.truncation, "40 NS names never fit: TC");
+            } else {
+                // ANY at the apex: the SOA alone.
+                assert!(!m.metadata.truncation);
+                assert_eq!(m.answers.len(), 1);
+                assert_eq!(m.answers[0].record_type(), RecordType::SOA);
+            }
+        }
+    }
+    // Over TCP the whole NS set comes back.
+    let (_, m) = ask_wire(
+        &e,
+        &query_msg(apex, RecordType::NS, Some(4096), false),
+        true,
+    );
+    assert_eq!(m.answers.len(), 40);
+    // ANY at an address profile: the A RRset only, not A and AAAA.
+    let q = query_msg(
+        Name::from_ascii("both.tm.example.").unwrap(),
+        RecordType::ANY,
+        Some(1232),
+        false,
+    );
+    let (_, m) = ask_wire(&e, &q, false);
+    let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, vec![RecordType::A]);
+    // The record API (BIND's DLZ asks ANY for every record) still gets both.
+    let a = ask(&e, "both.tm.example", 255, None, None);
+    assert_eq!(a.answer.len(), 2);
+}
+
+/// Defect 13: RFC 3225 §3, the DO bit of the query is copied into the reply.
+#[test]
+fn the_do_bit_is_copied() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    for (name, t) in [
+        ("prio.tm.example.", RecordType::A),
+        ("nothing.tm.example.", RecordType::A),
+        ("tm.example.", RecordType::SOA),
+        ("other.example.", RecordType::A),
+    ] {
+        for dnssec_ok in [false, true] {
+            let q = query_msg(Name::from_ascii(name).unwrap(), t, Some(1232), dnssec_ok);
+            let (_, m) = ask_wire(&e, &q, false);
+            let edns = m.edns.as_ref().expect("OPT in the reply");
+            assert_eq!(edns.flags().dnssec_ok, dnssec_ok, "{name}");
+        }
+    }
+}
+
+/// Defect 8: into a buffer of any size, the reply is a well-formed message
+/// (that a real parser reads, with as many records as its counts say) or an
+/// error — never a partial OPT record after ARCOUNT 0.
+#[test]
+fn every_buffer_size_gives_a_whole_message_or_an_error() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    let mut cases = Vec::new();
+    for (name, t) in [
+        ("perf.tm.example.", RecordType::A),
+        ("prio.tm.example.", RecordType::AAAA),
+        ("nothing.tm.example.", RecordType::A),
+        ("tm.example.", RecordType::NS),
+    ] {
+        let n = Name::from_ascii(name).unwrap();
+        cases.push(query_msg(n.clone(), t, None, false));
+        cases.push(query_msg(n.clone(), t, Some(1232), true));
+        // With ECS: the OPT record is longest.
+        let mut m = Message::from_vec(&query_msg(n, t, Some(1232), false)).unwrap();
+        m.edns
+            .as_mut()
+            .unwrap()
+            .options_mut()
+            .insert(EdnsOption::Subnet("2001:db8:1:2::/64".parse().unwrap()));
+        cases.push(m.to_vec().unwrap());
+    }
+    for q in &cases {
+        let full = ask_wire(&e, q, true).0;
+        for tcp in [false, true] {
+            for len in 0..=full + 4 {
+                let mut out = vec![0xAAu8; len];
+                let Ok(n) = e.resolve_wire(q, None, tcp, &mut out) else {
+                    continue;
+                };
+                assert!(n <= len);
+                let m = Message::from_vec(&out[..n])
+                    .unwrap_or_else(|err| panic!("buffer {len}: not a message: {err}"));
+                let mut d = BinDecoder::new(&out[..n]);
+                Message::read(&mut d).unwrap();
+                assert!(d.is_empty(), "buffer {len}: trailing octets");
+                let query_edns = Message::from_vec(q).unwrap().edns.is_some();
+                assert_eq!(m.edns.is_some(), query_edns, "buffer {len}: OPT lost");
+                // The same through the in-place entry (the dnsdist path).
+                let mut inplace = vec![0u8; len.max(q.len())];
+                inplace[..q.len()].copy_from_slice(q);
+                inplace.truncate(len.max(q.len()));
+                if len >= q.len() {
+                    let n2 = e
+                        .resolve_in_place(&mut inplace[..len], q.len(), None, tcp)
+                        .unwrap();
+                    assert_eq!(&inplace[..n2], &out[..n], "in place, buffer {len}");
+                }
+            }
+        }
+    }
+}
+
+/// Defect 8: a TCP query longer than 4 KB (EDNS padding) is answered in
+/// place, as the header promises up to 65,535 octets.
+#[test]
+fn a_long_tcp_query_is_answered_in_place() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    let mut q = query_msg(
+        Name::from_ascii("prio.tm.example.").unwrap(),
+        RecordType::A,
+        Some(1232),
+        false,
+    );
+    // Append a 5,000-octet padding option (code 12) to the OPT record.
+    let pad = 5000usize;
+    let rdlen_at = q.len() - 2;
+    q[rdlen_at..].copy_from_slice(&((pad + 4) as u16).to_be_bytes());
+    q.extend_from_slice(&12u16.to_be_bytes());
+    q.extend_from_slice(&(pad as u16).to_be_bytes());
+    q.extend(std::iter::repeat_n(0u8, pad));
+    assert!(q.len() > 5000);
+    let mut buf = vec![0u8; 65535];
+    buf[..q.len()].copy_from_slice(&q);
+    let n = e.resolve_in_place(&mut buf, q.len(), None, true).unwrap();
+    let m = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.metadata.id, 0x4242);
+}
+
+/// Defect 10: the ECS prefix is checked against its family where every
+/// path goes through (the Rust API did not check; the PowerDNS adapter
+/// passed `1.2.3.4/99` on).
+#[test]
+fn ecs_prefix_longer_than_its_family_is_refused_on_every_path() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    for (addr, prefix, ok) in [
+        ("1.2.3.4", 99u8, false),
+        ("1.2.3.4", 33, false),
+        ("1.2.3.4", 32, true),
+        ("2001:db8::", 129, false),
+        ("2001:db8::", 255, false),
+        ("2001:db8::", 128, true),
+        ("1.2.3.4", 0, true),
+    ] {
+        let q = Query {
+            name: b"perf.tm.example",
+            qtype: 1,
+            client: Some("192.0.2.1".parse::<IpAddr>().unwrap()),
+            ecs: Some((addr.parse().unwrap(), prefix)),
+        };
+        let r = e.lookup(&q, |a, _| a.scope_prefix);
+        if ok {
+            let scope = r.unwrap();
+            assert!(scope <= prefix.max(32), "{addr}/{prefix}: scope {scope}");
+        } else {
+            assert_eq!(r, Err(QueryError::BadEcsPrefix), "{addr}/{prefix}");
+        }
+    }
+}
+
+/// Defect 3: the file watch reloaded half-written files. A writer rewrites
+/// the config in place and pauses at a `[[profile]]` boundary for 0.9 s —
+/// longer than three of the watch's checks (every `watch_interval` / 4) and
+/// nearly a whole `watch_interval` — three times over; the last profile
+/// must never answer NXDOMAIN meanwhile, and the finished file must load.
+#[test]
+fn the_file_watch_never_reads_a_writer_that_pauses_mid_file() {
+    let dir = fresh_dir("settle");
+    let path = dir.join("tm.toml");
+    let body = |ttl: u32| {
+        let head = format!(
+            "[engine]\nwatch_interval = \"1s\"\n\
+             [[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"first\"\nrouting = \"priority\"\nttl = {ttl}\n\
+             [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\"]\n"
+        );
+        let tail = "[[profile]]\nname = \"last\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"b\"\naddresses = [\"192.0.2.2\"]\n";
+        (head, tail.to_string())
+    };
+    let (h, t) = body(10);
+    std::fs::write(&path, format!("{h}{t}")).unwrap();
+    let e = Engine::from_file(&path).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut bad = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if ask(&e, "last.tm.example", 1, None, None).rcode != Rcode::NoError {
+                    bad += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            bad
+        });
+        for round in 1..=3u32 {
+            use std::io::Write;
+            let (h, t) = body(10 + round);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(h.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(900));
+            f.write_all(t.as_bytes()).unwrap();
+            drop(f);
+            // The finished file is loaded within two intervals.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let a = ask(&e, "first.tm.example", 1, None, None);
+                if a.answer.first().map(|r| r.1) == Some(10 + round) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "round {round}: never reloaded");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let bad = watcher.join().unwrap();
+        assert_eq!(bad, 0, "the half-written file was served {bad} times");
+    });
+    assert_eq!(e.reload_stats().failed, 0);
+}
+
+/// Defect 11: a panic in the maintenance loop stopped probes and the file
+/// watch for good. Now it is caught, logged, counted in the status, and the
+/// loop goes on; a panic while building a reload is a failed reload.
+#[test]
+fn the_maintenance_loop_survives_a_panic() {
+    let backend = Backend::start(Mode::Status(200));
+    let dir = fresh_dir("panic");
+    let path = dir.join("tm.toml");
+    let cfg = |ttl: u32| {
+        format!(
+            "[engine]\nwatch_interval = \"200ms\"\n\
+             [[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"p\"\nrouting = \"priority\"\nttl = {ttl}\n\
+             [profile.monitor]\nprotocol = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+             [[profile.endpoint]]\nname = \"a\"\naddresses = [\"127.0.0.1\"]\nprobe = {{ port = {} }}\n",
+            backend.port
+        )
+    };
+    std::fs::write(&path, cfg(10)).unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let l2 = logs.clone();
+    let e = Engine::from_file_with_log(
+        &path,
+        Some(Box::new(move |_, m| l2.lock().unwrap().push(m.to_string()))),
+    )
+    .unwrap();
+    assert!(e.wait_ready(Duration::from_secs(5)));
+    e.inject_fault(Fault::MaintenancePanic);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while e.maintenance_panics() == 0 {
+        assert!(Instant::now() < deadline, "the fault never fired");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status: serde_json::Value = serde_json::from_str(&e.status_json()).unwrap();
+    assert_eq!(status["monitor"]["panics"], 1);
+    assert!(
+        status["monitor"]["last_panic"]
+            .as_str()
+            .unwrap()
+            .contains("MaintenancePanic")
+    );
+    assert!(
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.contains("maintenance loop"))
+    );
+    // Probes go on: the backend keeps being asked.
+    let before = backend.requests();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backend.requests() <= before {
+        assert!(Instant::now() < deadline, "probes stopped after the panic");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The file watch goes on.
+    std::fs::write(&path, cfg(20)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ask(&e, "p.tm.example", 1, None, None).answer[0].1 != 20 {
+        assert!(Instant::now() < deadline, "the file watch stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A panic while building a reload: a failed reload, the old config serves.
+    e.inject_fault(Fault::ReloadPanic);
+    let err = e.reload().unwrap_err();
+    assert!(err.to_string().contains("internal error"), "{err}");
+    assert_eq!(ask(&e, "p.tm.example", 1, None, None).answer[0].1, 20);
+    assert!(e.reload().is_ok());
+    drop(e);
+}
