@@ -875,12 +875,7 @@ fn endpoint(
                 Some(range_i64(v, &p(eb, &[k("probe"), k("port")]), port, 1, 65535)? as u16);
         }
         if let Some(path) = &pr.path {
-            if !path.starts_with('/') {
-                return Err(v.err(
-                    &p(eb, &[k("probe"), k("path")]),
-                    format!("`{path}` must start with `/`"),
-                ));
-            }
+            check_probe_path(path).map_err(|e| v.err(&p(eb, &[k("probe"), k("path")]), e))?;
             probe_path = Some(path.clone());
         }
     }
@@ -917,12 +912,7 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         None => 80,
     };
     let path = m.path.clone().unwrap_or_else(|| "/".to_string());
-    if !path.starts_with('/') {
-        return Err(v.err(
-            &p(mb, &[k("path")]),
-            format!("`{path}` must start with `/`"),
-        ));
-    }
+    check_probe_path(&path).map_err(|e| v.err(&p(mb, &[k("path")]), e))?;
     let interval = match &m.interval {
         Some(s) => parse_duration(s).map_err(|e| v.err(&p(mb, &[k("interval")]), e))?,
         None => Duration::from_secs(30),
@@ -996,6 +986,9 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         }
         expected_status.push((a, b));
     }
+    for (name, value) in &m.headers {
+        check_header(name, value).map_err(|e| v.err(&p(mb, &[k("headers"), k(name)]), e))?;
+    }
     let headers = m
         .headers
         .iter()
@@ -1013,6 +1006,69 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         verify_tls: m.verify_tls.unwrap_or(false),
         recovery_successes,
     })
+}
+
+/// A probe path as the probe will send it: it must parse as the path and
+/// query of a URL exactly as the HTTP client parses it (the `http` crate that
+/// ureq uses), so a config that loads never fails every probe with "invalid
+/// uri character".
+fn check_probe_path(path: &str) -> Result<(), String> {
+    use ureq::http::uri::{PathAndQuery, Uri};
+    if !path.starts_with('/') {
+        return Err(format!("{} must start with `/`", shown(path)));
+    }
+    if path.contains('#') {
+        return Err(format!(
+            "{} contains `#`, which starts a fragment that is never sent; write it as %23",
+            shown(path)
+        ));
+    }
+    let bad = || {
+        format!(
+            "{} is not a valid URL path and query: it contains a space, a control character or another character a URL cannot carry; percent-encode it (a space is %20)",
+            shown(path)
+        )
+    };
+    path.parse::<PathAndQuery>().map_err(|_| bad())?;
+    format!("http://probe.invalid{path}")
+        .parse::<Uri>()
+        .map_err(|_| bad())?;
+    Ok(())
+}
+
+/// A probe header as the probe will send it: the name an HTTP token, the
+/// value free of CR, LF, NUL and other control characters (tab allowed),
+/// both as the `http` crate parses them; a `Host` value also a valid
+/// `host[:port]`.
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    use ureq::http::header::{HeaderName, HeaderValue};
+    use ureq::http::uri::Authority;
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!(
+            "{} is not a valid header name: one or more of the letters, digits and !#$%&'*+-.^_`|~ (no spaces, colons or control characters)",
+            shown(name)
+        ));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value {} contains a line break (CR or LF), NUL or another control character; a header value is one line of text",
+            shown(value)
+        ));
+    }
+    if name.eq_ignore_ascii_case("host")
+        && (value.contains('@') || value.parse::<Authority>().is_err())
+    {
+        return Err(format!(
+            "the value {} is not a host name or address with an optional port (`www.example.com`, `www.example.com:8080`)",
+            shown(value)
+        ));
+    }
+    Ok(())
+}
+
+/// User text quoted for a message, control characters escaped.
+fn shown(s: &str) -> String {
+    format!("`{}`", s.escape_debug())
 }
 
 /// Nested profiles: no cycles, depth ≤ 10.
