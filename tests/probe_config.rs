@@ -1,11 +1,14 @@
 //! Probe settings checked at load: headers and paths that no probe could
-//! ever send are errors (file:line:col and key path, like every rule).
+//! ever send are errors (file:line:col and key path, like every rule), and
+//! secret-looking headers sent where they can be read are warnings, logged
+//! at warn level on load and reload and shown in the status report.
 
 mod common;
 use common::backend::{Backend, Mode};
 use common::*;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use trafficmgr::Engine;
+use trafficmgr::{Engine, LogLevel};
 
 const ZONE: &str = "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n";
 
@@ -172,5 +175,140 @@ fn unusual_but_valid_paths_and_headers_load_and_probe_ok() {
     assert!(
         hosts.iter().any(|h| h == "www.example.com:8080"),
         "{hosts:?}"
+    );
+}
+
+type Logged = Arc<Mutex<Vec<(LogLevel, String)>>>;
+
+fn engine_logging(text: &str) -> (Engine, Logged) {
+    let logged: Logged = Arc::default();
+    let l2 = logged.clone();
+    let e = Engine::from_toml_with_log(
+        text,
+        None,
+        Some(Box::new(move |lvl, msg| {
+            l2.lock().unwrap().push((lvl, msg.to_string()))
+        })),
+    )
+    .unwrap();
+    (e, logged)
+}
+
+fn warnings(l: &Logged) -> Vec<String> {
+    l.lock()
+        .unwrap()
+        .iter()
+        .filter(|(lvl, _)| *lvl == LogLevel::Warn)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// Before: a secret header went over unverified HTTPS (the default) or
+/// plain HTTP without a word.
+#[test]
+fn secret_headers_without_verified_tls_warn_naming_the_endpoint() {
+    let port = closed_port();
+    // Unverified HTTPS (verify_tls defaults to false): Authorization warns.
+    let (e, logged) = engine_logging(&cfg(
+        "protocol = \"https\"\nheaders = { Authorization = \"Bearer s3cret\", Accept = \"*/*\" }",
+        "",
+        port,
+    ));
+    let w = warnings(&logged);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("<string>:11:13: profile[0].monitor.headers.Authorization: "),
+        "{}",
+        w[0]
+    );
+    for part in [
+        "`Authorization`",
+        "without certificate verification",
+        "endpoint(s) `a`",
+        "profile `p.tm.example`",
+    ] {
+        assert!(w[0].contains(part), "{part}: {}", w[0]);
+    }
+    assert!(
+        !w[0].contains("s3cret"),
+        "the secret is not logged: {}",
+        w[0]
+    );
+    let s = status(&e);
+    assert_eq!(s["config"]["warnings"], serde_json::json!([w[0].clone()]));
+    drop(e);
+
+    // Plain HTTP: the secret travels in clear text; names by pattern.
+    for h in [
+        "Proxy-Authorization",
+        "Cookie",
+        "X-Api-Key",
+        "X-Auth-Token",
+        "x-client-secret",
+    ] {
+        let (_e, logged) = engine_logging(&cfg(
+            &format!("protocol = \"http\"\nheaders = {{ \"{h}\" = \"v\" }}"),
+            "",
+            port,
+        ));
+        let w = warnings(&logged);
+        assert_eq!(w.len(), 1, "{h}: {w:?}");
+        assert!(w[0].contains("clear text over HTTP"), "{}", w[0]);
+        assert!(w[0].contains(&format!("headers.{h}: ")), "{}", w[0]);
+    }
+
+    // No warning: verified HTTPS, TCP (sends no headers), harmless headers.
+    for monitor in [
+        "protocol = \"https\"\nverify_tls = true\nheaders = { Authorization = \"x\" }",
+        "protocol = \"tcp\"\nheaders = { Authorization = \"x\" }",
+        "protocol = \"https\"\nheaders = { Accept = \"*/*\", \"User-Agent\" = \"x\", Host = \"a.example\" }",
+    ] {
+        let (e, logged) = engine_logging(&cfg(monitor, "", port));
+        assert_eq!(warnings(&logged), Vec::<String>::new(), "{monitor}");
+        assert_eq!(status(&e)["config"]["warnings"], serde_json::json!([]));
+    }
+}
+
+/// A reload that brings a secret header over unverified TLS logs the
+/// warning too; the status report shows the warnings of the config in use.
+#[test]
+fn reload_logs_the_new_configs_warnings() {
+    let port = closed_port();
+    let dir = fresh_dir("probe-config-reload");
+    let path = dir.join("tm.toml");
+    std::fs::write(&path, cfg("protocol = \"https\"", "", port)).unwrap();
+    let logged: Logged = Arc::default();
+    let l2 = logged.clone();
+    let e = Engine::from_file_with_log(
+        &path,
+        Some(Box::new(move |lvl, msg| {
+            l2.lock().unwrap().push((lvl, msg.to_string()))
+        })),
+    )
+    .unwrap();
+    assert!(warnings(&logged).is_empty());
+    std::fs::write(
+        &path,
+        cfg(
+            "protocol = \"https\"\nheaders = { \"X-Session-Token\" = \"t\" }",
+            "",
+            port,
+        ),
+    )
+    .unwrap();
+    e.reload().unwrap();
+    let w = warnings(&logged);
+    assert_eq!(w.len(), 1, "{w:?}");
+    let file = path.display().to_string();
+    assert!(
+        w[0].starts_with(&format!(
+            "{file}:11:13: profile[0].monitor.headers.X-Session-Token: "
+        )),
+        "{}",
+        w[0]
+    );
+    assert_eq!(
+        status(&e)["config"]["warnings"],
+        serde_json::json!([w[0].clone()])
     );
 }

@@ -1,7 +1,7 @@
 //! Validation: every rule of SPEC §2, turning the raw serde model into a
 //! [`Config`] in which nothing can be found wrong later.
 
-use super::error::{ConfigError, Seg, format_path, line_col, locate};
+use super::error::{ConfigError, ConfigWarning, Seg, format_path, line_col, locate};
 use super::{Origin, RawConfig, RawEndpoint, RawMonitor, RawProfile};
 use crate::geo::builtin;
 use ipnet::IpNet;
@@ -21,6 +21,10 @@ pub struct Config {
     pub zones: Vec<ZoneCfg>,
     /// `[[profile]]`, in file order.
     pub profiles: Vec<ProfileCfg>,
+    /// Things that work but are probably not meant (e.g. a secret header
+    /// sent without TLS verification), located like errors. The engine logs
+    /// each at warn level when it loads or reloads the config.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// `[engine]` with defaults applied and paths resolved.
@@ -515,6 +519,7 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         profiles.push(profile(&v, pi, rp, &fqdns, &zone_of, &region_index)?);
     }
     check_nesting(&v, &profiles)?;
+    let warnings = secret_header_warnings(&v, &profiles);
 
     Ok(Config {
         engine: EngineSettings {
@@ -526,6 +531,7 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         regions,
         zones,
         profiles,
+        warnings,
     })
 }
 
@@ -1069,6 +1075,67 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
 /// User text quoted for a message, control characters escaped.
 fn shown(s: &str) -> String {
     format!("`{}`", s.escape_debug())
+}
+
+/// Whether a probe header probably carries a credential: `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, or a name containing `token`, `key`,
+/// `secret` or `auth` (any case).
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "cookie"
+        || ["auth", "token", "key", "secret"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+/// One warning per secret-looking header of a monitor that sends it where
+/// it can be read or captured: over plain HTTP, or over HTTPS without
+/// certificate verification (`verify_tls = false`, the default). Names the
+/// profile and the endpoints probed with it.
+fn secret_header_warnings(v: &V, profiles: &[ProfileCfg]) -> Vec<ConfigWarning> {
+    let mut out = Vec::new();
+    for (pi, prof) in profiles.iter().enumerate() {
+        let Some(m) = &prof.monitor else { continue };
+        let how = match (m.protocol, m.verify_tls) {
+            (ProbeProtocol::Http, _) => "in clear text over HTTP",
+            (ProbeProtocol::Https, false) => {
+                "over HTTPS without certificate verification (verify_tls = false): anyone on the path can impersonate the endpoint and read it"
+            }
+            _ => continue,
+        };
+        let probed: Vec<&str> = prof
+            .endpoints
+            .iter()
+            .filter(|e| !matches!(e.kind, EndpointKind::Nested { .. }))
+            .map(|e| e.name.as_str())
+            .collect();
+        if probed.is_empty() {
+            continue;
+        }
+        let mut names = probed
+            .iter()
+            .take(5)
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if probed.len() > 5 {
+            names.push_str(&format!(" and {} more", probed.len() - 5));
+        }
+        for (h, _) in &m.headers {
+            if !is_secret_header(h) {
+                continue;
+            }
+            out.push(v.err(
+                &[k("profile"), i(pi), k("monitor"), k("headers"), k(h)],
+                format!(
+                    "header {} looks like a secret and is sent to endpoint(s) {names} of profile `{}` {how}; use https with verify_tls = true",
+                    shown(h),
+                    prof.fqdn
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Nested profiles: no cycles, depth ≤ 10.
