@@ -533,6 +533,7 @@ impl Engine {
                     s.endpoints.len()
                 ),
             );
+            s.warnings().for_each(|w| e.log(LogLevel::Warn, w));
         }
         Ok(e)
     }

@@ -218,6 +218,8 @@ pub struct Snapshot {
     pub settings: crate::config::EngineSettings,
     /// Source.
     pub source: SourceInfo,
+    /// The config's warnings (`file:line:col: path: message`).
+    pub config_warnings: Box<[String]>,
 }
 
 /// The hasher of the name table: a multiply-rotate hash over 8 octets at a
@@ -510,14 +512,19 @@ impl Snapshot {
             max_zone_len,
             settings: cfg.engine.clone(),
             source,
+            config_warnings: cfg.warnings.iter().map(|w| w.to_string()).collect(),
         })
     }
 
-    /// Warnings from compiling (e.g. duplicate prefixes in the latency table).
+    /// Warnings of the config (e.g. a secret header sent without TLS
+    /// verification), then from compiling (e.g. duplicate prefixes in the
+    /// latency table).
     pub fn warnings(&self) -> impl Iterator<Item = &str> {
-        self.latency
-            .iter()
-            .flat_map(|l| l.warnings.iter().map(String::as_str))
+        self.config_warnings.iter().map(String::as_str).chain(
+            self.latency
+                .iter()
+                .flat_map(|l| l.warnings.iter().map(String::as_str)),
+        )
     }
 
     /// Finds an endpoint by profile (full name or short name) and endpoint name.

@@ -33,6 +33,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A configuration warning: something that loads and works but is probably
+/// not meant. Same shape and display as [`ConfigError`] (file, line,
+/// column, key path, message).
+pub type ConfigWarning = ConfigError;
+
 /// Converts a byte offset in `src` into a 1-based (line, column).
 pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());

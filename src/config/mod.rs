@@ -7,11 +7,11 @@
 mod error;
 mod validate;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigWarning};
 pub(crate) use error::{line_col, locate, parse_path};
 pub use validate::{
     AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, GeoCode, MonitorCfg, ProbeProtocol,
-    ProfileCfg, RegionCfg, Routing, ZoneCfg, valid_dns_name,
+    ProfileCfg, RegionCfg, Routing, ZoneCfg, is_secret_header, valid_dns_name,
 };
 
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! Validation: every rule of SPEC §2, turning the raw serde model into a
 //! [`Config`] in which nothing can be found wrong later.
 
-use super::error::{ConfigError, Seg, format_path, line_col, locate};
+use super::error::{ConfigError, ConfigWarning, Seg, format_path, line_col, locate};
 use super::{Origin, RawConfig, RawEndpoint, RawMonitor, RawProfile};
 use crate::geo::builtin;
 use ipnet::IpNet;
@@ -21,6 +21,10 @@ pub struct Config {
     pub zones: Vec<ZoneCfg>,
     /// `[[profile]]`, in file order.
     pub profiles: Vec<ProfileCfg>,
+    /// Things that work but are probably not meant (e.g. a secret header
+    /// sent without TLS verification), located like errors. The engine logs
+    /// each at warn level when it loads or reloads the config.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// `[engine]` with defaults applied and paths resolved.
@@ -515,6 +519,7 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         profiles.push(profile(&v, pi, rp, &fqdns, &zone_of, &region_index)?);
     }
     check_nesting(&v, &profiles)?;
+    let warnings = secret_header_warnings(&v, &profiles);
 
     Ok(Config {
         engine: EngineSettings {
@@ -526,6 +531,7 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         regions,
         zones,
         profiles,
+        warnings,
     })
 }
 
@@ -875,12 +881,7 @@ fn endpoint(
                 Some(range_i64(v, &p(eb, &[k("probe"), k("port")]), port, 1, 65535)? as u16);
         }
         if let Some(path) = &pr.path {
-            if !path.starts_with('/') {
-                return Err(v.err(
-                    &p(eb, &[k("probe"), k("path")]),
-                    format!("`{path}` must start with `/`"),
-                ));
-            }
+            check_probe_path(path).map_err(|e| v.err(&p(eb, &[k("probe"), k("path")]), e))?;
             probe_path = Some(path.clone());
         }
     }
@@ -917,12 +918,7 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         None => 80,
     };
     let path = m.path.clone().unwrap_or_else(|| "/".to_string());
-    if !path.starts_with('/') {
-        return Err(v.err(
-            &p(mb, &[k("path")]),
-            format!("`{path}` must start with `/`"),
-        ));
-    }
+    check_probe_path(&path).map_err(|e| v.err(&p(mb, &[k("path")]), e))?;
     let interval = match &m.interval {
         Some(s) => parse_duration(s).map_err(|e| v.err(&p(mb, &[k("interval")]), e))?,
         None => Duration::from_secs(30),
@@ -996,6 +992,9 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         }
         expected_status.push((a, b));
     }
+    for (name, value) in &m.headers {
+        check_header(name, value).map_err(|e| v.err(&p(mb, &[k("headers"), k(name)]), e))?;
+    }
     let headers = m
         .headers
         .iter()
@@ -1013,6 +1012,130 @@ fn monitor(v: &V, mb: &[Seg], m: &RawMonitor) -> Result<MonitorCfg, ConfigError>
         verify_tls: m.verify_tls.unwrap_or(false),
         recovery_successes,
     })
+}
+
+/// A probe path as the probe will send it: it must parse as the path and
+/// query of a URL exactly as the HTTP client parses it (the `http` crate that
+/// ureq uses), so a config that loads never fails every probe with "invalid
+/// uri character".
+fn check_probe_path(path: &str) -> Result<(), String> {
+    use ureq::http::uri::{PathAndQuery, Uri};
+    if !path.starts_with('/') {
+        return Err(format!("{} must start with `/`", shown(path)));
+    }
+    if path.contains('#') {
+        return Err(format!(
+            "{} contains `#`, which starts a fragment that is never sent; write it as %23",
+            shown(path)
+        ));
+    }
+    let bad = || {
+        format!(
+            "{} is not a valid URL path and query: it contains a space, a control character or another character a URL cannot carry; percent-encode it (a space is %20)",
+            shown(path)
+        )
+    };
+    path.parse::<PathAndQuery>().map_err(|_| bad())?;
+    format!("http://probe.invalid{path}")
+        .parse::<Uri>()
+        .map_err(|_| bad())?;
+    Ok(())
+}
+
+/// A probe header as the probe will send it: the name an HTTP token, the
+/// value free of CR, LF, NUL and other control characters (tab allowed),
+/// both as the `http` crate parses them; a `Host` value also a valid
+/// `host[:port]`.
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    use ureq::http::header::{HeaderName, HeaderValue};
+    use ureq::http::uri::Authority;
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!(
+            "{} is not a valid header name: one or more of the letters, digits and !#$%&'*+-.^_`|~ (no spaces, colons or control characters)",
+            shown(name)
+        ));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value {} contains a line break (CR or LF), NUL or another control character; a header value is one line of text",
+            shown(value)
+        ));
+    }
+    if name.eq_ignore_ascii_case("host")
+        && (value.contains('@') || value.parse::<Authority>().is_err())
+    {
+        return Err(format!(
+            "the value {} is not a host name or address with an optional port (`www.example.com`, `www.example.com:8080`)",
+            shown(value)
+        ));
+    }
+    Ok(())
+}
+
+/// User text quoted for a message, control characters escaped.
+fn shown(s: &str) -> String {
+    format!("`{}`", s.escape_debug())
+}
+
+/// Whether a probe header probably carries a credential: `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, or a name containing `token`, `key`,
+/// `secret` or `auth` (any case).
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "cookie"
+        || ["auth", "token", "key", "secret"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+/// One warning per secret-looking header of a monitor that sends it where
+/// it can be read or captured: over plain HTTP, or over HTTPS without
+/// certificate verification (`verify_tls = false`, the default). Names the
+/// profile and the endpoints probed with it.
+fn secret_header_warnings(v: &V, profiles: &[ProfileCfg]) -> Vec<ConfigWarning> {
+    let mut out = Vec::new();
+    for (pi, prof) in profiles.iter().enumerate() {
+        let Some(m) = &prof.monitor else { continue };
+        let how = match (m.protocol, m.verify_tls) {
+            (ProbeProtocol::Http, _) => "in clear text over HTTP",
+            (ProbeProtocol::Https, false) => {
+                "over HTTPS without certificate verification (verify_tls = false): anyone on the path can impersonate the endpoint and read it"
+            }
+            _ => continue,
+        };
+        let probed: Vec<&str> = prof
+            .endpoints
+            .iter()
+            .filter(|e| !matches!(e.kind, EndpointKind::Nested { .. }))
+            .map(|e| e.name.as_str())
+            .collect();
+        if probed.is_empty() {
+            continue;
+        }
+        let mut names = probed
+            .iter()
+            .take(5)
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if probed.len() > 5 {
+            names.push_str(&format!(" and {} more", probed.len() - 5));
+        }
+        for (h, _) in &m.headers {
+            if !is_secret_header(h) {
+                continue;
+            }
+            out.push(v.err(
+                &[k("profile"), i(pi), k("monitor"), k("headers"), k(h)],
+                format!(
+                    "header {} looks like a secret and is sent to endpoint(s) {names} of profile `{}` {how}; use https with verify_tls = true",
+                    shown(h),
+                    prof.fqdn
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Nested profiles: no cycles, depth ≤ 10.

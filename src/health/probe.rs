@@ -3,11 +3,30 @@
 //! Redirects are not followed: a 3xx counts as the status it is (a failure
 //! unless `expected_status` lists it). Probes run on the monitor's worker
 //! threads, never on a query thread.
+//!
+//! Every probe kind connects with [`connect`]: one non-blocking `connect(2)`
+//! per address that lasts until the probe's deadline (the kernel retransmits
+//! the SYN as it would for any connect), polled in slices of at most 100 ms
+//! so that a stop request (`tm_engine_free`) is seen within 100 ms. A
+//! target's handshake may thus take as long as the probe's `timeout`. The
+//! next resolved address is tried only after an immediate refusal
+//! (`ECONNREFUSED`, unreachable), never after a timeout. HTTP and HTTPS
+//! probes use the same connect through a ureq connector of ours (TLS is then
+//! ureq's rustls layer over it), and names are resolved on the probe thread
+//! itself (ureq's default resolver would start a detached thread per probe).
 
 use crate::config::ProbeProtocol;
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, RustlsConnector,
+    ShutdownHandle, Transport,
+};
 
 /// Where and how to probe one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,15 +62,25 @@ pub struct ProbeResult {
     pub rtt: Duration,
 }
 
+/// How long a connect in progress waits before it looks at the stop flag
+/// again.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// Longest connect or probe budget honoured (a deadline never overflows).
+const MAX_BUDGET: Duration = Duration::from_secs(86_400);
+
 /// The HTTP clients of one monitor: with and without certificate checks.
-/// `shutdown` interrupts every request in flight (used by `tm_engine_free`).
+/// `shutdown` interrupts every request in flight, connecting or not (used by
+/// `tm_engine_free`): a connect in progress within 100 ms, a request on an
+/// open connection at once.
 #[derive(Debug, Clone)]
 pub struct Clients {
     verify: ureq::Agent,
     no_verify: ureq::Agent,
+    stop: Arc<AtomicBool>,
 }
 
-fn agent(verify: bool) -> ureq::Agent {
+fn agent(verify: bool, stop: Arc<AtomicBool>) -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .disable_verification(!verify)
         .build();
@@ -69,22 +98,30 @@ fn agent(verify: bool) -> ureq::Agent {
         ))
         .tls_config(tls)
         .build();
-    ureq::Agent::new_with_config(config)
+    let connector = ProbeConnector { stop }.chain(RustlsConnector::default());
+    ureq::Agent::with_parts(config, connector, ProbeResolver)
 }
 
 impl Clients {
     /// New clients.
     pub fn new() -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
         Clients {
-            verify: agent(true),
-            no_verify: agent(false),
+            verify: agent(true, stop.clone()),
+            no_verify: agent(false, stop.clone()),
+            stop,
         }
     }
 
     /// Interrupts every request in flight; later requests fail at once.
     pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
         self.verify.clone().shutdown();
         self.no_verify.clone().shutdown();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 }
 
@@ -101,11 +138,14 @@ fn host_for_url(h: &str) -> String {
     }
 }
 
-/// Runs one probe. `stop` aborts a TCP connect in progress.
+/// Runs one probe. `stop` (or [`Clients::shutdown`]) aborts it within
+/// 100 ms while it connects.
 pub fn run(spec: &ProbeSpec, clients: &Clients, stop: &AtomicBool) -> ProbeResult {
     let start = Instant::now();
     let (ok, detail) = match spec.protocol {
-        ProbeProtocol::Tcp => tcp(spec, stop, start),
+        ProbeProtocol::Tcp => tcp(spec, start, &|| {
+            stop.load(Ordering::Relaxed) || clients.stopped()
+        }),
         ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients),
     };
     ProbeResult {
@@ -139,10 +179,11 @@ fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
     for (k, v) in &spec.headers {
         req = req.header(k.as_str(), v.as_str());
     }
+    let timeout = spec.timeout.min(MAX_BUDGET);
     let req = req
         .config()
-        .timeout_global(Some(spec.timeout))
-        .timeout_connect(Some(spec.timeout))
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout))
         .build();
     match req.call() {
         Ok(resp) => {
@@ -156,40 +197,370 @@ fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
     }
 }
 
-fn tcp(spec: &ProbeSpec, stop: &AtomicBool, start: Instant) -> (bool, String) {
-    let addrs: Vec<SocketAddr> = match spec.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, spec.port)],
-        Err(_) => match (spec.host.as_str(), spec.port).to_socket_addrs() {
-            Ok(a) => a.collect(),
-            Err(e) => return (false, format!("cannot resolve {}: {e}", spec.host)),
-        },
+fn tcp(spec: &ProbeSpec, start: Instant, stop: &dyn Fn() -> bool) -> (bool, String) {
+    let addrs = match resolve(&spec.host, spec.port) {
+        Ok(a) => a,
+        Err(e) => return (false, format!("cannot resolve {}: {e}", spec.host)),
     };
-    let Some(addr) = addrs.first().copied() else {
-        return (false, format!("cannot resolve {}: no address", spec.host));
+    let deadline = start + spec.timeout.min(MAX_BUDGET);
+    match connect_any(&addrs, deadline, stop) {
+        Ok(s) => {
+            drop(s);
+            (true, "TCP connected".into())
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => (false, "stopped".into()),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => (false, "connect timed out".into()),
+        Err(e) => (false, format!("connect: {e}")),
+    }
+}
+
+/// The addresses of `host` (an address literal or a name, resolved here on
+/// the calling thread by the system resolver).
+fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
+    }
+    Ok(addrs)
+}
+
+/// Whether a connect failed at once for this address only (the next
+/// resolved address may still work): nothing was waited for.
+fn refused_at_once(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::AddrNotAvailable
+    )
+}
+
+/// [`connect`] to the first of `addrs` that does not refuse at once.
+fn connect_any(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match connect_with(*addr, deadline, stop) {
+            Ok(s) => return Ok(s),
+            Err(e) if refused_at_once(&e) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// One TCP connect to `addr` that lasts until `deadline`: a non-blocking
+/// `connect(2)` (the kernel retransmits the SYN as for any connect; no new
+/// handshake is ever started), polled in slices of at most 100 ms, between
+/// which `stop` is read. Returns a blocking stream once connected; an error
+/// of kind `TimedOut` at the deadline and of kind `Interrupted` ("stopped")
+/// once `stop` is set.
+pub fn connect(addr: SocketAddr, deadline: Instant, stop: &AtomicBool) -> io::Result<TcpStream> {
+    connect_with(addr, deadline, &|| stop.load(Ordering::Relaxed))
+}
+
+fn connect_with(
+    addr: SocketAddr,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<TcpStream> {
+    if stop() {
+        return Err(stopped());
+    }
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
     };
-    let deadline = start + spec.timeout;
-    // Connect in slices so that a stop request is seen within 100 ms.
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns; `OwnedFd`
+    // closes it on every path from here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = RawAddr::from(addr);
+    let (ptr, len) = raw.as_ptr_len();
+    // SAFETY: `ptr` points to a sockaddr of `len` bytes that lives in `raw`
+    // for the duration of the call.
+    let r = unsafe { libc::connect(fd.as_raw_fd(), ptr, len) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        // EINTR: the connect goes on in the background, as for EINPROGRESS.
+        if !matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) {
+            return Err(e);
+        }
+        wait_connected(&fd, deadline, stop)?;
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "stopped")
+}
+
+/// Waits for the connect in progress on `fd` to finish, in slices of at
+/// most [`SLICE`], and returns its outcome (`SO_ERROR`).
+fn wait_connected(fd: &OwnedFd, deadline: Instant, stop: &dyn Fn() -> bool) -> io::Result<()> {
     loop {
-        if stop.load(Ordering::Relaxed) {
-            return (false, "stopped".into());
+        if stop() {
+            return Err(stopped());
         }
         let now = Instant::now();
         if now >= deadline {
-            return (false, "connect timed out".into());
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
         }
-        let slice = (deadline - now).min(Duration::from_millis(100));
-        match TcpStream::connect_timeout(&addr, slice) {
-            Ok(s) => {
-                drop(s);
-                return (true, "TCP connected".into());
-            }
-            Err(e)
-                if e.kind() == std::io::ErrorKind::TimedOut
-                    || e.kind() == std::io::ErrorKind::WouldBlock =>
-            {
+        let slice = (deadline - now).min(SLICE);
+        // Round up so a last slice under 1 ms does not spin.
+        let ms = slice.as_micros().div_ceil(1000).clamp(1, 1000) as libc::c_int;
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            Err(e) => return (false, format!("connect: {e}")),
+            return Err(e);
         }
+        if n == 0 {
+            continue;
+        }
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes of the sizes given.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if err != 0 {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+        return Ok(());
+    }
+}
+
+/// A socket address in the C layout `connect(2)` takes.
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl From<SocketAddr> for RawAddr {
+    fn from(a: SocketAddr) -> RawAddr {
+        match a {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_in is plain old data; all zeroes is valid.
+                let mut s: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                s.sin_family = libc::AF_INET as libc::sa_family_t;
+                s.sin_port = a.port().to_be();
+                s.sin_addr = libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                };
+                RawAddr::V4(s)
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: sockaddr_in6 is plain old data; all zeroes is valid.
+                let mut s: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                s.sin6_port = a.port().to_be();
+                s.sin6_flowinfo = a.flowinfo();
+                s.sin6_addr = libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                };
+                s.sin6_scope_id = a.scope_id();
+                RawAddr::V6(s)
+            }
+        }
+    }
+}
+
+impl RawAddr {
+    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawAddr::V4(s) => (
+                (s as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawAddr::V6(s) => (
+                (s as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+/// ureq's first connector for probes: opens the TCP connection with
+/// [`connect_any`] (one connect, the whole budget, the stop flag polled),
+/// instead of ureq's blocking `connect_timeout` that `shutdown` cannot
+/// interrupt.
+#[derive(Debug)]
+struct ProbeConnector {
+    stop: Arc<AtomicBool>,
+}
+
+impl Connector<()> for ProbeConnector {
+    type Out = ProbeTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<ProbeTransport>, ureq::Error> {
+        let budget = if details.timeout.after.is_not_happening() {
+            MAX_BUDGET
+        } else {
+            (*details.timeout.after).min(MAX_BUDGET)
+        };
+        let deadline = Instant::now() + budget;
+        let stop = &self.stop;
+        let addrs: Vec<SocketAddr> = details.addrs.iter().copied().collect();
+        let stream = match connect_any(&addrs, deadline, &|| stop.load(Ordering::Relaxed)) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(ureq::Error::Timeout(details.timeout.reason));
+            }
+            Err(e) => return Err(ureq::Error::Io(e)),
+        };
+        // Latency of a probe request matters more than packet count.
+        stream.set_nodelay(true)?;
+        let stream = Arc::new(stream);
+        (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(ProbeTransport { stream, buffers }))
+    }
+}
+
+/// A connected probe socket as ureq's transport (plain TCP; TLS is layered
+/// over it by ureq's rustls connector).
+struct ProbeTransport {
+    stream: Arc<TcpStream>,
+    buffers: LazyBuffers,
+}
+
+impl std::fmt::Debug for ProbeTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeTransport")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// The socket timeout for one read or write: `None` = none; an expired
+/// budget is ureq's timeout error.
+fn io_limit(t: &NextTimeout) -> Result<Option<Duration>, ureq::Error> {
+    if t.after.is_not_happening() {
+        return Ok(None);
+    }
+    if t.after.is_zero() {
+        return Err(ureq::Error::Timeout(t.reason));
+    }
+    Ok(Some(*t.after))
+}
+
+fn io_error(e: io::Error, t: &NextTimeout) -> ureq::Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(t.reason),
+        _ => ureq::Error::Io(e),
+    }
+}
+
+impl Transport for ProbeTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let t = timeout.for_write();
+        self.stream.set_write_timeout(io_limit(&t)?)?;
+        let output = &self.buffers.output()[..amount];
+        (&*self.stream)
+            .write_all(output)
+            .map_err(|e| io_error(e, &t))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let t = timeout.for_read();
+        self.stream.set_read_timeout(io_limit(&t)?)?;
+        let input = self.buffers.input_append_buf();
+        let n = loop {
+            match (&*self.stream).read(input) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r.map_err(|e| io_error(e, &t))?,
+            }
+        };
+        self.buffers.input_appended(n);
+        Ok(n > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // Open = nothing to read yet and no EOF or error.
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let open =
+            matches!(self.stream.peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).is_ok() && open
+    }
+}
+
+/// Resolves the probe URL's host on the probe thread: an address literal
+/// as is, a name by the system resolver (ureq's default resolver starts a
+/// detached thread per lookup, which `free` could not join).
+#[derive(Debug)]
+struct ProbeResolver;
+
+impl Resolver for ProbeResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let mut out = self.empty();
+        for a in resolve(host, port)? {
+            if out.try_push(a).is_err() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
     }
 }

@@ -132,6 +132,7 @@ pub fn render(snap: &Snapshot, board: &Board, reloads: &crate::engine::ReloadSta
             "path": snap.source.path.as_ref().map(|p| p.display().to_string()),
             "hash": format!("{:016x}", snap.source.hash),
             "loaded_at": snap.source.loaded_at,
+            "warnings": snap.warnings().collect::<Vec<_>>(),
         },
         "reloads": {
             "ok": reloads.ok,
