@@ -71,6 +71,11 @@ fn enc(v: &V, out: &mut Vec<u8>) {
 
 /// Writes an IPv6 MMDB (24-bit records); IPv4 networks go under ::/96.
 fn write_mmdb(nets: Vec<(&str, V)>) -> Vec<u8> {
+    write_mmdb_rs(nets, 24)
+}
+
+/// Writes an IPv6 MMDB with 24-, 28- or 32-bit records.
+fn write_mmdb_rs(nets: Vec<(&str, V)>, record_size: u16) -> Vec<u8> {
     // Trie: node = [left, right]; child: Node(i) | Data(j) | Empty.
     #[derive(Clone, Copy)]
     enum R {
@@ -110,13 +115,26 @@ fn write_mmdb(nets: Vec<(&str, V)>) -> Vec<u8> {
     let count = nodes.len();
     let mut out = Vec::new();
     for node in &nodes {
-        for r in node {
-            let v = match r {
-                R::Empty => count,
-                R::Node(n) => *n,
-                R::Data(j) => count + 16 + offsets[*j],
-            } as u32;
-            out.extend_from_slice(&v.to_be_bytes()[1..]);
+        let [l, r] = node.map(|r| match r {
+            R::Empty => count,
+            R::Node(n) => n,
+            R::Data(j) => count + 16 + offsets[j],
+        });
+        let (l, r) = (l as u32, r as u32);
+        match record_size {
+            24 => {
+                out.extend_from_slice(&l.to_be_bytes()[1..]);
+                out.extend_from_slice(&r.to_be_bytes()[1..]);
+            }
+            28 => {
+                out.extend_from_slice(&l.to_be_bytes()[1..]);
+                out.push(((l >> 24) as u8) << 4 | (r >> 24) as u8 & 0x0f);
+                out.extend_from_slice(&r.to_be_bytes()[1..]);
+            }
+            _ => {
+                out.extend_from_slice(&l.to_be_bytes());
+                out.extend_from_slice(&r.to_be_bytes());
+            }
         }
     }
     out.extend_from_slice(&[0u8; 16]);
@@ -134,7 +152,7 @@ fn write_mmdb(nets: Vec<(&str, V)>) -> Vec<u8> {
         ("ip_version", V::U16(6)),
         ("languages", V::Arr(vec![V::Str("en")])),
         ("node_count", V::U32(count as u32)),
-        ("record_size", V::U16(24)),
+        ("record_size", V::U16(record_size)),
     ]);
     enc(&meta, &mut out);
     out
@@ -241,5 +259,104 @@ fn flat_layout_of_the_shared_database() {
             Some((c.lat as f32 as f64, c.lon as f32 as f64)),
             "{ip}"
         );
+    }
+}
+
+/// Our bounded reader and MaxMind's crate read the same thing: every record
+/// size, and a sample of addresses of the shared database.
+#[test]
+fn agrees_with_the_maxminddb_crate() {
+    #[derive(serde::Deserialize)]
+    struct Flat<'a> {
+        #[serde(borrow)]
+        country_code: Option<&'a str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        iso_code: Option<&'a str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct City<'a> {
+        #[serde(borrow)]
+        country: Option<Named<'a>>,
+    }
+    let nets = || {
+        (0..300u32)
+            .map(|i| {
+                let cc = ["GB", "JP", "BR", "US", "FR"][i as usize % 5];
+                let net: &'static str = if i % 3 == 0 {
+                    Box::leak(format!("2001:db8:{i:x}::/{}", 48 + i % 17).into_boxed_str())
+                } else {
+                    Box::leak(format!("10.{}.{}.0/{}", i / 7, i % 256, 24 + i % 9).into_boxed_str())
+                };
+                (
+                    net,
+                    V::Map(vec![("country", V::Map(vec![("iso_code", V::Str(cc))]))]),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut probes: Vec<IpAddr> = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        let r = next();
+        probes.push(IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 | (r as u32 & 0x00ff_ffff),
+        )));
+        probes.push(IpAddr::V6(std::net::Ipv6Addr::from(
+            0x2001_0db8_0000_0000_0000_0000_0000_0000u128
+                | u128::from(r) << 32 >> 32 & ((1u128 << 96) - 1)
+                | u128::from(r & 0x1ff) << 80,
+        )));
+    }
+    for rs in [24u16, 28, 32] {
+        let db = write_mmdb_rs(nets(), rs);
+        let ours = GeoTable::from_bytes(&db, "x.mmdb").unwrap();
+        let theirs = maxminddb::Reader::from_source(db).unwrap();
+        let mut found = 0;
+        for ip in &probes {
+            let want = theirs
+                .lookup(*ip)
+                .unwrap()
+                .decode::<City>()
+                .unwrap()
+                .and_then(|c| c.country?.iso_code.map(str::to_string));
+            let got = ours.lookup(*ip).map(|(i, _)| code(i.country));
+            assert_eq!(got, want, "{ip} with {rs}-bit records");
+            found += usize::from(want.is_some());
+        }
+        assert!(found > 100, "{found} probes hit a network");
+    }
+    let path = shared("data/geo-whois-asn-country.mmdb");
+    let ours = GeoTable::load(&path).unwrap();
+    let theirs = maxminddb::Reader::open_readfile(&path).unwrap();
+    for _ in 0..20_000 {
+        let r = next();
+        for ip in [
+            IpAddr::V4(std::net::Ipv4Addr::from(r as u32)),
+            IpAddr::V6(std::net::Ipv6Addr::from(
+                (0x2000u128 << 112) | (u128::from(r) << 64),
+            )),
+        ] {
+            let res = theirs.lookup(ip).unwrap();
+            let want = res
+                .decode::<Flat>()
+                .unwrap()
+                .and_then(|f| f.country_code.and_then(builtin::country_index))
+                .map(|i| i as u16);
+            let got = ours.lookup(ip).map(|(i, plen)| {
+                let net = res.network().unwrap();
+                assert_eq!(plen, net.prefix(), "{ip}: network {net}");
+                i.country
+            });
+            assert_eq!(got.filter(|c| *c != u16::MAX), want, "{ip}");
+        }
     }
 }
