@@ -1,7 +1,9 @@
 # Every command a contributor runs. README points here.
 #   make demo           build and run the embedded front on 127.0.0.1:5353 with examples/demo.toml
-#   make test           everything: Rust unit/integration/system tests, C harness plain and under valgrind
+#   make test           everything: Rust unit/integration/system tests (fuzz corpora replayed),
+#                       C harness plain, under ASan+UBSan and under valgrind
 #   make test-asan      C harness built with -fsanitize=address,undefined
+#   make fuzz           every cargo-fuzz target for FUZZ_SECONDS each (nightly toolchain)
 #   make test-valgrind  C harness under valgrind
 #   make bench          criterion benchmarks on the 1M-prefix latency table
 #   make header         regenerate include/trafficmgr.h
@@ -16,7 +18,10 @@ SHARED   ?= $(CURDIR)/../shared
 LATENCY_1M := $(CURDIR)/target/latency-1m.csv
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
 
-.PHONY: all deps build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := wire config dlz mmdb latency_csv
+
+.PHONY: all deps build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz
 
 all: build
 
@@ -33,7 +38,7 @@ $(LATENCY_1M):
 	python3 $(SHARED)/tools/make-latency-table $@.tmp --ipv6
 	mv $@.tmp $@
 
-test: deps build latency-1m test-rust test-c test-valgrind
+test: deps build latency-1m test-rust test-c test-asan test-valgrind
 	@echo "make test: all passed"
 
 test-rust:
@@ -55,8 +60,17 @@ test-asan: build
 	@mkdir -p c-tests/bin/asan
 	@for s in c-tests/test_*.c; do \
 	    b=c-tests/bin/asan/$$(basename $$s .c); \
-	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
-	    ASAN_OPTIONS=detect_leaks=1 $$b tests/data $(SHARED)/data || exit 1; \
+	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
+	    echo "asan+ubsan $$b"; \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b tests/data $(SHARED)/data || exit 1; \
+	done
+
+# Fuzzing (nightly + cargo-fuzz); new inputs land in fuzz/corpus/<target>,
+# crashes in fuzz/artifacts/<target>. Stable replays the corpora in make test.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	    (cd fuzz && $(CARGO) +nightly fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=5 -print_final_stats=1) || exit 1; \
 	done
 
 demo:

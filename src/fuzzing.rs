@@ -159,17 +159,16 @@ pub fn wire(engine: &Engine, data: &[u8]) {
         assert!(n <= cap);
         check_reply(query, &out[..n], tcp);
     }
-    // In place: the same reply in a buffer of the same room.
+    // In place: a reply as good in a buffer of the same room (the bytes
+    // may differ: a weighted draw without a client is random).
     let room = cap.max(query.len());
     let mut buf = vec![0u8; room];
     buf[..query.len()].copy_from_slice(query);
     let r2 = engine.resolve_in_place(&mut buf, query.len(), peer, tcp);
     if room == cap {
-        match (r, r2) {
-            (Ok(n), Ok(n2)) => assert_eq!(out[..n], buf[..n2], "in place differs"),
-            (a, b) => assert_eq!(a.map(|_| ()), b.map(|_| ()), "in place differs"),
-        }
-    } else if let Ok(n2) = r2 {
+        assert_eq!(r.is_ok(), r2.is_ok(), "in place differs: {r:?} {r2:?}");
+    }
+    if let Ok(n2) = r2 {
         check_reply(query, &buf[..n2], tcp);
     }
 }

@@ -54,3 +54,13 @@ fn dlz() {
     let inst = trafficmgr::fuzzing::dlz_instance();
     replay("dlz", |d| trafficmgr::fuzzing::dlz(&inst, d));
 }
+
+#[test]
+fn mmdb() {
+    replay("mmdb", trafficmgr::geo::fuzz_mmdb);
+}
+
+#[test]
+fn latency_csv() {
+    replay("latency_csv", trafficmgr::geo::fuzz_latency_csv);
+}
