@@ -15,132 +15,24 @@
 //! `negquery-cache-ttl=0`, `zone-cache-refresh-interval=0` (PowerDNS's
 //! caches are not per client). See examples/powerdns/pdns.conf.
 //!
-//! Protocol: one JSON object per line each way. `lookup` gets the answer
+//! Protocol (in the library, `trafficmgr::pdns`): one JSON object per line each way. `lookup` gets the answer
 //! routed for `real-remote` (the ECS subnet when the query carried one,
 //! else the remote address) and returns records with `scopeMask` = the ECS
 //! scope the decision used. Malformed requests get `{"result":false,
 //! "log":[…]}`; the adapter never exits on a bad request or a dropped
 //! connection. Logs go to stderr, one line each, in PowerDNS's manner.
 
-use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
-use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use trafficmgr::answer::records::type_name;
-use trafficmgr::{Engine, LogLevel, Query, Rcode};
+use trafficmgr::{Engine, LogLevel, pdns};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
-}
-
-fn qtype_code(t: &str) -> Option<u16> {
-    Some(match t {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "AAAA" => 28,
-        "ANY" => 255,
-        _ => return None,
-    })
-}
-
-/// `203.0.113.0/24` or `192.0.2.7` → (address, prefix length).
-fn parse_subnet(s: &str) -> Option<(IpAddr, u8)> {
-    match s.split_once('/') {
-        Some((a, p)) => Some((a.parse().ok()?, p.parse().ok()?)),
-        None => {
-            let a: IpAddr = s.parse().ok()?;
-            Some((a, if a.is_ipv4() { 32 } else { 128 }))
-        }
-    }
-}
-
-fn lookup(engine: &Engine, p: &Value) -> Value {
-    let (Some(qname), Some(qtype)) = (p["qname"].as_str(), p["qtype"].as_str()) else {
-        return json!({"result": false, "log": ["lookup without qname or qtype"]});
-    };
-    let remote = p["remote"].as_str().and_then(|r| r.parse::<IpAddr>().ok());
-    // real-remote is the ECS subnet, or remote/32 (/128) when there was none.
-    let ecs = p["real-remote"]
-        .as_str()
-        .and_then(parse_subnet)
-        .filter(|(a, plen)| {
-            let full = if a.is_ipv4() { 32 } else { 128 };
-            Some(*a) != remote || *plen != full
-        });
-    let Some(code) = qtype_code(qtype) else {
-        // Types we never hold (MX, TXT, …): no records.
-        return json!({"result": false});
-    };
-    let q = Query {
-        name: qname.as_bytes(),
-        qtype: 255,
-        client: remote,
-        ecs,
-    };
-    let r = engine.lookup(&q, |a, _| {
-        if a.rcode == Rcode::Refused || a.rcode == Rcode::NxDomain {
-            return None;
-        }
-        let owner = if qname.ends_with('.') {
-            qname.to_string()
-        } else {
-            format!("{qname}.")
-        };
-        let mut out = Vec::new();
-        for rec in a.answer.iter() {
-            // A CNAME goes only to ANY/A/AAAA/CNAME questions: PowerDNS asks
-            // SOA for zone discovery, and a CNAME there breaks it.
-            let wanted =
-                code == 255 || rec.rtype == code || (rec.rtype == 5 && matches!(code, 1 | 28 | 5));
-            if wanted {
-                out.push(json!({
-                    "qtype": type_name(rec.rtype),
-                    "qname": owner,
-                    "content": &*rec.text,
-                    "ttl": rec.ttl,
-                    "auth": 1,
-                    "scopeMask": a.scope_prefix,
-                }));
-            }
-        }
-        Some(out)
-    });
-    match r {
-        Ok(Some(recs)) if !recs.is_empty() => json!({"result": recs}),
-        _ => json!({"result": false}),
-    }
-}
-
-fn handle(engine: &Engine, line: &str) -> Value {
-    let Ok(req) = serde_json::from_str::<Value>(line) else {
-        return json!({"result": false, "log": ["malformed request: not JSON"]});
-    };
-    let params = &req["parameters"];
-    match req["method"].as_str() {
-        Some("initialize") => json!({"result": true}),
-        Some("lookup") => lookup(engine, params),
-        Some("getAllDomains") => {
-            let snap = engine.snapshot();
-            let zones: Vec<Value> = snap
-                .zones
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, z)| json!({"id": i + 1, "zone": &*z.owner, "kind": "native", "serial": 1}),
-                )
-                .collect();
-            json!({"result": zones})
-        }
-        Some(_) => json!({"result": false}),
-        None => json!({"result": false, "log": ["malformed request: no method"]}),
-    }
 }
 
 fn serve(stream: UnixStream, engine: Arc<Engine>) {
@@ -156,7 +48,7 @@ fn serve(stream: UnixStream, engine: Arc<Engine>) {
         match reader.read_line(&mut line) {
             Ok(0) => return, // PowerDNS closed the connection
             Ok(_) => {
-                let mut reply = handle(&engine, line.trim()).to_string();
+                let mut reply = pdns::reply(&engine, line.trim().as_bytes());
                 reply.push('\n');
                 if writer.write_all(reply.as_bytes()).is_err() {
                     return;
