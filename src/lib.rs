@@ -9,7 +9,8 @@
 //! Modules: [`config`] (TOML → validated model), [`snapshot`] (compiled
 //! form), [`routing`] (one file per method), [`geo`] (prefix tables, regions,
 //! distances), [`health`] (status words), [`answer`] (records and wire
-//! format), [`engine`] (the Rust API), `ffi` (the C ABI, `tm_*`).
+//! format), [`engine`] (the Rust API), [`pdns`] (the PowerDNS remote-backend
+//! protocol), `ffi` (the C ABI, `tm_*`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod geo;
 pub mod health;
+pub mod pdns;
 pub mod query;
 pub mod routing;
 pub mod snapshot;

@@ -7,102 +7,10 @@
 
 mod common;
 use common::dns::{BASIC_ROWS, Compare, HostRow, assert_host_matches, dig_raw, free_port};
+use common::pdns::{start_adapter, start_pdns};
 use common::*;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use trafficmgr::Engine;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn adapter_bin() -> PathBuf {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/pdns-remote");
-    if !bin.exists() {
-        assert!(
-            Command::new(env!("CARGO"))
-                .args(["build", "--example", "pdns-remote"])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    bin
-}
-
-fn start_adapter(dir: &Path, config: &Path) -> (Proc, PathBuf) {
-    let sock = dir.join("tm.sock");
-    let child = Command::new(adapter_bin())
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--socket",
-            sock.to_str().unwrap(),
-        ])
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("adapter.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    wait_for(20, "adapter socket", || {
-        std::os::unix::net::UnixStream::connect(&sock).is_ok()
-    });
-    (Proc(child), sock)
-}
-
-fn start_pdns(dir: &Path, sock: &Path, port: u16) -> Proc {
-    std::fs::write(
-        dir.join("static.zone"),
-        "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("named.conf"),
-        format!(
-            "zone \"static.example\" {{ type master; file \"{}\"; }};\n",
-            dir.join("static.zone").display()
-        ),
-    )
-    .unwrap();
-    let conf = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/powerdns/pdns.conf"),
-    )
-    .unwrap()
-    .replace("/run/pdns-trafficmgr.sock", &sock.display().to_string())
-    .replace(
-        "/etc/powerdns/named.conf",
-        &dir.join("named.conf").display().to_string(),
-    )
-    .replace("local-port=53", &format!("local-port={port}"))
-    .replace(
-        "socket-dir=/run/pdns",
-        &format!("socket-dir={}", dir.display()),
-    );
-    std::fs::write(dir.join("pdns.conf"), conf).unwrap();
-    let child = Command::new("pdns_server")
-        .arg(format!("--config-dir={}", dir.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("pdns.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("pdns_server (pdns-server, pdns-backend-remote) is installed");
-    wait_for(30, "pdns answering", || {
-        dig_raw(port, "tm.example", "SOA", &[]).0 == "NOERROR"
-    });
-    Proc(child)
-}
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

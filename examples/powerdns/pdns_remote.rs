@@ -6,31 +6,56 @@
 //! UDP distributors + TCP), which is why the remote backend is used.
 //!
 //! ```text
-//! cargo run --release --example pdns-remote -- --config /etc/trafficmgr.toml --socket /run/pdns-tm.sock
+//! cargo run --release --example pdns-remote -- --config /etc/trafficmgr.toml --socket /run/pdns/tm.sock \
+//!     [--socket-group pdns] [--socket-mode 0660] [--max-connections 256] \
+//!     [--request-timeout 10] [--idle-timeout 0] [--max-line 65536]
 //! ```
 //!
 //! pdns.conf: `launch=remote` (plus your other backends),
-//! `remote-connection-string=unix:path=/run/pdns-tm.sock,timeout=2000`,
+//! `remote-connection-string=unix:path=/run/pdns/tm.sock,timeout=2000`,
 //! `edns-subnet-processing=yes`, and `cache-ttl=0`, `query-cache-ttl=0`,
 //! `negquery-cache-ttl=0`, `zone-cache-refresh-interval=0` (PowerDNS's
 //! caches are not per client). See examples/powerdns/pdns.conf.
 //!
-//! Protocol: one JSON object per line each way. `lookup` gets the answer
-//! routed for `real-remote` (the ECS subnet when the query carried one,
-//! else the remote address) and returns records with `scopeMask` = the ECS
-//! scope the decision used. Malformed requests get `{"result":false,
-//! "log":[…]}`; the adapter never exits on a bad request or a dropped
-//! connection. Logs go to stderr, one line each, in PowerDNS's manner.
+//! Protocol (in the library, `trafficmgr::pdns`): one JSON object per line
+//! each way. Malformed requests get `{"result":false,"log":[…]}`; the
+//! adapter never exits on a bad request or a dropped connection.
+//!
+//! Limits, against a hostile or broken client on the socket:
+//! - a request line longer than `--max-line` bytes gets an error reply and
+//!   the connection is closed (memory per connection is bounded by it);
+//! - a connection that sends no complete request within `--request-timeout`
+//!   seconds of connecting, or leaves a request line unfinished that long,
+//!   is closed (PowerDNS sends `initialize` at once and each request in
+//!   one write);
+//! - with `--idle-timeout` set, a connection with no request for that long
+//!   is closed. Off by default: PowerDNS keeps one connection per backend
+//!   thread open for good and answers SERVFAIL to the first query after
+//!   the other side closed it (4.7.3, measured) — it does not retry;
+//! - at most `--max-connections` at once (lowered to fit the descriptor
+//!   limit): at the cap, a new connection replaces the one idle the longest,
+//!   so PowerDNS reconnecting is never locked out by idle clients;
+//! - a thread that cannot be created (thread or memory limit) closes that
+//!   one connection, with a log line; the adapter goes on.
+//!
+//! The socket: the adapter refuses to start when `--socket` is served by a
+//! live process (another instance) or is not a socket (it never deletes a
+//! file it did not create); it removes a stale socket (nobody listening);
+//! at exit it removes the socket only when it is still the one it created.
+//! Mode `--socket-mode` (default 0660) whatever the umask, group
+//! `--socket-group`. Logs go to stderr, one line each.
 
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use trafficmgr::answer::records::type_name;
-use trafficmgr::{Engine, LogLevel, Query, Rcode};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use trafficmgr::{Engine, LogLevel, pdns};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -38,160 +63,438 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn qtype_code(t: &str) -> Option<u16> {
-    Some(match t {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "AAAA" => 28,
-        "ANY" => 255,
-        _ => return None,
-    })
+const USAGE: &str = "usage: pdns-remote --config FILE --socket PATH [--socket-group NAME|GID] \
+[--socket-mode OCTAL (0660)] [--max-connections N (256)] [--request-timeout SECONDS (10)] \
+[--idle-timeout SECONDS (0: off)] \
+[--max-line BYTES (65536)]";
+
+/// Default longest request line (bytes, newline excluded). PowerDNS's
+/// requests are a few hundred bytes (a `lookup` carries one name of at
+/// most 255 octets).
+const DEFAULT_MAX_LINE: usize = 64 * 1024;
+/// Descriptors kept free for everything but connections (listener, stdio,
+/// config and data files, health probes' sockets).
+const FD_RESERVE: u64 = 32;
+/// A connection's thread's stack: JSON nesting is bounded (128) by serde_json.
+const STACK: usize = 512 * 1024;
+/// How long a reply may take to be read by the client.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a blocked connection looks at the stop flag and its deadline.
+const TICK: Duration = Duration::from_millis(250);
+
+struct Opts {
+    config: String,
+    socket: PathBuf,
+    group: Option<String>,
+    mode: u32,
+    max_conns: usize,
+    request: Duration,
+    idle: Option<Duration>,
+    max_line: usize,
 }
 
-/// `203.0.113.0/24` or `192.0.2.7` → (address, prefix length).
-fn parse_subnet(s: &str) -> Option<(IpAddr, u8)> {
-    match s.split_once('/') {
-        Some((a, p)) => Some((a.parse().ok()?, p.parse().ok()?)),
-        None => {
-            let a: IpAddr = s.parse().ok()?;
-            Some((a, if a.is_ipv4() { 32 } else { 128 }))
+fn seconds(flag: &str, v: &str, zero_ok: bool) -> Result<Duration, String> {
+    v.parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && (*s > 0.0 || zero_ok && *s == 0.0) && *s <= 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("{flag} {v}: not a number of seconds"))
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut o = Opts {
+        config: String::new(),
+        socket: PathBuf::new(),
+        group: None,
+        mode: 0o660,
+        max_conns: 256,
+        request: Duration::from_secs(10),
+        idle: None,
+        max_line: DEFAULT_MAX_LINE,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--config" => o.config = val()?,
+            "--socket" => o.socket = PathBuf::from(val()?),
+            "--socket-group" => o.group = Some(val()?),
+            "--socket-mode" => {
+                let v = val()?;
+                o.mode = u32::from_str_radix(&v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or(format!("--socket-mode {v}: not an octal mode 0..0777"))?;
+            }
+            "--max-connections" => {
+                let v = val()?;
+                o.max_conns = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(format!("--max-connections {v}: not a number >= 1"))?;
+            }
+            "--request-timeout" => o.request = seconds(&a, &val()?, false)?,
+            "--idle-timeout" => {
+                let d = seconds(&a, &val()?, true)?;
+                o.idle = (!d.is_zero()).then_some(d);
+            }
+            "--max-line" => {
+                let v = val()?;
+                o.max_line = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or(format!("--max-line {v}: not a number >= 1024"))?;
+            }
+            _ => return Err(format!("unknown argument {a}")),
         }
     }
+    if o.config.is_empty() || o.socket.as_os_str().is_empty() {
+        return Err("--config and --socket are required".into());
+    }
+    Ok(o)
 }
 
-fn lookup(engine: &Engine, p: &Value) -> Value {
-    let (Some(qname), Some(qtype)) = (p["qname"].as_str(), p["qtype"].as_str()) else {
-        return json!({"result": false, "log": ["lookup without qname or qtype"]});
-    };
-    let remote = p["remote"].as_str().and_then(|r| r.parse::<IpAddr>().ok());
-    // real-remote is the ECS subnet, or remote/32 (/128) when there was none.
-    let ecs = p["real-remote"]
-        .as_str()
-        .and_then(parse_subnet)
-        .filter(|(a, plen)| {
-            let full = if a.is_ipv4() { 32 } else { 128 };
-            Some(*a) != remote || *plen != full
-        });
-    let Some(code) = qtype_code(qtype) else {
-        // Types we never hold (MX, TXT, …): no records.
-        return json!({"result": false});
-    };
-    let q = Query {
-        name: qname.as_bytes(),
-        qtype: 255,
-        client: remote,
-        ecs,
-    };
-    let r = engine.lookup(&q, |a, _| {
-        if a.rcode == Rcode::Refused || a.rcode == Rcode::NxDomain {
-            return None;
+/// One open connection, as the acceptor sees it.
+struct Conn {
+    stream: Arc<UnixStream>,
+    /// Milliseconds since `Shared::epoch` of the last complete request
+    /// (or of the accept).
+    last: Arc<AtomicU64>,
+    /// Handling a request right now (never shed then).
+    busy: Arc<AtomicBool>,
+    /// Shed: shut down, its thread not yet gone.
+    closing: bool,
+}
+
+struct Shared {
+    engine: Engine,
+    conns: Mutex<HashMap<u64, Conn>>,
+    epoch: Instant,
+    request: Duration,
+    idle: Option<Duration>,
+    max_line: usize,
+    /// Lines about clients (start of the window, lines in it, suppressed).
+    noted: Mutex<(Instant, u32, u64)>,
+}
+
+/// Lines about clients per `NOTE_WINDOW`, beyond which they are counted.
+const NOTE_BURST: u32 = 20;
+const NOTE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Shared {
+    /// Logs a line about a client, at most `NOTE_BURST` per `NOTE_WINDOW`
+    /// (a client cycling connections must not flood the log).
+    fn note(&self, msg: std::fmt::Arguments<'_>) {
+        let mut n = self.noted.lock().unwrap_or_else(|e| e.into_inner());
+        if n.0.elapsed() >= NOTE_WINDOW {
+            if n.2 > 0 {
+                eprintln!("pdns-remote: {} more such lines not shown", n.2);
+            }
+            *n = (Instant::now(), 0, 0);
         }
-        let owner = if qname.ends_with('.') {
-            qname.to_string()
+        if n.1 < NOTE_BURST {
+            n.1 += 1;
+            eprintln!("pdns-remote: {msg}");
         } else {
-            format!("{qname}.")
-        };
-        let mut out = Vec::new();
-        for rec in a.answer.iter() {
-            // A CNAME goes only to ANY/A/AAAA/CNAME questions: PowerDNS asks
-            // SOA for zone discovery, and a CNAME there breaks it.
-            let wanted =
-                code == 255 || rec.rtype == code || (rec.rtype == 5 && matches!(code, 1 | 28 | 5));
-            if wanted {
-                out.push(json!({
-                    "qtype": type_name(rec.rtype),
-                    "qname": owner,
-                    "content": &*rec.text,
-                    "ttl": rec.ttl,
-                    "auth": 1,
-                    "scopeMask": a.scope_prefix,
-                }));
+            n.2 += 1;
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections not being shed.
+    fn live(&self) -> usize {
+        self.conns().values().filter(|c| !c.closing).count()
+    }
+
+    /// Closes the connection idle the longest (not one mid-request); false
+    /// when there is none.
+    fn shed_idlest(&self) -> bool {
+        let now = self.now_ms();
+        let mut conns = self.conns();
+        let victim = conns
+            .iter_mut()
+            .filter(|(_, c)| !c.closing && !c.busy.load(Ordering::Acquire))
+            .min_by_key(|(_, c)| c.last.load(Ordering::Acquire));
+        match victim {
+            Some((id, c)) => {
+                let idle = now.saturating_sub(c.last.load(Ordering::Acquire));
+                self.note(format_args!(
+                    "at the connection limit: closing connection {id} (idle {idle} ms)"
+                ));
+                // Its thread sees EOF and leaves (removing the entry).
+                c.closing = true;
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                true
             }
+            None => false,
         }
-        Some(out)
-    });
-    match r {
-        Ok(Some(recs)) if !recs.is_empty() => json!({"result": recs}),
-        _ => json!({"result": false}),
     }
 }
 
-fn handle(engine: &Engine, line: &str) -> Value {
-    let Ok(req) = serde_json::from_str::<Value>(line) else {
-        return json!({"result": false, "log": ["malformed request: not JSON"]});
-    };
-    let params = &req["parameters"];
-    match req["method"].as_str() {
-        Some("initialize") => json!({"result": true}),
-        Some("lookup") => lookup(engine, params),
-        Some("getAllDomains") => {
-            let snap = engine.snapshot();
-            let zones: Vec<Value> = snap
-                .zones
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, z)| json!({"id": i + 1, "zone": &*z.owner, "kind": "native", "serial": 1}),
-                )
-                .collect();
-            json!({"result": zones})
-        }
-        Some(_) => json!({"result": false}),
-        None => json!({"result": false, "log": ["malformed request: no method"]}),
-    }
-}
-
-fn serve(stream: UnixStream, engine: Arc<Engine>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+/// Reads request lines (at most `max_line` bytes each) and answers them
+/// until EOF, an error, a timeout or the stop flag.
+fn serve(id: u64, stream: &UnixStream, sh: &Shared, last: &AtomicU64, busy: &AtomicBool) {
+    let tick = [Some(TICK), Some(sh.request), sh.idle]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(TICK);
+    let _ = stream.set_read_timeout(Some(tick));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut reader = BufReader::with_capacity(8192, stream);
+    let mut writer = stream;
+    let mut line: Vec<u8> = Vec::new();
+    let request_ms = sh.request.as_millis() as u64;
+    let idle_ms = sh.idle.map(|d| d.as_millis() as u64);
+    // When the line being read began (or the connection, before its first request).
+    let mut started = Some(sh.now_ms());
     while !STOP.load(Ordering::Relaxed) {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return, // PowerDNS closed the connection
-            Ok(_) => {
-                let mut reply = handle(&engine, line.trim()).to_string();
-                reply.push('\n');
-                if writer.write_all(reply.as_bytes()).is_err() {
-                    return;
-                }
-            }
+        let now = sh.now_ms();
+        if started.is_some_and(|t| now.saturating_sub(t) >= request_ms) {
+            sh.note(format_args!(
+                "connection {id}: no complete request within {:?}, closing",
+                sh.request
+            ));
+            return;
+        }
+        if idle_ms.is_some_and(|i| now.saturating_sub(last.load(Ordering::Acquire)) >= i) {
+            sh.note(format_args!(
+                "connection {id}: idle for {:?}, closing",
+                sh.idle.unwrap_or_default()
+            ));
+            return;
+        }
+        let buf = match reader.fill_buf() {
+            Ok([]) => return, // closed by the client (or shed)
+            Ok(b) => b,
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
                 continue;
             }
             Err(_) => return,
+        };
+        started.get_or_insert(now);
+        let (take, complete) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > sh.max_line {
+            sh.note(format_args!(
+                "connection {id}: request longer than {} bytes, closing",
+                sh.max_line
+            ));
+            let mut r =
+                pdns::error_reply(&format!("request line longer than {} bytes", sh.max_line));
+            r.push('\n');
+            let _ = writer.write_all(r.as_bytes());
+            return;
+        }
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(if complete { take + 1 } else { take });
+        if !complete {
+            continue;
+        }
+        busy.store(true, Ordering::Release);
+        let mut reply = pdns::reply(&sh.engine, line.trim_ascii());
+        reply.push('\n');
+        let ok = writer.write_all(reply.as_bytes()).is_ok();
+        last.store(sh.now_ms(), Ordering::Release);
+        busy.store(false, Ordering::Release);
+        started = None;
+        line.clear();
+        if line.capacity() > 16384 {
+            line.shrink_to(4096);
+        }
+        if !ok {
+            return;
         }
     }
 }
 
-fn main() {
-    let mut config = None;
-    let mut socket = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--config" => config = args.next(),
-            "--socket" => socket = args.next(),
-            _ => {
-                eprintln!("usage: pdns-remote --config FILE --socket PATH");
-                std::process::exit(2);
+/// The descriptor limit's share for connections.
+fn connection_cap(wanted: usize) -> usize {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0
+        || rl.rlim_cur == libc::RLIM_INFINITY
+    {
+        return wanted;
+    }
+    let fit = rl.rlim_cur.saturating_sub(FD_RESERVE).max(1);
+    wanted.min(usize::try_from(fit).unwrap_or(usize::MAX))
+}
+
+fn cstr(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+}
+
+fn group_id(name: &str) -> Result<libc::gid_t, String> {
+    if let Ok(n) = name.parse::<libc::gid_t>() {
+        return Ok(n);
+    }
+    let c = CString::new(name).map_err(|_| format!("--socket-group {name}: bad name"))?;
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16384];
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: all pointers are to live buffers of the given sizes.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() {
+        return Err(format!("--socket-group {name}: no such group"));
+    }
+    Ok(grp.gr_gid)
+}
+
+/// Holds an exclusive `flock` on the socket's directory while we look at,
+/// remove or create the socket, so two instances starting together cannot
+/// both decide a socket is stale.
+struct DirLock {
+    _dir: std::fs::File,
+}
+impl DirLock {
+    fn take(sock: &Path) -> Option<DirLock> {
+        let dir = match sock.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let f = std::fs::File::open(dir).ok()?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own.
+        (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(DirLock { _dir: f })
+    }
+}
+
+/// What is at the socket path before we bind.
+fn clear_path(sock: &Path) -> Result<(), String> {
+    let shown = sock.display();
+    let meta = match std::fs::symlink_metadata(sock) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "{shown} exists and is not a socket; not starting (and not touching it)"
+        ));
+    }
+    match UnixStream::connect(sock) {
+        Ok(_) => Err(format!(
+            "{shown}: another process is serving on this socket (another pdns-remote?); not starting"
+        )),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            // Stale: nobody listens. Remove it if it is still that one.
+            match std::fs::symlink_metadata(sock) {
+                Ok(m) if m.dev() == meta.dev() && m.ino() == meta.ino() => {
+                    std::fs::remove_file(sock)
+                        .map_err(|e| format!("{shown}: cannot remove stale socket: {e}"))?;
+                    eprintln!("pdns-remote: removed stale socket {shown}");
+                    Ok(())
+                }
+                _ => Err(format!("{shown} changed while starting; not starting")),
             }
         }
+        Err(e) => Err(format!(
+            "{shown}: cannot tell whether it is in use ({e}); not starting"
+        )),
     }
-    let (Some(config), Some(socket)) = (config, socket) else {
-        eprintln!("usage: pdns-remote --config FILE --socket PATH");
-        std::process::exit(2);
+}
+
+/// Binds the socket with mode `mode` and group `gid` (never wider, even
+/// for a moment); returns it and the (dev, inode) it was created with.
+fn bind(
+    sock: &Path,
+    mode: u32,
+    gid: Option<libc::gid_t>,
+) -> Result<(UnixListener, (u64, u64)), String> {
+    let shown = sock.display();
+    // SAFETY: umask only swaps the process's mask; we restore it.
+    let old = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(sock);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let l = l.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+    let meta = std::fs::symlink_metadata(sock).map_err(|e| format!("{shown}: {e}"))?;
+    let id = (meta.dev(), meta.ino());
+    let c = cstr(sock)?;
+    let fail = |what: &str| {
+        let e = std::io::Error::last_os_error();
+        let _ = std::fs::remove_file(sock);
+        Err(format!("{shown}: cannot {what}: {e}"))
+    };
+    if let Some(g) = gid {
+        // SAFETY: NUL-terminated path; -1 keeps the owner.
+        if unsafe {
+            libc::fchownat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                u32::MAX,
+                g,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } != 0
+        {
+            return fail("set its group");
+        }
+    }
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return fail("set its mode");
+    }
+    Ok((l, id))
+}
+
+/// Removes the socket at exit when it is still the one we created.
+fn remove_own(sock: &Path, id: (u64, u64)) {
+    let _lock = DirLock::take(sock);
+    match std::fs::symlink_metadata(sock) {
+        Ok(m) if (m.dev(), m.ino()) == id => {
+            let _ = std::fs::remove_file(sock);
+        }
+        Ok(_) => eprintln!(
+            "pdns-remote: {} is no longer our socket; leaving it",
+            sock.display()
+        ),
+        Err(_) => {}
+    }
+}
+
+fn main() {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("pdns-remote: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let gid = match o.group.as_deref().map(group_id).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("pdns-remote: {e}");
+            std::process::exit(2);
+        }
     };
     let log: trafficmgr::LogFn = Box::new(|level, msg| {
         let l = match level {
@@ -202,44 +505,123 @@ fn main() {
         };
         eprintln!("trafficmgr {l}: {msg}");
     });
-    let engine = match Engine::from_file_with_log(&config, Some(log)) {
-        Ok(e) => Arc::new(e),
+    let engine = match Engine::from_file_with_log(&o.config, Some(log)) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("pdns-remote: {e}");
             std::process::exit(1);
         }
     };
-    let _ = std::fs::remove_file(&socket);
-    let listener = match UnixListener::bind(&socket) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("pdns-remote: cannot listen on {socket}: {e}");
-            std::process::exit(1);
+    let sock = o.socket.clone();
+    let (listener, sock_id) = {
+        let _lock = DirLock::take(&sock);
+        match clear_path(&sock).and_then(|()| bind(&sock, o.mode, gid)) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("pdns-remote: {e}");
+                std::process::exit(1);
+            }
         }
     };
-    listener.set_nonblocking(true).unwrap();
+    if let Err(e) = listener.set_nonblocking(true) {
+        eprintln!("pdns-remote: {e}");
+        remove_own(&sock, sock_id);
+        std::process::exit(1);
+    }
     // SAFETY: handlers that only store an atomic.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    eprintln!("pdns-remote: serving {config} on {socket}");
-    let mut workers = Vec::new();
+    let cap = connection_cap(o.max_conns);
+    eprintln!(
+        "pdns-remote: serving {} on {} (mode {:o}; at most {cap} connections; request timeout {:?}; idle timeout {}; lines up to {} bytes)",
+        o.config,
+        sock.display(),
+        o.mode,
+        o.request,
+        o.idle.map_or("off".to_string(), |d| format!("{d:?}")),
+        o.max_line
+    );
+    let shared = Arc::new(Shared {
+        engine,
+        conns: Mutex::new(HashMap::new()),
+        epoch: Instant::now(),
+        request: o.request,
+        idle: o.idle,
+        max_line: o.max_line,
+        noted: Mutex::new((Instant::now(), 0, 0)),
+    });
+    let mut workers: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut next_id = 0u64;
     while !STOP.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                let _ = s.set_nonblocking(false);
-                let e = engine.clone();
-                workers.push(std::thread::spawn(move || serve(s, e)));
-                workers.retain(|h| !h.is_finished());
+        workers.retain(|h| !h.is_finished());
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                // EMFILE/ENFILE/ENOMEM…: make room if we can, and say so now and then.
+                shared.note(format_args!("accept: {e}"));
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    shared.shed_idlest();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if shared.live() >= cap && !shared.shed_idlest() {
+            // Every connection is mid-request: this one waits its turn elsewhere.
+            shared.note(format_args!(
+                "at the connection limit ({cap}), all busy: refused a connection"
+            ));
+            continue;
         }
+        let _ = stream.set_nonblocking(false);
+        next_id += 1;
+        let id = next_id;
+        let stream = Arc::new(stream);
+        let last = Arc::new(AtomicU64::new(shared.now_ms()));
+        let busy = Arc::new(AtomicBool::new(false));
+        shared.conns().insert(
+            id,
+            Conn {
+                stream: stream.clone(),
+                last: last.clone(),
+                busy: busy.clone(),
+                closing: false,
+            },
+        );
+        let sh = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("pdns-conn-{id}"))
+            .stack_size(STACK)
+            .spawn(move || {
+                serve(id, &stream, &sh, &last, &busy);
+                sh.conns().remove(&id);
+            });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                // The closure (and its stream) is dropped with the error.
+                if let Some(c) = shared.conns().remove(&id) {
+                    let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                }
+                shared.note(format_args!(
+                    "cannot start a thread for connection {id}: {e}; closed it"
+                ));
+            }
+        }
+    }
+    for c in shared.conns().values() {
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
     }
     for w in workers {
         let _ = w.join();
     }
-    let _ = std::fs::remove_file(&socket);
+    remove_own(&sock, sock_id);
     eprintln!("pdns-remote: stopped");
 }

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod dns;
+pub mod pdns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
