@@ -19,7 +19,7 @@ LATENCY_1M := $(CURDIR)/target/latency-1m.csv
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := wire config dlz mmdb latency_csv
+FUZZ_TARGETS := wire config dlz mmdb latency_csv pdns_request
 
 .PHONY: all deps build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz
 

@@ -64,3 +64,8 @@ fn mmdb() {
 fn latency_csv() {
     replay("latency_csv", trafficmgr::geo::fuzz_latency_csv);
 }
+
+#[test]
+fn pdns_request() {
+    replay("pdns_request", trafficmgr::pdns::fuzz_pdns_request);
+}
