@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod dns;
+pub mod front;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
