@@ -1,7 +1,10 @@
 //! The embedded front (`examples/serve`) against hostile and unlucky
 //! clients, with real sockets against the real process: crowds of idle and
 //! trickling TCP connections, split framing, slow readers, SIGTERM with all
-//! of these connected.
+//! of these connected, UDP response-rate limiting by client netblock, and
+//! the UDP reply size. The rate limiter's own accounting (BIND's arithmetic
+//! with a controlled clock) is unit-tested in `examples/serve/rrl.rs`,
+//! compiled into this test.
 
 mod common;
 use common::front::Front;
@@ -9,11 +12,15 @@ use common::*;
 use hickory_proto::op::{Edns, Message, Query as HQuery};
 use hickory_proto::rr::{Name, RecordType};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "../examples/serve/rrl.rs"]
+#[allow(dead_code)]
+mod rrl;
 
 /// One front at a time: the crowd tests would skew the others.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -338,4 +345,134 @@ fn sigterm_exits_within_one_second_whatever_clients_do() {
     dead.store(true, Ordering::SeqCst);
     tr.join().unwrap();
     drop(idle);
+}
+
+/// Replies to a burst, sent from `src`: (full answers, TC-only replies,
+/// nothing).
+fn udp_burst(port: u16, src: &str, name: &str, t: RecordType, n: u16) -> (u32, u32, u32) {
+    let s = UdpSocket::bind((src, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for id in 0..n {
+        s.send_to(&query(id, name, t, None), ("127.0.0.1", port))
+            .unwrap();
+    }
+    let (mut full, mut tc) = (0, 0);
+    let mut seen = vec![false; usize::from(n)];
+    let mut buf = [0u8; 4096];
+    while let Ok((len, _)) = s.recv_from(&mut buf) {
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        let id = usize::from(m.metadata.id);
+        assert!(id < seen.len() && !seen[id], "unexpected reply {id}");
+        seen[id] = true;
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty() && m.authorities.is_empty());
+            assert_eq!(m.queries.len(), 1, "a slipped reply keeps its question");
+            tc += 1;
+        } else {
+            full += 1;
+        }
+    }
+    (full, tc, u32::from(n) - full - tc)
+}
+
+/// Response-rate limiting (BIND's rate-limit): 5 per second, slip 2. A
+/// burst of 40 identical queries from 127.0.0.2 gets 5 answers (up to 10
+/// if the burst straddles a second), then alternately a TC reply and
+/// nothing; 127.0.0.3 (same /24) is limited too; 127.0.1.9 (another /24),
+/// another name from 127.0.0.2, and TCP from 127.0.0.2 are not; random
+/// NXDOMAIN names of the zone count as one. Off by default.
+#[test]
+fn rrl_limits_udp_per_netblock_with_slip_and_never_tcp() {
+    let _serial = serial();
+    let path = config("front-rrl");
+    let front = Front::start_with(
+        &path,
+        &[
+            "--rrl-responses-per-second",
+            "5",
+            "--rrl-window",
+            "5",
+            "--rrl-slip",
+            "2",
+        ],
+    );
+    let port = front.port;
+    let (full, tc, lost) = udp_burst(port, "127.0.0.2", "www.tm.example", RecordType::A, 40);
+    println!("burst of 40 from 127.0.0.2: {full} answered, {tc} truncated, {lost} dropped");
+    assert!((5..=10).contains(&full), "{full} answered");
+    let limited = 40 - full;
+    assert_eq!(tc, limited.div_ceil(2), "every 2nd limited reply slips");
+    assert_eq!(lost, limited / 2);
+    // Same /24, same name: in debt (window 5 s × 5/s).
+    let (f, t, _) = udp_burst(port, "127.0.0.3", "www.tm.example", RecordType::A, 2);
+    assert_eq!(f, 0, "same /24 not limited");
+    assert_eq!(t, 1);
+    // Another /24: unaffected.
+    assert_eq!(
+        udp_burst(port, "127.0.1.9", "www.tm.example", RecordType::A, 5),
+        (5, 0, 0)
+    );
+    // Another name from the limited client: its own account.
+    assert_eq!(
+        udp_burst(port, "127.0.0.2", "api.tm.example", RecordType::A, 5),
+        (5, 0, 0)
+    );
+    // TCP is never limited.
+    let r = tcp_ask(port, 77, "www.tm.example").unwrap();
+    assert_eq!(first_rdata(&r), "www.contoso.example.");
+    // Random NXDOMAIN names of one zone count together.
+    let s = UdpSocket::bind(("127.0.0.4", 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for id in 0..30u16 {
+        let name = format!("r{id}-nx.tm.example");
+        s.send_to(&query(id, &name, RecordType::A, None), ("127.0.0.1", port))
+            .unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    let mut nx = 0;
+    while let Ok((len, _)) = s.recv_from(&mut buf) {
+        let m = Message::from_vec(&buf[..len]).unwrap();
+        if !m.metadata.truncation {
+            nx += 1;
+        }
+    }
+    assert!(
+        (5..=10).contains(&nx),
+        "{nx} of 30 random NXDOMAIN answered"
+    );
+    front.stop();
+    // Off by default.
+    let plain = Front::start(&path);
+    assert_eq!(
+        udp_burst(plain.port, "127.0.0.2", "www.tm.example", RecordType::A, 40),
+        (40, 0, 0)
+    );
+    plain.stop();
+}
+
+/// The documented production example (`examples/serve-production.sh`)
+/// runs the front with rate limiting on: a burst of 120 identical queries
+/// from one client is limited (50 per second), with TC replies.
+#[test]
+fn the_production_example_limits_udp_rates() {
+    let _serial = serial();
+    let path = config("front-prod");
+    let port = common::dns::free_port();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/serve-production.sh"
+    ))
+    .arg(&path)
+    .arg(format!("127.0.0.1:{port}"))
+    .args(["--", "--threads", "2"])
+    .env("SERVE_BIN", common::front::serve_bin());
+    let front = Front::spawn(cmd, port);
+    let (full, tc, lost) = udp_burst(port, "127.0.0.6", "www.tm.example", RecordType::A, 120);
+    println!("production example, burst of 120: {full} answered, {tc} truncated, {lost} dropped");
+    assert!((50..=100).contains(&full), "{full} answered");
+    assert!(tc > 0 && lost > 0);
+    front.stop();
 }

@@ -7,16 +7,17 @@
 //! ```
 //!
 //! `--help` lists the options: TCP limits (connection cap, initial / idle /
-//! message deadlines).
+//! message deadlines) and response-rate limiting for UDP (off by default).
 //! Logs to stderr. SIGHUP reloads the config; SIGTERM and SIGINT stop it
 //! within a second whatever clients do (every thread joined, exit status 0).
 
+mod rrl;
 mod tcp;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use trafficmgr::{Engine, LogLevel};
 
 // Set by the signal handler, which can reach nothing else.
@@ -50,6 +51,23 @@ TCP (never rate-limited; BIND's names in brackets):
   --tcp-message-timeout DUR   a query must be complete within DUR of its first
                               octet, a reply written within DUR (default 5s)
 
+UDP response-rate limiting, BIND's rate-limit { } (off unless a rate is given):
+  --rrl-responses-per-second N  answers per second per client netblock and
+                              (qname, qtype) [responses-per-second] (0 = off, max 1000)
+  --rrl-nodata-per-second N   NODATA replies (default: responses-per-second)
+  --rrl-nxdomains-per-second N  NXDOMAIN replies, counted per zone
+                              (default: responses-per-second)
+  --rrl-errors-per-second N   REFUSED/FORMERR/... replies, all together
+                              (default: responses-per-second)
+  --rrl-window SECS           averaging window, 1-3600 [window] (default 15)
+  --rrl-slip N                every Nth limited reply is sent truncated (TC=1) so
+                              real clients retry over TCP; 0 = never, 1 = always,
+                              max 10 [slip] (default 2)
+  --rrl-ipv4-prefix-length N  client netblock, IPv4 [ipv4-prefix-length] (default 24)
+  --rrl-ipv6-prefix-length N  client netblock, IPv6 [ipv6-prefix-length] (default 56)
+  --rrl-max-table-size N      accounts kept (fixed memory, least recently used
+                              evicted) [max-table-size] (default 20000)
+
 DUR is seconds (\"2\", \"0.5\") or with a unit (\"500ms\", \"2s\").
 SIGHUP reloads the config; SIGTERM/SIGINT stop the server within a second.
 ";
@@ -79,6 +97,8 @@ fn main() {
         .unwrap_or(2)
         .max(2);
     let mut tcp = tcp::Settings::default();
+    let mut rrl = rrl::Settings::default();
+    let mut rrl_rates: [Option<u32>; 4] = [None; 4];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "-h" || a == "--help" {
@@ -104,6 +124,23 @@ fn main() {
             "--tcp-initial-timeout" => duration(&v).map(|d| tcp.initial_timeout = d).is_some(),
             "--tcp-idle-timeout" => duration(&v).map(|d| tcp.idle_timeout = d).is_some(),
             "--tcp-message-timeout" => duration(&v).map(|d| tcp.message_timeout = d).is_some(),
+            "--rrl-responses-per-second" => rate(&mut rrl_rates[rrl::ANSWER], num),
+            "--rrl-nodata-per-second" => rate(&mut rrl_rates[rrl::NODATA], num),
+            "--rrl-nxdomains-per-second" => rate(&mut rrl_rates[rrl::NXDOMAIN], num),
+            "--rrl-errors-per-second" => rate(&mut rrl_rates[rrl::ERROR], num),
+            "--rrl-window" => num(u64::from(rrl::MAX_WINDOW))
+                .filter(|n| *n > 0)
+                .map(|n| rrl.window = n as u32)
+                .is_some(),
+            "--rrl-slip" => num(u64::from(rrl::MAX_SLIP))
+                .map(|n| rrl.slip = n as u32)
+                .is_some(),
+            "--rrl-ipv4-prefix-length" => num(32).map(|n| rrl.ipv4_prefix = n as u8).is_some(),
+            "--rrl-ipv6-prefix-length" => num(128).map(|n| rrl.ipv6_prefix = n as u8).is_some(),
+            "--rrl-max-table-size" => num(1 << 24)
+                .filter(|n| *n > 0)
+                .map(|n| rrl.max_table_size = n as usize)
+                .is_some(),
             _ => false,
         };
         if !ok {
@@ -114,6 +151,11 @@ fn main() {
     let Some(config) = config else { usage() };
     if listen.is_empty() {
         listen.push(SocketAddr::from(([127, 0, 0, 1], 5353)));
+    }
+    // BIND: the other rates default to responses-per-second.
+    let base = rrl_rates[rrl::ANSWER].unwrap_or(0);
+    for (r, given) in rrl.rates.iter_mut().zip(rrl_rates) {
+        *r = given.unwrap_or(base);
     }
     let log: trafficmgr::LogFn = Box::new(|level, msg| {
         let l = match level {
@@ -137,6 +179,8 @@ fn main() {
             libc::signal(s, on_signal as *const () as libc::sighandler_t);
         }
     }
+    let limiter = rrl.enabled().then(|| Arc::new(rrl::Rrl::new(rrl.clone())));
+    let start = Instant::now();
     let mut handles = Vec::new();
     let mut listeners = Vec::new();
     for addr in &listen {
@@ -151,8 +195,10 @@ fn main() {
             let sock = udp
                 .try_clone()
                 .unwrap_or_else(|e| fail(&format!("UDP socket {addr}: {e}")));
-            let eng = engine.clone();
-            handles.push(std::thread::spawn(move || udp_loop(sock, &eng)));
+            let (eng, lim) = (engine.clone(), limiter.clone());
+            handles.push(std::thread::spawn(move || {
+                udp_loop(sock, &eng, lim.as_deref(), start)
+            }));
         }
         listeners.push(tl);
         eprintln!("serve: listening on {addr} (UDP with {threads} threads, TCP)");
@@ -168,6 +214,17 @@ fn main() {
         "serve: TCP at most {} connections, timeouts initial {:?} idle {:?} message {:?}",
         tcp.max_clients, tcp.initial_timeout, tcp.idle_timeout, tcp.message_timeout
     );
+    if let Some(l) = &limiter {
+        eprintln!(
+            "serve: rate limit {:?}/s (answers, nodata, nxdomain, errors) per /{} and /{}, window {} s, slip {}, {} accounts",
+            rrl.rates,
+            rrl.ipv4_prefix,
+            rrl.ipv6_prefix,
+            rrl.window,
+            rrl.slip,
+            l.capacity()
+        );
+    }
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
         if RELOAD.swap(false, Ordering::SeqCst) {
@@ -180,6 +237,13 @@ fn main() {
     for h in handles {
         let _ = h.join();
     }
+    if let Some(l) = &limiter {
+        eprintln!(
+            "serve: rate limit dropped {} and truncated {} replies",
+            l.dropped.load(Ordering::Relaxed),
+            l.slipped.load(Ordering::Relaxed)
+        );
+    }
     eprintln!("serve: stopped");
 }
 
@@ -190,7 +254,13 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1);
 }
 
-fn udp_loop(sock: UdpSocket, engine: &Engine) {
+fn rate(slot: &mut Option<u32>, num: impl Fn(u64) -> Option<u64>) -> bool {
+    num(u64::from(rrl::MAX_RATE))
+        .map(|n| *slot = Some(n as u32))
+        .is_some()
+}
+
+fn udp_loop(sock: UdpSocket, engine: &Engine, rrl: Option<&rrl::Rrl>, start: Instant) {
     let mut q = [0u8; 4096];
     let mut out = [0u8; 4096];
     while !STOP.load(Ordering::Relaxed) {
@@ -198,9 +268,24 @@ fn udp_loop(sock: UdpSocket, engine: &Engine) {
             Ok(x) => x,
             Err(_) => continue,
         };
-        let Ok(len) = engine.resolve_wire(&q[..n], Some(peer.ip()), false, &mut out) else {
+        let Ok(mut len) = engine.resolve_wire(&q[..n], Some(peer.ip()), false, &mut out) else {
             continue;
         };
+        if let Some(rrl) = rrl {
+            let now = start.elapsed().as_secs() as u32;
+            match rrl.check(client_ip(peer), &out[..len], now) {
+                rrl::Verdict::Send => {}
+                rrl::Verdict::Drop => continue,
+                rrl::Verdict::Slip => len = rrl::truncate(&mut out, len),
+            }
+        }
         let _ = sock.send_to(&out[..len], peer);
+    }
+}
+
+fn client_ip(peer: SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        ip => ip,
     }
 }

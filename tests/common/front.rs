@@ -41,16 +41,24 @@ impl Front {
     /// `extra` options, and waits until it answers.
     pub fn start_with(config: &Path, extra: &[&str]) -> Front {
         let port = super::dns::free_port();
-        let child = Command::new(serve_bin())
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--threads",
-                "2",
-            ])
-            .args(extra)
+        let mut cmd = Command::new(serve_bin());
+        cmd.args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--threads",
+            "2",
+        ])
+        .args(extra);
+        Front::spawn(cmd, port)
+    }
+
+    /// Runs `cmd` (which must serve 127.0.0.1:`port`, and be the server's
+    /// own process, e.g. a script that `exec`s it) and waits until it
+    /// answers.
+    pub fn spawn(mut cmd: Command, port: u16) -> Front {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
