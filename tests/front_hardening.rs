@@ -476,3 +476,46 @@ fn the_production_example_limits_udp_rates() {
     assert!(tc > 0 && lost > 0);
     front.stop();
 }
+
+/// No UDP reply exceeds min(client's EDNS size, 1232) octets — 512 without
+/// EDNS — even for an NS set of 40 long names (about 2.7 kB) or ANY; a
+/// truncated one is retried over TCP and carries the 40 names.
+#[test]
+fn udp_replies_never_exceed_1232_octets() {
+    let _serial = serial();
+    let front = Front::start(&config("front-size"));
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 65535];
+    let mut id = 0;
+    for t in [RecordType::NS, RecordType::ANY, RecordType::SOA] {
+        for (edns, limit) in [
+            (None, 512),
+            (Some(512), 512),
+            (Some(800), 800),
+            (Some(1232), 1232),
+            (Some(4096), 1232),
+            (Some(65535), 1232),
+        ] {
+            id += 1;
+            s.send_to(&query(id, "tm.example", t, edns), ("127.0.0.1", front.port))
+                .unwrap();
+            let (n, _) = s.recv_from(&mut buf).unwrap();
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(m.metadata.id, id);
+            assert!(
+                n <= limit,
+                "{t} with EDNS {edns:?}: a {n}-octet UDP reply (limit {limit})"
+            );
+            if t == RecordType::NS && m.metadata.truncation {
+                let mut c = tcp_to(front.port);
+                c.write_all(&framed(&query(id, "tm.example", t, edns)))
+                    .unwrap();
+                let r = read_reply(&mut c).unwrap();
+                assert!(!r.metadata.truncation);
+                assert_eq!(r.answers.len(), 40, "NS over TCP after TC");
+            }
+        }
+    }
+    front.stop();
+}
