@@ -351,7 +351,7 @@ fn sigterm_exits_within_one_second_whatever_clients_do() {
 /// nothing).
 fn udp_burst(port: u16, src: &str, name: &str, t: RecordType, n: u16) -> (u32, u32, u32) {
     let s = UdpSocket::bind((src, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
+    s.set_read_timeout(Some(Duration::from_millis(1000)))
         .unwrap();
     for id in 0..n {
         s.send_to(&query(id, name, t, None), ("127.0.0.1", port))
@@ -423,7 +423,7 @@ fn rrl_limits_udp_per_netblock_with_slip_and_never_tcp() {
     assert_eq!(first_rdata(&r), "www.contoso.example.");
     // Random NXDOMAIN names of one zone count together.
     let s = UdpSocket::bind(("127.0.0.4", 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
+    s.set_read_timeout(Some(Duration::from_millis(1000)))
         .unwrap();
     for id in 0..30u16 {
         let name = format!("r{id}-nx.tm.example");
