@@ -5,13 +5,12 @@
 //! assertion. Also: SIGHUP reload of a changed file, clean exit on SIGTERM.
 
 mod common;
-use common::dns::{BASIC_ROWS, Compare, assert_host_matches, dig_raw, free_port, rcode_name};
+use common::dns::{BASIC_ROWS, Compare, assert_host_matches, dig_raw, rcode_name};
+use common::front::{Front, hickory_ask};
 use common::*;
 use hickory_proto::op::{Message, Query as HQuery};
 use hickory_proto::rr::{Name, RecordType};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use trafficmgr::Engine;
 
@@ -21,94 +20,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn serve_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/front_system-… → target/<profile>/examples/serve
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/serve");
-    if !bin.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--example", "serve"])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    bin
-}
-
-struct Front {
-    child: Child,
-    port: u16,
-}
-
-impl Front {
-    fn start(config: &Path) -> Front {
-        let port = free_port();
-        let child = Command::new(serve_bin())
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--threads",
-                "2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let f = Front { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while hickory_ask(port, "tm.example", RecordType::SOA).is_none() {
-            assert!(Instant::now() < deadline, "the front did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's PID.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    fn stop(mut self) {
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "serve exited with {st}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hickory_ask(port: u16, name: &str, t: RecordType) -> Option<Message> {
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    let mut m = Message::query();
-    m.metadata.id = 4242;
-    m.add_query(HQuery::query(Name::from_ascii(name).ok()?, t));
-    s.send_to(&m.to_vec().ok()?, ("127.0.0.1", port)).ok()?;
-    let mut buf = [0u8; 4096];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    let r = Message::from_vec(&buf[..n]).ok()?;
-    (r.metadata.id == 4242).then_some(r)
 }
 
 /// (rcode, aa, answers as (type, ttl, rdata), authority types, ECS scope)

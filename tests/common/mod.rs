@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod dns;
 pub mod pdns;
+pub mod front;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
