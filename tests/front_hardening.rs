@@ -519,3 +519,34 @@ fn udp_replies_never_exceed_1232_octets() {
     }
     front.stop();
 }
+
+/// Defect 4 through the front: a label holding a dot got a reply dig could
+/// not parse ("bad label type"). dig and hickory both read every reply now.
+#[test]
+fn a_dot_inside_a_label_gets_a_well_formed_reply() {
+    let _serial = serial();
+    let front = Front::start(&config("front-dot"));
+    for (name, status) in [
+        ("x\\.y.tm.example", "NXDOMAIN"),
+        ("www\\.tm.example", "REFUSED"),
+        ("a\\.tm.example", "REFUSED"),
+        ("www.tm.example", "NOERROR"),
+    ] {
+        let d = common::dns::dig_raw(front.port, name, "A", &[]);
+        assert_eq!(d.0, status, "{name}");
+        let d = common::dns::dig_raw(front.port, name, "A", &["+tcp"]);
+        assert_eq!(d.0, status, "{name} over TCP");
+    }
+    let name = Name::from_labels(vec![&b"x.y"[..], &b"tm"[..], &b"example"[..]]).unwrap();
+    let mut m = Message::query();
+    m.metadata.id = 77;
+    m.add_query(HQuery::query(name, RecordType::A));
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(&m.to_vec().unwrap(), ("127.0.0.1", front.port))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    let r = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(r.authorities[0].name.to_ascii(), "tm.example.");
+}
