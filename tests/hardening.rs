@@ -426,3 +426,103 @@ fn the_maintenance_loop_survives_a_panic() {
     assert!(e.reload().is_ok());
     drop(e);
 }
+
+/// A query built by hand: header flags word, question, and an optional OPT
+/// record given as (payload size, version, flags word, option bytes).
+fn raw_query(flags: u16, name: &[u8], qtype: u16, opt: Option<(u16, u8, u16, &[u8])>) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34];
+    q.extend_from_slice(&flags.to_be_bytes());
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())]);
+    for label in name.split(|b| *b == b'.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label);
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    if let Some((size, version, oflags, options)) = opt {
+        q.push(0);
+        q.extend_from_slice(&41u16.to_be_bytes());
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, version]);
+        q.extend_from_slice(&oflags.to_be_bytes());
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(options);
+    }
+    q
+}
+
+/// The checks of ISC's EDNS compliance tester (ednscomp), which passed
+/// before this issue and are kept as a test: plain, EDNS 0, EDNS 1
+/// (BADVERS), unknown EDNS flags and options (not echoed), EDNS 1 with an
+/// option, the header's Z bit, DO, TCP, case preserved, NOTIFY → NOTIMP.
+#[test]
+fn isc_edns_compliance_checks() {
+    let e = Engine::from_toml(&basic_text(), Some(&data("."))).unwrap();
+    let name = b"Tm.ExAmPlE";
+    let soa = 6u16;
+    let reply = |q: &[u8], tcp: bool| -> (Vec<u8>, Message) {
+        let mut out = vec![0u8; 4096];
+        let n = e.resolve_wire(q, None, tcp, &mut out).unwrap();
+        out.truncate(n);
+        let m = Message::from_vec(&out).unwrap();
+        (out, m)
+    };
+    // plain: no OPT in, none out.
+    let (_, m) = reply(&raw_query(0, name, soa, None), false);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.edns.is_none());
+    assert_eq!(m.answers.len(), 1);
+    // edns: version 0 back.
+    let (_, m) = reply(&raw_query(0, name, soa, Some((4096, 0, 0, &[]))), false);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(m.edns.as_ref().unwrap().version(), 0);
+    // edns1: BADVERS, version 0, no answer.
+    let (_, m) = reply(&raw_query(0, name, soa, Some((4096, 1, 0, &[]))), false);
+    assert_eq!(u16::from(m.metadata.response_code), 16, "BADVERS");
+    assert_eq!(m.edns.as_ref().unwrap().version(), 0);
+    assert!(m.answers.is_empty());
+    // ednsflags: an unknown flag is not echoed (the OPT TTL's low flag bits are 0).
+    let (wire, m) = reply(
+        &raw_query(0, name, soa, Some((4096, 0, 0x0080, &[]))),
+        false,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        &wire[wire.len() - 4..wire.len() - 2],
+        &[0, 0],
+        "flags echoed"
+    );
+    // ednsopt: an unknown option is not echoed.
+    let (_, m) = reply(
+        &raw_query(0, name, soa, Some((4096, 0, 0, &[0, 100, 0, 0]))),
+        false,
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.edns.as_ref().unwrap().options().as_ref().is_empty());
+    // edns1opt: BADVERS.
+    let (_, m) = reply(
+        &raw_query(0, name, soa, Some((4096, 1, 0, &[0, 100, 0, 0]))),
+        false,
+    );
+    assert_eq!(u16::from(m.metadata.response_code), 16, "BADVERS");
+    // do: DO echoed.
+    let (_, m) = reply(
+        &raw_query(0, name, soa, Some((4096, 0, 0x8000, &[]))),
+        false,
+    );
+    assert!(m.edns.as_ref().unwrap().flags().dnssec_ok);
+    // zflag: the header's Z bit in the query; the reply has it clear.
+    let (wire, m) = reply(&raw_query(0x0040, name, soa, None), false);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(wire[3] & 0x40, 0, "Z bit echoed");
+    // ednstcp: the same over TCP.
+    let (_, m) = reply(&raw_query(0, name, soa, Some((4096, 0, 0, &[]))), true);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.edns.is_some());
+    // case: the question comes back as asked.
+    assert_eq!(m.queries[0].name().to_ascii(), "Tm.ExAmPlE.");
+    // NOTIFY (opcode 4): NOTIMP.
+    let (_, m) = reply(&raw_query(4 << 11, name, soa, None), false);
+    assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
+}
