@@ -491,6 +491,12 @@ tm_result tm_engine_lookup(const tm_engine *engine,
  * **NULL:** `engine`, `request`, `request->query`, `buf` and `written_out`
  * must not be NULL.
  * **Threads:** safe from any number of threads at once.
+ * Over UDP the reply is at most the smaller of the query's EDNS payload
+ * size and 1232 octets (512 without EDNS), else it is truncated (TC); ANY
+ * gets one RRset (RFC 8482). The reply is always a whole message: when the
+ * buffer cannot hold even the header, question and OPT record, nothing is
+ * written and the call fails.
+ *
  * **Returns:** `TM_RESULT_OK` with `*written_out` set; `TM_RESULT_NOT_A_QUERY`
  * (send nothing); `TM_RESULT_BUFFER_TOO_SMALL` (use at least 512 octets);
  * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_STRUCT_TOO_SMALL`,
@@ -592,6 +598,9 @@ tm_result tm_engine_last_reload_error(const tm_engine *engine,
  * writes the whole reply: header, question, answer, authority, OPT with the
  * ECS option echoed with the scope the decision used. `client` is the raw
  * address `dnsdist_ffi_dnsquestion_get_remoteaddr` gives (4 or 16 octets).
+ * The query may be a whole TCP message (up to 65,535 octets); only its
+ * question is kept aside while the reply is written. Size limits and
+ * failures as `tm_engine_answer`.
  *
  * **NULL:** `engine`, `buf` and `written_out` must not be NULL; `client`
  * may be NULL with `client_len` 0.
