@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod geo;
 pub mod health;
+pub mod log;
 pub mod pdns;
 pub mod query;
 pub mod routing;

@@ -526,3 +526,47 @@ fn isc_edns_compliance_checks() {
     let (_, m) = reply(&raw_query(4 << 11, name, soa, None), false);
     assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
 }
+
+/// Found by the hostile review: the probe pool was sized once, for the
+/// first configuration, and never grew. Started with one probed endpoint
+/// and reloaded to eight whose probes hang for their whole timeout, one
+/// thread needed eight timeouts per round; the pool now follows the
+/// configuration, so every endpoint has its first result within about one.
+#[test]
+fn the_probe_pool_grows_with_a_reload() {
+    let hang = Backend::start(Mode::Hang);
+    let cfg = |n: usize| {
+        let mut c = String::from(
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"p\"\nrouting = \"priority\"\n\
+             [profile.monitor]\nprotocol = \"http\"\ninterval = \"10s\"\ntimeout = \"1s\"\n",
+        );
+        for i in 0..n {
+            c.push_str(&format!(
+                "[[profile.endpoint]]\nname = \"e{i}\"\naddresses = [\"127.0.0.1\"]\nprobe = {{ port = {} }}\n",
+                hang.port
+            ));
+        }
+        c
+    };
+    let dir = fresh_dir("pool");
+    let path = dir.join("tm.toml");
+    std::fs::write(&path, cfg(1)).unwrap();
+    let e = Engine::from_file(&path).unwrap();
+    assert!(e.wait_ready(Duration::from_secs(5)));
+    std::fs::write(&path, cfg(8)).unwrap();
+    e.reload().unwrap();
+    // Eight hanging probes of 1 s: one thread needs 8 s, eight need 1 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let status: serde_json::Value = serde_json::from_str(&e.status_json()).unwrap();
+    let probed = status["profiles"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ep| !ep["probe"]["last_probe"].is_null())
+        .count();
+    assert_eq!(
+        probed, 8,
+        "{probed} of 8 endpoints probed 2.5 s after the reload"
+    );
+}

@@ -9,9 +9,8 @@
 //! drained, admin-enabled) are kept in step by the writers, so a query reads
 //! four words per profile instead of one per endpoint.
 
-pub mod monitor;
 pub mod probe;
-pub mod status;
+pub mod service;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

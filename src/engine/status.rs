@@ -1,8 +1,10 @@
 //! The status report (JSON), built on demand off the query path from the
 //! snapshot and the monitor's board. Format: `docs/OPERATIONS.md`.
 
-use super::monitor::Board;
-use super::{AdminState, MonitorStatus};
+use super::ReloadStats;
+use super::maintenance::MaintenanceStats;
+use crate::health::service::Board;
+use crate::health::{AdminState, MonitorStatus};
 use crate::routing;
 use crate::snapshot::{EpAnswer, Snapshot};
 use serde_json::{Value, json};
@@ -15,7 +17,7 @@ fn unix(t: SystemTime) -> f64 {
 }
 
 /// Azure's name for the endpoint's state.
-pub fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
+fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
         return "Unknown";
     };
@@ -71,7 +73,12 @@ pub fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
 }
 
 /// Renders the whole report.
-pub fn render(snap: &Snapshot, board: &Board, reloads: &crate::engine::ReloadStats) -> String {
+pub(crate) fn render(
+    snap: &Snapshot,
+    board: &Board,
+    reloads: &ReloadStats,
+    maintenance: &MaintenanceStats,
+) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
         let mut eps = Vec::new();
@@ -146,9 +153,9 @@ pub fn render(snap: &Snapshot, board: &Board, reloads: &crate::engine::ReloadSta
             "probes_sent": board.probes_sent,
             "probes_failed": board.probes_failed,
             "state_changes": board.state_changes,
-            "error": board.scheduler_error,
-            "panics": board.panics,
-            "last_panic": board.last_panic,
+            "error": maintenance.error,
+            "panics": maintenance.panics,
+            "last_panic": maintenance.last_panic,
         },
         "profiles": profiles,
     });

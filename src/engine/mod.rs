@@ -1,39 +1,40 @@
 //! The engine: a snapshot cell (`ArcSwap`), the writer lock that serialises
-//! reloads and health writes, and the host's log hook. Queries load the
+//! reloads and health writes, the host's log hook, and the engine's own
+//! maintenance loop (file watch, reaping, probes). Queries load the
 //! snapshot once and never see the writer lock.
+//!
+//! - [`reload`]: the one path by which a new configuration becomes current;
+//! - [`watch`]: the file watch that triggers it;
+//! - [`maintenance`]: the engine's thread, which runs the watch, reaps old
+//!   snapshots and drives the probe service (`health::service`);
+//! - [`status`]: the status report, which reads all of the above.
+
+mod maintenance;
+mod reload;
+mod status;
+mod watch;
+
+pub use reload::ReloadStats;
 
 use crate::answer::Answer;
 use crate::answer::wire::{self, Parsed, WireError};
-use crate::config::{self, ConfigError, Origin};
-use crate::health::monitor::{Board, Monitor};
+use crate::config::ConfigError;
+use crate::health::service::{Board, Prober};
 use crate::health::{AdminState, MonitorStatus};
+pub use crate::log::{LogFn, LogLevel};
 use crate::query::{self, NameBuf, NameError};
 use crate::routing::Client;
-use crate::snapshot::{Snapshot, SourceInfo, fnv1a};
+use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
+use maintenance::{Maintenance, MaintenanceStats};
 use parking_lot::Mutex;
+use reload::build;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Log levels passed to the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum LogLevel {
-    /// Failures.
-    Error = 1,
-    /// Problems that change nothing yet.
-    Warn = 2,
-    /// Life-cycle events.
-    Info = 3,
-    /// Details.
-    Debug = 4,
-}
-
-/// A host log hook.
-pub type LogFn = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+use std::time::{Duration, Instant};
+use watch::WatchState;
 
 /// One query through the Rust API.
 #[derive(Debug, Clone, Copy)]
@@ -82,15 +83,17 @@ pub(crate) enum Source {
     Text(String, Option<PathBuf>),
 }
 
-/// What the engine shares with its monitor thread.
+/// What the engine shares with its maintenance thread.
 pub(crate) struct Inner {
     cell: ArcSwap<Snapshot>,
     writer: Mutex<Source>,
     log: Option<LogFn>,
-    /// Bumped after every swap (Release), read by the monitor (Acquire).
+    /// Bumped after every swap (Release), read by the maintenance loop (Acquire).
     generation: AtomicU64,
-    /// The monitor's report.
-    pub(crate) board: std::sync::Mutex<Board>,
+    /// The probe service's report.
+    board: Arc<std::sync::Mutex<Board>>,
+    /// The maintenance loop's own report.
+    maintenance: std::sync::Mutex<MaintenanceStats>,
     /// Reload counters and the last error.
     pub(crate) reloads: std::sync::Mutex<ReloadStats>,
     /// Retired snapshots, dropped by the monitor thread once no reader holds them.
@@ -124,44 +127,6 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-/// Reload counters, shown in the status report.
-#[derive(Debug, Default, Clone)]
-pub struct ReloadStats {
-    /// Successful reloads.
-    pub ok: u64,
-    /// Failed reloads.
-    pub failed: u64,
-    /// The last failure's message (file:line:col, key path), cleared by a success.
-    pub last_error: Option<String>,
-    /// When it failed (Unix seconds).
-    pub last_error_at: Option<u64>,
-    /// When the last reload was tried (Unix seconds).
-    pub last_attempt_at: Option<u64>,
-}
-
-/// (mtime in ns, size, inode) of one watched file; None if it cannot be read.
-type Stamp = Option<(i128, u64, u64)>;
-
-#[derive(Debug, Default)]
-struct WatchState {
-    stamps: Vec<(PathBuf, Stamp)>,
-    last_check: Option<Instant>,
-    /// A change not yet loaded, with when it was first seen: it is loaded
-    /// once the files have stayed exactly so for a whole `watch_interval`
-    /// (a writer may be mid-way; any further change restarts the wait).
-    pending: Option<(Vec<(PathBuf, Stamp)>, Instant)>,
-}
-
-fn stamp(p: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(p).ok()?;
-    Some((
-        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        m.size(),
-        m.ino(),
-    ))
-}
-
 impl Inner {
     /// Fires `f` if a test armed it (once): panics, or sleeps for `SlowStop`.
     pub(crate) fn fault_point(&self, f: Fault) {
@@ -175,23 +140,6 @@ impl Inner {
         match f {
             Fault::SlowStop => std::thread::sleep(Duration::from_secs(2)),
             _ => panic!("injected fault: {f:?}"),
-        }
-    }
-
-    /// Records a panic caught in the maintenance loop: logged, counted in
-    /// the status, and the locks it may have poisoned made usable again.
-    pub(crate) fn maintenance_panicked(&self, msg: &str) {
-        self.log(
-            LogLevel::Error,
-            &format!("internal error in the maintenance loop (it goes on): {msg}"),
-        );
-        self.board.clear_poison();
-        self.reloads.clear_poison();
-        self.graveyard.clear_poison();
-        self.watch.clear_poison();
-        if let Ok(mut b) = self.board.lock() {
-            b.panics += 1;
-            b.last_panic = Some(msg.to_string());
         }
     }
 
@@ -213,167 +161,19 @@ impl Inner {
     pub(crate) fn writer_lock(&self) -> parking_lot::MutexGuard<'_, Source> {
         self.writer.lock()
     }
-
-    /// The files a reload reads: the config file (if any) and the data
-    /// files the current configuration names.
-    fn watched_files(&self, source: &Source) -> Vec<PathBuf> {
-        let snap = self.cell.load();
-        let mut v = Vec::new();
-        if let Source::File(p) = source {
-            v.push(p.clone());
-        }
-        v.extend(snap.settings.latency_table.iter().cloned());
-        v.extend(snap.settings.geoip_db.iter().cloned());
-        v
-    }
-
-    fn stamps(&self, source: &Source) -> Vec<(PathBuf, Stamp)> {
-        self.watched_files(source)
-            .into_iter()
-            .map(|p| {
-                let s = stamp(&p);
-                (p, s)
-            })
-            .collect()
-    }
-
-    /// The one reload path (explicit calls and the file watch): build and
-    /// validate a whole new snapshot off the query path, then swap it in.
-    pub(crate) fn reload(&self, why: &str) -> Result<(), ConfigError> {
-        let source = self.writer.lock();
-        let cur = self.cell.load_full();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.fault_point(Fault::ReloadPanic);
-            build(&source, Some(&cur))
-        }))
-        .unwrap_or_else(|p| {
-            Err(ConfigError {
-                file: String::new(),
-                line: 0,
-                col: 0,
-                path: String::new(),
-                message: format!("internal error while loading: {}", panic_message(&*p)),
-            })
-        });
-        drop(cur);
-        let now = now_unix();
-        let outcome = match result {
-            Ok(next) => {
-                next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
-                let old = self.cell.swap(Arc::new(next));
-                // Release pairs with the Acquire in `Inner::generation`.
-                self.generation.fetch_add(1, Ordering::Release);
-                if let Ok(mut g) = self.graveyard.lock() {
-                    g.push(old);
-                }
-                if let Ok(mut r) = self.reloads.lock() {
-                    r.ok += 1;
-                    r.last_error = None;
-                    r.last_error_at = None;
-                    r.last_attempt_at = Some(now);
-                }
-                self.log(LogLevel::Info, &format!("configuration reloaded ({why})"));
-                Ok(())
-            }
-            Err(e) => {
-                if let Ok(mut r) = self.reloads.lock() {
-                    r.failed += 1;
-                    r.last_error = Some(e.to_string());
-                    r.last_error_at = Some(now);
-                    r.last_attempt_at = Some(now);
-                }
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "reload failed ({why}); the previous configuration keeps serving: {e}"
-                    ),
-                );
-                Err(e)
-            }
-        };
-        // What the watch compares against from now on.
-        let stamps = self.stamps(&source);
-        drop(source);
-        if let Ok(mut w) = self.watch.lock() {
-            w.stamps = stamps;
-            w.pending = None;
-        }
-        outcome
-    }
-
-    /// Called by the maintenance loop on every turn: four times per
-    /// `watch_interval`, compares the watched files' (mtime, size, inode)
-    /// with what the last reload saw. A change is loaded once the files have
-    /// stayed exactly so for a whole `watch_interval` since it was first
-    /// seen, so a writer that pauses for less than that is never read
-    /// half-way (in-place writes and write-then-rename alike).
-    pub(crate) fn watch_tick(&self) {
-        let interval = self.cell.load().settings.watch_interval;
-        if interval.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let cadence = (interval / 4).max(Duration::from_millis(10));
-        {
-            let Ok(mut w) = self.watch.lock() else { return };
-            if w.last_check
-                .is_some_and(|t| now.duration_since(t) < cadence)
-            {
-                return;
-            }
-            w.last_check = Some(now);
-        }
-        let current = {
-            let source = self.writer.lock();
-            self.stamps(&source)
-        };
-        let due = {
-            let Ok(mut w) = self.watch.lock() else { return };
-            if w.stamps == current {
-                w.pending = None;
-                false
-            } else {
-                match &w.pending {
-                    Some((seen, since)) if *seen == current => {
-                        now.duration_since(*since) >= interval
-                    }
-                    _ => {
-                        w.pending = Some((current, now));
-                        false
-                    }
-                }
-            }
-        };
-        if due {
-            let _ = self.reload("file changed");
-        }
-    }
-
-    /// Drops retired snapshots that no reader holds any more (off the query
-    /// path: a query thread never pays for freeing a big table).
-    pub(crate) fn reap(&self) {
-        let Ok(mut g) = self.graveyard.lock() else {
-            return;
-        };
-        g.retain(|s| Arc::strong_count(s) > 1);
-    }
-
-    /// Reload counters.
-    pub(crate) fn reload_stats(&self) -> ReloadStats {
-        self.reloads.lock().map(|r| r.clone()).unwrap_or_default()
-    }
 }
 
 /// One traffic-manager engine. `Sync`: share it by reference among threads.
-/// Dropping it stops and joins the monitor's threads.
+/// Dropping it stops and joins its threads (the maintenance loop and the
+/// probe pool).
 pub struct Engine {
     inner: Arc<Inner>,
-    monitor: Option<Monitor>,
+    maintenance: Option<Maintenance>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some(mut m) = self.monitor.take() {
+        if let Some(mut m) = self.maintenance.take() {
             m.stop();
         }
     }
@@ -383,33 +183,6 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").finish_non_exhaustive()
     }
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn build(source: &Source, prev: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
-    let (cfg, text, path) = match source {
-        Source::File(p) => {
-            let (cfg, text) = config::load_file(p)?;
-            (cfg, text, Some(p.clone()))
-        }
-        Source::Text(t, base) => (
-            config::load_str(t, &Origin::string(base.as_deref()))?,
-            t.clone(),
-            None,
-        ),
-    };
-    let info = SourceInfo {
-        path,
-        hash: fnv1a(text.as_bytes()),
-        loaded_at: now_unix(),
-    };
-    Snapshot::compile(&cfg, info, prev)
 }
 
 /// Clears the host bits of `addr` past `prefix`.
@@ -493,12 +266,14 @@ impl Engine {
 
     fn new(source: Source, log: Option<LogFn>) -> Result<Engine, ConfigError> {
         let snap = build(&source, None)?;
+        let prober = Prober::new();
         let inner = Arc::new(Inner {
             cell: ArcSwap::from_pointee(snap),
             writer: Mutex::new(source),
             log,
             generation: AtomicU64::new(0),
-            board: std::sync::Mutex::new(Board::default()),
+            board: prober.board(),
+            maintenance: std::sync::Mutex::new(MaintenanceStats::default()),
             reloads: std::sync::Mutex::new(ReloadStats::default()),
             graveyard: std::sync::Mutex::new(Vec::new()),
             watch: std::sync::Mutex::new(WatchState::default()),
@@ -508,7 +283,7 @@ impl Engine {
             let source = inner.writer.lock();
             w.stamps = inner.stamps(&source);
         }
-        let monitor = match Monitor::start(inner.clone()) {
+        let maintenance = match Maintenance::start(inner.clone(), prober) {
             Ok(m) => Some(m),
             Err(err) => {
                 return Err(ConfigError {
@@ -516,11 +291,11 @@ impl Engine {
                     line: 0,
                     col: 0,
                     path: String::new(),
-                    message: format!("cannot start the health monitor thread: {err}"),
+                    message: format!("cannot start the maintenance thread: {err}"),
                 });
             }
         };
-        let e = Engine { inner, monitor };
+        let e = Engine { inner, maintenance };
         {
             let s = e.inner.cell.load();
             e.log(
@@ -699,12 +474,8 @@ impl Engine {
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let ready = self
-                .inner
-                .board
-                .lock()
-                .map(|b| b.ready && b.scheduler_error.is_none())
-                .unwrap_or(false);
+            let ready = self.inner.board.lock().map(|b| b.ready).unwrap_or(false)
+                && self.inner.maintenance_stats().error.is_none();
             if ready {
                 return true;
             }
@@ -719,11 +490,9 @@ impl Engine {
     pub fn status_json(&self) -> String {
         let snap = self.inner.cell.load_full();
         let reloads = self.inner.reload_stats();
-        let board = self.inner.board.lock();
-        match board {
-            Ok(b) => crate::health::status::render(&snap, &b, &reloads),
-            Err(_) => crate::health::status::render(&snap, &Board::default(), &reloads),
-        }
+        let maintenance = self.inner.maintenance_stats();
+        let board = self.inner.board.lock().unwrap_or_else(|e| e.into_inner());
+        status::render(&snap, &board, &reloads, &maintenance)
     }
 
     /// Rebuilds the snapshot from the source (and the data files it names)
@@ -747,6 +516,6 @@ impl Engine {
 
     /// Panics caught (and survived) in the maintenance loop so far.
     pub fn maintenance_panics(&self) -> u64 {
-        self.inner.board.lock().map(|b| b.panics).unwrap_or(0)
+        self.inner.maintenance_stats().panics
     }
 }

@@ -1,0 +1,275 @@
+//! The engine's maintenance loop: one thread per engine (`tm-maint`),
+//! started with it and stopped and joined by its drop (`tm_engine_free`,
+//! `dlz_destroy`). Each turn it runs the file watch, reaps retired
+//! snapshots, hands the probe service ([`Prober`]) the targets of a new
+//! configuration, sends the probes that are due, and publishes the status
+//! changes that come back into the current snapshot's health words.
+//!
+//! Health crosses a reload by one mechanism: the new snapshot is compiled
+//! with the health words of the old one, by endpoint identity (profile and
+//! endpoint name). The prober keeps its own per-target state across the
+//! same reload; it reports a reset (CheckingEndpoint) only for a target
+//! that is new or whose probe settings changed, and every status it
+//! reports is written by name into the snapshot that is current then,
+//! under the writer lock — never by an id taken from another snapshot.
+//!
+//! A panic in a turn is caught, logged and counted, and the loop goes on.
+
+use super::{Fault, Inner, panic_message};
+use crate::health::service::{Prober, Stopper, Target, Transition};
+use crate::health::{AdminState, MonitorStatus};
+use crate::log::LogLevel;
+use crate::snapshot::{EpAnswer, Snapshot};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What the status report shows of the loop itself.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MaintenanceStats {
+    /// Panics caught (and survived).
+    pub(crate) panics: u64,
+    /// The last of them.
+    pub(crate) last_panic: Option<String>,
+    /// Why probes cannot run (no probe thread could be started).
+    pub(crate) error: Option<String>,
+}
+
+/// The running loop; dropping it stops and joins it (and the probe pool).
+pub(crate) struct Maintenance {
+    stop: Arc<AtomicBool>,
+    probes: Stopper,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Maintenance {
+    /// Starts the loop with its probe service.
+    pub(crate) fn start(inner: Arc<Inner>, prober: Prober) -> std::io::Result<Maintenance> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let probes = prober.stopper();
+        let turns = Turns {
+            inner,
+            prober,
+            stop: stop.clone(),
+            generation: u64::MAX,
+        };
+        let thread = std::thread::Builder::new()
+            .name("tm-maint".into())
+            .spawn(move || turns.run())?;
+        Ok(Maintenance {
+            stop,
+            probes,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the loop: probes in flight are interrupted at once, then the
+    /// thread and the probe pool are joined.
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.probes.stop();
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Turns {
+    inner: Arc<Inner>,
+    prober: Prober,
+    stop: Arc<AtomicBool>,
+    /// The snapshot generation whose targets the prober has.
+    generation: u64,
+}
+
+impl Turns {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turn()));
+            if let Err(p) = turn {
+                self.inner.maintenance_panicked(&panic_message(&*p));
+                // Start again from the snapshot, as after a reload.
+                self.generation = u64::MAX;
+            }
+        }
+        self.inner.fault_point(Fault::SlowStop);
+        self.prober.stop();
+    }
+
+    /// One turn: file watch, reaping, targets, probes sent and collected.
+    fn turn(&mut self) {
+        self.inner.fault_point(Fault::MaintenancePanic);
+        self.inner.watch_tick();
+        self.inner.reap();
+        let generation = self.inner.generation();
+        if generation != self.generation {
+            self.retarget(generation);
+        }
+        let snap = self.inner.snapshot();
+        let now = Instant::now();
+        self.prober.dispatch(now, |id| probed(&snap, id));
+        let wait = self.prober.next_wait(now);
+        let changes = self.prober.collect(wait, |id| probed(&snap, id));
+        drop(snap);
+        self.inner.publish(&changes);
+    }
+
+    fn retarget(&mut self, generation: u64) {
+        let snap = self.inner.snapshot();
+        let targets = probe_targets(&snap);
+        let wanted = !targets.is_empty();
+        let resets = self
+            .prober
+            .retarget(targets, snap.settings.probe_workers as usize);
+        if wanted && self.prober.workers() == 0 {
+            let msg = "cannot start any probe thread: endpoints are not probed";
+            self.inner.log(LogLevel::Error, msg);
+            self.inner
+                .maintenance_stats_mut(|m| m.error = Some(msg.into()));
+        }
+        drop(snap);
+        self.inner.publish(&resets);
+        self.generation = generation;
+    }
+}
+
+impl Inner {
+    /// Writes status changes into the current snapshot, each by its
+    /// endpoint's name, under the writer lock; logs the probe-driven ones.
+    pub(crate) fn publish(&self, changes: &[Transition]) {
+        if changes.is_empty() {
+            return;
+        }
+        {
+            let _w = self.writer_lock();
+            let cur = self.snapshot();
+            for t in changes {
+                if let Some(id) = cur.find_endpoint(&t.key.0, &t.key.1) {
+                    cur.health.set_status(id, t.status);
+                }
+            }
+        }
+        for t in changes {
+            let level = match t.status {
+                MonitorStatus::Degraded => LogLevel::Warn,
+                MonitorStatus::Online => LogLevel::Info,
+                MonitorStatus::CheckingEndpoint => continue,
+            };
+            self.log(
+                level,
+                &format!(
+                    "endpoint {}/{} is {} ({})",
+                    t.key.0,
+                    t.key.1,
+                    t.status.as_str(),
+                    t.detail
+                ),
+            );
+        }
+    }
+
+    /// Records a panic caught in the maintenance loop: logged, counted in
+    /// the status, and the locks it may have poisoned made usable again.
+    pub(crate) fn maintenance_panicked(&self, msg: &str) {
+        self.log(
+            LogLevel::Error,
+            &format!("internal error in the maintenance loop (it goes on): {msg}"),
+        );
+        self.reloads.clear_poison();
+        self.graveyard.clear_poison();
+        self.watch.clear_poison();
+        self.maintenance_stats_mut(|m| {
+            m.panics += 1;
+            m.last_panic = Some(msg.to_string());
+        });
+    }
+
+    pub(crate) fn maintenance_stats_mut(&self, f: impl FnOnce(&mut MaintenanceStats)) {
+        let mut g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+    }
+
+    pub(crate) fn maintenance_stats(&self) -> MaintenanceStats {
+        self.maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The probe targets of a configuration: every endpoint of a monitored
+/// profile that answers with records (nested endpoints follow their child).
+fn probe_targets(snap: &Snapshot) -> Vec<Target> {
+    (0..snap.endpoints.len() as u32)
+        .filter_map(|id| probe_target(snap, id))
+        .collect()
+}
+
+fn probe_target(snap: &Snapshot, id: u32) -> Option<Target> {
+    let e = snap.endpoints.get(id as usize)?;
+    let p = snap.profiles.get(e.profile as usize)?;
+    let m = p.monitor.as_ref()?;
+    if matches!(e.answer, EpAnswer::Nested { .. }) {
+        return None;
+    }
+    let host = e.probe_target.clone()?;
+    let host_header = m
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone())
+        .or_else(|| match &e.answer {
+            EpAnswer::Cname(r) => Some(r.text.trim_end_matches('.').to_string()),
+            _ => None,
+        });
+    let spec = crate::health::probe::ProbeSpec {
+        protocol: m.protocol,
+        host,
+        port: e.probe_port.unwrap_or(m.port),
+        path: e.probe_path.clone().unwrap_or_else(|| m.path.clone()),
+        host_header,
+        headers: m
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+            .cloned()
+            .collect(),
+        timeout: m.timeout,
+        expected: m.expected_status.clone(),
+        verify_tls: m.verify_tls,
+    };
+    Some(Target {
+        key: (p.fqdn.to_string(), e.name.to_string()),
+        id,
+        spec,
+        interval: m.interval,
+        tolerated: m.tolerated_failures,
+        recovery: m.recovery_successes,
+    })
+}
+
+/// Whether endpoint `id` is to be probed now (enabled by config or admin,
+/// not admin-disabled, profile enabled).
+fn probed(snap: &Snapshot, id: u32) -> bool {
+    let Some(e) = snap.endpoints.get(id as usize) else {
+        return false;
+    };
+    let Some(p) = snap.profiles.get(e.profile as usize) else {
+        return false;
+    };
+    if !p.enabled {
+        return false;
+    }
+    match snap.health.admin(id) {
+        AdminState::Disabled => false,
+        AdminState::Enabled => true,
+        _ => e.enabled,
+    }
+}
