@@ -22,6 +22,7 @@ pub mod engine;
 pub mod geo;
 pub mod health;
 pub mod log;
+pub mod name;
 pub mod pdns;
 pub mod query;
 pub mod routing;

@@ -16,18 +16,7 @@ use std::path::PathBuf;
 /// No id.
 pub const NONE: u32 = u32::MAX;
 
-/// A zone.
-#[derive(Debug)]
-pub struct Zone {
-    /// Lowercase, no trailing dot.
-    pub name: Box<str>,
-    /// With trailing dot (presentation owner).
-    pub owner: Box<str>,
-    /// The SOA record.
-    pub soa: Rec,
-    /// The NS records.
-    pub ns: Box<[Rec]>,
-}
+pub use crate::answer::Zone;
 
 /// What a name in the table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

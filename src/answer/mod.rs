@@ -5,8 +5,21 @@
 pub mod records;
 pub mod wire;
 
-use crate::snapshot::Zone;
 pub use records::Rec;
+
+/// A zone as answers carry it: its names and the records of its apex that
+/// negative answers and the apex itself are made of.
+#[derive(Debug)]
+pub struct Zone {
+    /// Lowercase, no trailing dot.
+    pub name: Box<str>,
+    /// With trailing dot (presentation owner).
+    pub owner: Box<str>,
+    /// The SOA record.
+    pub soa: Rec,
+    /// The NS records.
+    pub ns: Box<[Rec]>,
+}
 
 /// Response codes we produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

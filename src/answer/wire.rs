@@ -12,7 +12,7 @@
 
 use super::{Answer, Rcode};
 use crate::answer::records::rtype;
-use crate::query::{NameBuf, NameError};
+use crate::name::{NameBuf, NameError};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Our advertised EDNS UDP payload size, and the largest UDP response we
