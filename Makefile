@@ -21,7 +21,7 @@ VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := wire config dlz mmdb latency_csv pdns_request
 
-.PHONY: all deps build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz
+.PHONY: all deps check-layers build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz
 
 all: build
 
@@ -31,6 +31,10 @@ deps:
 build:
 	$(CARGO) build --locked --lib --examples
 
+# The import graph goes down only (layers in the script; README "Architecture").
+check-layers:
+	python3 scripts/check-layers.py
+
 # The 1M-prefix table for the performance test and the benchmark (about 30 s, once).
 latency-1m: $(LATENCY_1M)
 $(LATENCY_1M):
@@ -38,7 +42,7 @@ $(LATENCY_1M):
 	python3 $(SHARED)/tools/make-latency-table $@.tmp --ipv6
 	mv $@.tmp $@
 
-test: deps build latency-1m test-rust test-c test-asan test-valgrind
+test: deps check-layers build latency-1m test-rust test-c test-asan test-valgrind
 	@echo "make test: all passed"
 
 test-rust:

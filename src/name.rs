@@ -1,5 +1,6 @@
 //! Query names in canonical form, on the stack: what every entry (wire,
 //! text, C, DLZ) turns a name into before it is looked up.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 /// A query name in canonical form: lowercase ASCII, no trailing dot, at
 /// most 253 octets, labels of 1..=63 octets. Lives on the stack.
@@ -188,15 +189,13 @@ impl NameBuf {
             return Err(NameError::NameTooLong);
         }
         if dot == 1 {
-            self.buf[self.len] = b'.';
-            self.len += 1;
+            self.push_octet(b'.');
         }
         for &b in label {
             if b == b'.' || !(0x21..0x7f).contains(&b) {
                 self.odd = true;
             }
-            self.buf[self.len] = b.to_ascii_lowercase();
-            self.len += 1;
+            self.push_octet(b.to_ascii_lowercase());
             if b == b'.' {
                 self.suffix_from = self.len;
             }
@@ -204,16 +203,29 @@ impl NameBuf {
         Ok(())
     }
 
+    /// Appends one octet (the callers have checked the room: at most 253).
+    #[inline]
+    fn push_octet(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
     /// The canonical bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.buf.get(..self.len).unwrap_or_default()
     }
 
     /// Writes `name.` (with the trailing dot) into `out`, returning its length.
     pub fn write_fqdn(&self, out: &mut [u8; 256]) -> usize {
-        out[..self.len].copy_from_slice(self.as_bytes());
-        out[self.len] = b'.';
-        self.len + 1
+        let n = self.len.min(out.len() - 1);
+        let (head, tail) = out.split_at_mut(n);
+        head.copy_from_slice(self.as_bytes().get(..n).unwrap_or_default());
+        if let Some(dot) = tail.first_mut() {
+            *dot = b'.';
+        }
+        n + 1
     }
 }

@@ -16,8 +16,9 @@
 //! Unlike [`Engine::lookup`] itself, this allocates (it builds JSON): it is
 //! the adapter's path, not the host query path.
 
+use crate::answer::Rcode;
 use crate::answer::records::type_name;
-use crate::{Engine, Query, Rcode};
+use crate::engine::{Engine, Query};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 

@@ -1,10 +1,11 @@
 //! THE hot path: normalise the name → find its node → route → answer.
 //! No allocation, no lock, no syscall, no formatting below this line; the
 //! snapshot is passed in by the caller, which loaded it once.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use crate::answer::records::rtype;
-pub use crate::name::{NameBuf, NameError};
 use crate::answer::{Answer, Rcode};
+pub use crate::name::{NameBuf, NameError};
 use crate::routing::{self, Client, Pick};
 use crate::snapshot::{EpAnswer, Node, Profile, Snapshot, Zone};
 
@@ -130,12 +131,12 @@ fn profile_answer<'s>(
                 };
                 if matches!(qtype, rtype::A | rtype::ANY) && n4 < cap {
                     let take = v4.len().min(cap - n4);
-                    out.answer.push(&v4[..take]);
+                    out.answer.push(v4.get(..take).unwrap_or_default());
                     n4 += take;
                 }
                 if matches!(qtype, rtype::AAAA | rtype::ANY) && n6 < cap {
                     let take = v6.len().min(cap - n6);
-                    out.answer.push(&v6[..take]);
+                    out.answer.push(v6.get(..take).unwrap_or_default());
                     n6 += take;
                 }
             }

@@ -349,6 +349,7 @@ fn group_id(name: &str) -> Result<libc::gid_t, String> {
         return Ok(n);
     }
     let c = CString::new(name).map_err(|_| format!("--socket-group {name}: bad name"))?;
+    // SAFETY: `group` is plain data; all zeroes is a valid value.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16384];
     let mut out: *mut libc::group = std::ptr::null_mut();

@@ -1,6 +1,7 @@
 //! Answers as the query path produces them: borrowed views into the
 //! snapshot, built without allocation. [`wire`] turns one into a DNS
 //! message; the C API hands its records to a callback.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod records;
 pub mod wire;
@@ -39,8 +40,15 @@ pub enum Rcode {
     Refused = 5,
 }
 
-/// Most record slices one answer can gather.
-pub const MAX_PARTS: usize = 16;
+/// Most addresses of one family a multivalue answer carries (the
+/// configuration's `max_answers` is at most this).
+pub const MAX_ANSWERS: usize = 8;
+
+/// Most record slices one answer can gather: a multivalue answer to ANY
+/// takes at most one slice per address of each family.
+pub const MAX_PARTS: usize = 2 * MAX_ANSWERS;
+
+const _: () = assert!(MAX_PARTS >= 2 * MAX_ANSWERS && MAX_PARTS >= 2);
 
 /// A list of records as slices of the snapshot; no allocation.
 #[derive(Debug, Clone, Copy)]
@@ -165,32 +173,6 @@ impl<'a> Answer<'a> {
             authority: Records::default(),
             zone: None,
             scope_prefix: 0,
-        }
-    }
-
-    /// A negative answer (NXDOMAIN or NODATA) with the zone's SOA.
-    pub fn negative(zone: &'a Zone, rcode: Rcode, scope_prefix: u8) -> Answer<'a> {
-        let mut authority = Records::default();
-        authority.push_one(&zone.soa);
-        Answer {
-            rcode,
-            authoritative: true,
-            answer: Records::default(),
-            authority,
-            zone: Some(zone),
-            scope_prefix,
-        }
-    }
-
-    /// A positive answer.
-    pub fn positive(zone: &'a Zone, answer: Records<'a>, scope_prefix: u8) -> Answer<'a> {
-        Answer {
-            rcode: Rcode::NoError,
-            authoritative: true,
-            answer,
-            authority: Records::default(),
-            zone: Some(zone),
-            scope_prefix,
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use super::{Answer, Rcode};
 use crate::answer::records::rtype;
-use crate::name::{NameBuf, NameError};
+use crate::name::NameBuf;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Our advertised EDNS UDP payload size, and the largest UDP response we
@@ -186,11 +186,12 @@ fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
 
 /// Parses a query packet.
 pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
+    let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else {
+        return Err(WireError::Drop);
+    };
     if b.len() < 12 {
         return Err(WireError::Drop);
     }
-    let id = u16::from_be_bytes([b[0], b[1]]);
-    let flags = u16::from_be_bytes([b[2], b[3]]);
     if flags & 0x8000 != 0 {
         return Err(WireError::Drop);
     }
@@ -240,8 +241,7 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         let Some(label) = b.get(i + 1..i + 1 + usize::from(len)) else {
             return formerr(&[]);
         };
-        if let Err(e) = name.push_label(label) {
-            let _: NameError = e;
+        if name.push_label(label).is_err() {
             return formerr(&[]);
         }
         i += 1 + usize::from(len);
@@ -251,7 +251,7 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         return formerr(&[]);
     };
     i += 4;
-    let question = &b[12..i];
+    let question = b.get(12..i).unwrap_or_default();
     if opcode != 0 {
         return Ok(Parsed::Error {
             id,
@@ -317,9 +317,8 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
             q.edns_version = (ttl_hi & 0xFF) as u8;
             q.dnssec_ok = ttl_lo & 0x8000 != 0;
             let mut k = 0;
-            while k + 4 <= rdata.len() {
-                let code = u16::from_be_bytes([rdata[k], rdata[k + 1]]);
-                let olen = usize::from(u16::from_be_bytes([rdata[k + 2], rdata[k + 3]]));
+            while let (Some(code), Some(olen)) = (u16_at(rdata, k), u16_at(rdata, k + 2)) {
+                let olen = usize::from(olen);
                 let Some(opt) = rdata.get(k + 4..k + 4 + olen) else {
                     return formerr(question);
                 };
@@ -343,12 +342,8 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
 /// RFC 7871 §6 and §7.1.1: family 1 or 2, source within the family, scope 0
 /// in queries, exactly ceil(source/8) address octets, no bits set past source.
 fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
-    if opt.len() < 4 {
-        return None;
-    }
-    let family = u16::from_be_bytes([opt[0], opt[1]]);
-    let source = opt[2];
-    let scope = opt[3];
+    let (&[f0, f1, source, scope], addr) = opt.split_first_chunk::<4>()?;
+    let family = u16::from_be_bytes([f0, f1]);
     let max = match family {
         1 => 32,
         2 => 128,
@@ -357,16 +352,15 @@ fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
     if source > max || scope != 0 {
         return None;
     }
-    let addr = &opt[4..];
     let n = usize::from(source).div_ceil(8);
     if addr.len() != n {
         return None;
     }
     let mut a = [0u8; 16];
-    a[..n].copy_from_slice(addr);
-    if n > 0 && !source.is_multiple_of(8) {
+    a.get_mut(..n)?.copy_from_slice(addr);
+    if !source.is_multiple_of(8) {
         let mask = 0xFFu8 >> (source % 8);
-        if a[n - 1] & mask != 0 {
+        if addr.last().is_some_and(|last| last & mask != 0) {
             return None;
         }
     }
@@ -390,9 +384,14 @@ impl W<'_> {
         if end > self.limit {
             return false;
         }
-        self.buf[self.pos..end].copy_from_slice(data);
-        self.pos = end;
-        true
+        match self.buf.get_mut(self.pos..end) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                self.pos = end;
+                true
+            }
+            None => false,
+        }
     }
     #[inline]
     fn u16(&mut self, v: u16) -> bool {
@@ -520,7 +519,7 @@ fn opt_record_parts(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool 
         && w.u16(olen as u16)
         && w.u16(ecs.family)
         && w.put(&[ecs.source, scope])
-        && w.put(&ecs.addr[..alen])
+        && w.put(ecs.addr.get(..alen).unwrap_or_default())
 }
 
 /// Writes the response to `q` carrying `a` into `out`. `tcp` lifts the

@@ -181,17 +181,21 @@ pub unsafe extern "C" fn dlz_create(
                 break;
             }
             // SAFETY: a NUL-terminated name from named's vararg list.
+            // Each function pointer is named's, with the signature its name
+            // documents in dlz_minimal.h.
             match unsafe { cstr(n) } {
-                // SAFETY: named's function pointers with the documented signatures.
                 Some("log") => {
+                    // SAFETY: named's `log`, as above.
                     log = Some(BindLog(unsafe {
                         std::mem::transmute::<*const c_void, LogCb>(f)
                     }))
                 }
                 Some("putrr") => {
+                    // SAFETY: named's `putrr`, as above.
                     putrr = Some(unsafe { std::mem::transmute::<*const c_void, PutRr>(f) })
                 }
                 Some("putnamedrr") => {
+                    // SAFETY: named's `putnamedrr`, as above.
                     putnamedrr =
                         Some(unsafe { std::mem::transmute::<*const c_void, PutNamedRr>(f) })
                 }
@@ -402,7 +406,8 @@ pub unsafe extern "C" fn dlz_lookup(
             ecs,
         };
         let r = inst.engine.lookup(&q, |a, _| {
-            if a.rcode == crate::Rcode::Refused || a.rcode == crate::Rcode::NxDomain {
+            if a.rcode == crate::answer::Rcode::Refused || a.rcode == crate::answer::Rcode::NxDomain
+            {
                 return ISC_R_NOTFOUND;
             }
             for rec in a.answer.iter() {

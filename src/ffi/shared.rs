@@ -181,10 +181,8 @@ mod tests {
         let releaser = std::thread::spawn(move || {
             let t = Instant::now();
             // SAFETY: the one hold on A.
-            assert_eq!(
-                unsafe { tm_engine_release_shared(a as *const tm_engine) },
-                tm_result::Ok
-            );
+            let r = unsafe { tm_engine_release_shared(a as *const tm_engine) };
+            assert_eq!(r, tm_result::Ok);
             t.elapsed()
         });
         std::thread::sleep(Duration::from_millis(200));

@@ -16,10 +16,9 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
     let (country, continent, scope) = match info {
         Some((i, plen)) => {
             let c = builtin::countries().get(i.country as usize).map(|c| c.code);
-            let k = builtin::CONTINENTS.get(i.continent as usize).map(|s| {
-                let b = s.as_bytes();
-                [b[0], b[1]]
-            });
+            let k = builtin::CONTINENTS
+                .get(i.continent as usize)
+                .and_then(|s| s.as_bytes().first_chunk::<2>().copied());
             (c, k, plen)
         }
         None => (None, None, client.source_prefix.min(24)),

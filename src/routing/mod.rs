@@ -15,6 +15,7 @@
 //!
 //! Online = enabled and not Degraded; a nested endpoint is online when its
 //! child has at least `min_children` online endpoints.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 mod geographic;
 mod multivalue;
@@ -39,13 +40,17 @@ pub struct Client {
     pub source_prefix: u8,
 }
 
+/// Most endpoints a multivalue pick names: as many as an answer has
+/// record slices, so every address the answer can carry has its endpoint.
+pub const MAX_PICKS: usize = crate::answer::MAX_PARTS;
+
 /// What a profile decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
     /// One endpoint.
     One(u32),
-    /// Several endpoints (multivalue), in priority order (at most 16).
-    Many([u32; 16], u8),
+    /// Several endpoints (multivalue), in priority order (at most [`MAX_PICKS`]).
+    Many([u32; MAX_PICKS], u8),
     /// No answer of this profile (NODATA).
     NoData,
     /// The profile answers NXDOMAIN.

@@ -6,14 +6,12 @@ use super::{Candidates, Pick};
 use crate::snapshot::{Profile, Snapshot};
 
 pub(super) fn choose(_snap: &Snapshot, p: &Profile, c: &Candidates<'_>) -> (Pick, u8) {
-    let mut ids = [0u32; 16];
+    let mut ids = [0u32; super::MAX_PICKS];
     let mut n = 0usize;
     for id in p.by_priority.iter().map(|s| s.id) {
-        if n >= ids.len() {
-            break;
-        }
         if c.ok(id) {
-            ids[n] = id;
+            let Some(slot) = ids.get_mut(n) else { break };
+            *slot = id;
             n += 1;
         }
     }
