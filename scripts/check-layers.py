@@ -18,7 +18,7 @@ LAYERS = [
     ["engine"],
     ["pdns", "ffi"],
     ["bind_dlz"],
-    ["fuzzing"],
+    ["fuzzing", "testutil"],
     ["lib"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}

@@ -32,6 +32,8 @@ mod bind_dlz;
 mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod testutil;
 
 pub use answer::{Answer, Rcode, Rec, Records};
 pub use config::ConfigError;

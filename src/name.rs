@@ -229,3 +229,56 @@ impl NameBuf {
         n + 1
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn text(n: &str) -> Result<NameBuf, NameError> {
+        NameBuf::from_text(n.as_bytes())
+    }
+
+    #[test]
+    fn canonical_form() {
+        assert_eq!(text("WWW.Example.").unwrap().as_bytes(), b"www.example");
+        assert_eq!(text(".").unwrap().as_bytes(), b"");
+        assert!(text("a.b").unwrap().is_plain());
+        assert_eq!(text("a..b").err(), Some(NameError::EmptyLabel));
+        assert_eq!(text(&"x".repeat(64)).err(), Some(NameError::LabelTooLong));
+        let long = vec!["a".repeat(63); 4].join(".");
+        assert_eq!(text(&long).err(), Some(NameError::NameTooLong));
+    }
+
+    /// `\.` is a dot inside a label; `\DDD` any octet; suffixes start only
+    /// at real boundaries.
+    #[test]
+    fn escapes_and_label_boundaries() {
+        let n = text("a\\.b.c.d").unwrap();
+        assert_eq!(n.as_bytes(), b"a.b.c.d");
+        assert!(!n.is_plain());
+        let tails: Vec<&[u8]> = n.parent_suffixes().collect();
+        assert_eq!(tails, vec![&b"c.d"[..], &b"d"[..]]);
+        let n = text("\\065bc.d").unwrap();
+        assert_eq!(n.as_bytes(), b"abc.d");
+        assert!(n.is_plain());
+        for bad in ["a\\", "a\\2", "a\\256", "a\\25x"] {
+            assert_eq!(text(bad).err(), Some(NameError::BadEscape), "{bad}");
+        }
+        let plain = text("x.y.z").unwrap();
+        let tails: Vec<&[u8]> = plain.parent_suffixes().collect();
+        assert_eq!(tails, vec![&b"y.z"[..], &b"z"[..]]);
+    }
+
+    #[test]
+    fn wire_labels() {
+        let mut n = NameBuf::root();
+        n.push_label(b"A.B").unwrap();
+        n.push_label(b"tm").unwrap();
+        assert_eq!(n.as_bytes(), b"a.b.tm");
+        assert_eq!(n.parent_suffixes().collect::<Vec<_>>(), vec![&b"tm"[..]]);
+        let mut out = [0u8; 256];
+        let len = text("a.b").unwrap().write_fqdn(&mut out);
+        assert_eq!(&out[..len], b"a.b.");
+    }
+}

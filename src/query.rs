@@ -147,3 +147,92 @@ fn profile_answer<'s>(
     }
     out.set_positive(zone, scope)
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testutil::{client, snapshot};
+
+    fn ask(snap: &Snapshot, name: &str, qtype: u16) -> (Rcode, Vec<u16>, usize) {
+        let mut a = Answer::not_ours();
+        answer(
+            snap,
+            &NameBuf::from_text(name.as_bytes()).unwrap(),
+            qtype,
+            &client(Some("192.0.2.1")),
+            &mut a,
+        );
+        (
+            a.rcode,
+            a.answer.iter().map(|r| r.rtype).collect(),
+            a.authority.len(),
+        )
+    }
+
+    const CFG: &str = "[[profile]]\nname = \"app.eu\"\nrouting = \"priority\"\n\
+        [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\", \"2001:db8::1\"]\n\
+        [[profile]]\nname = \"child\"\nrouting = \"priority\"\nenabled = false\n\
+        [[profile.endpoint]]\nname = \"x\"\ntarget = \"x.example\"\n\
+        [[profile]]\nname = \"parent\"\nrouting = \"priority\"\n\
+        [[profile.endpoint]]\nname = \"n\"\nprofile = \"child\"\n";
+
+    /// Every place a name can fall, and what it answers.
+    #[test]
+    fn every_place_of_a_name() {
+        let s = snapshot(CFG);
+        assert_eq!(
+            ask(&s, "tm.example", rtype::SOA),
+            (Rcode::NoError, vec![rtype::SOA], 0)
+        );
+        assert_eq!(
+            ask(&s, "tm.example", rtype::NS),
+            (Rcode::NoError, vec![rtype::NS], 0)
+        );
+        assert_eq!(
+            ask(&s, "tm.example", rtype::ANY),
+            (Rcode::NoError, vec![rtype::SOA, rtype::NS], 0)
+        );
+        assert_eq!(ask(&s, "tm.example", rtype::A), (Rcode::NoError, vec![], 1));
+        assert_eq!(
+            ask(&s, "app.eu.tm.example", rtype::A),
+            (Rcode::NoError, vec![rtype::A], 0)
+        );
+        assert_eq!(
+            ask(&s, "app.eu.tm.example", rtype::AAAA),
+            (Rcode::NoError, vec![rtype::AAAA], 0)
+        );
+        // The empty non-terminal between a profile and its apex: NODATA.
+        assert_eq!(
+            ask(&s, "eu.tm.example", rtype::A),
+            (Rcode::NoError, vec![], 1)
+        );
+        assert_eq!(
+            ask(&s, "nope.tm.example", rtype::A),
+            (Rcode::NxDomain, vec![], 1)
+        );
+        assert_eq!(
+            ask(&s, "other.example", rtype::A),
+            (Rcode::Refused, vec![], 0)
+        );
+        // A label holding a dot is not a profile's name.
+        assert_eq!(
+            ask(&s, "app\\.eu.tm.example", rtype::A),
+            (Rcode::NxDomain, vec![], 1)
+        );
+    }
+
+    /// A nested child's NXDOMAIN is the parent's NODATA: the parent exists.
+    #[test]
+    fn a_nested_childs_nxdomain_is_the_parents_nodata() {
+        let s = snapshot(CFG);
+        assert_eq!(
+            ask(&s, "child.tm.example", rtype::A),
+            (Rcode::NxDomain, vec![], 1)
+        );
+        assert_eq!(
+            ask(&s, "parent.tm.example", rtype::A),
+            (Rcode::NoError, vec![], 1)
+        );
+    }
+}

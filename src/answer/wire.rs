@@ -635,3 +635,110 @@ pub fn write_answer(
     );
     Ok(w.pos)
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `tm.example A` with the given header flags word and extra octets
+    /// (an additional record) after the question.
+    fn packet(flags: u16, arcount: u16, extra: &[u8]) -> Vec<u8> {
+        let mut q = vec![0xAB, 0xCD];
+        q.extend_from_slice(&flags.to_be_bytes());
+        q.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+        q.extend_from_slice(&arcount.to_be_bytes());
+        q.extend_from_slice(b"\x02tm\x07example\x00\x00\x01\x00\x01");
+        q.extend_from_slice(extra);
+        q
+    }
+
+    fn opt(options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0];
+        o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        o.extend_from_slice(options);
+        o
+    }
+
+    fn rcode_of(p: &[u8]) -> Option<Rcode> {
+        match parse(p) {
+            Ok(Parsed::Error { rcode, .. }) => Some(rcode),
+            Ok(Parsed::Query(_)) => None,
+            Err(_) => Some(Rcode::Refused),
+        }
+    }
+
+    #[test]
+    fn what_is_dropped_and_what_is_refused() {
+        assert_eq!(parse(&[0; 11]).err(), Some(WireError::Drop));
+        assert_eq!(parse(&packet(0x8000, 0, &[])).err(), Some(WireError::Drop));
+        assert_eq!(rcode_of(&packet(0, 0, &[])), None);
+        assert_eq!(rcode_of(&packet(4 << 11, 0, &[])), Some(Rcode::NotImp));
+        let mut no_question = packet(0, 0, &[]);
+        no_question[5] = 0;
+        assert_eq!(rcode_of(&no_question), Some(Rcode::FormErr));
+        assert_eq!(rcode_of(&packet(0, 1, &[])), Some(Rcode::FormErr));
+        assert_eq!(rcode_of(&packet(0, 1, &opt(&[]))), None);
+        let mut two = opt(&[]);
+        two.extend(opt(&[]));
+        assert_eq!(rcode_of(&packet(0, 2, &two)), Some(Rcode::FormErr));
+    }
+
+    /// RFC 7871 §7.1.1, row by row: family, source, scope, address length,
+    /// bits past the prefix.
+    #[test]
+    fn ecs_option_rules() {
+        let ecs = |body: &[u8]| {
+            let mut o = vec![0, 8];
+            o.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            o.extend_from_slice(body);
+            rcode_of(&packet(0, 1, &opt(&o)))
+        };
+        assert_eq!(ecs(&[0, 1, 24, 0, 203, 0, 113]), None);
+        assert_eq!(ecs(&[0, 2, 48, 0, 0x20, 1, 0x0d, 0xb8, 0, 1]), None);
+        assert_eq!(ecs(&[0, 1, 0, 0]), None);
+        assert_eq!(ecs(&[0, 3, 24, 0, 1, 2, 3]), Some(Rcode::FormErr));
+        assert_eq!(ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]), Some(Rcode::FormErr));
+        assert_eq!(ecs(&[0, 1, 24, 8, 203, 0, 113]), Some(Rcode::FormErr));
+        assert_eq!(ecs(&[0, 1, 24, 0, 203, 0]), Some(Rcode::FormErr));
+        assert_eq!(ecs(&[0, 1, 23, 0, 203, 0, 113]), Some(Rcode::FormErr));
+        assert_eq!(ecs(&[0, 1]), Some(Rcode::FormErr));
+    }
+
+    /// The OPT record goes in whole or not at all; a buffer that cannot hold
+    /// question and OPT is an error.
+    #[test]
+    fn opt_is_written_whole_or_not_at_all() {
+        let p = packet(0, 1, &opt(&[]));
+        let Ok(Parsed::Query(q)) = parse(&p) else {
+            panic!("not a query");
+        };
+        let a = Answer::not_ours();
+        let question_end = 12 + q.question.len();
+        for len in 0..question_end + 11 {
+            let mut out = vec![0u8; len];
+            assert_eq!(
+                write_answer(&q, &a, false, &mut out),
+                Err(WireError::BufferTooSmall),
+                "{len}"
+            );
+        }
+        let mut out = vec![0u8; question_end + 11];
+        assert_eq!(write_answer(&q, &a, false, &mut out), Ok(question_end + 11));
+        assert_eq!(out[11], 1, "ARCOUNT");
+    }
+
+    /// A detached query keeps its question when the packet is overwritten.
+    #[test]
+    fn detach_keeps_the_question() {
+        let mut p = packet(0, 0, &[]);
+        let mut store = [0u8; MAX_QUESTION];
+        let parsed = parse(&p).unwrap().detach(&mut store);
+        p.fill(0);
+        let Parsed::Query(q) = parsed else {
+            panic!("not a query");
+        };
+        assert_eq!(q.question, b"\x02tm\x07example\x00\x00\x01\x00\x01");
+        assert_eq!(q.name.as_bytes(), b"tm.example");
+    }
+}

@@ -209,3 +209,133 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
         Routing::Subnet => subnet::choose(snap, p, client),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testutil::{client, snapshot};
+
+    const PRIO: &str = "[[profile]]\nname = \"p\"\nrouting = \"priority\"\n\
+        [[profile.endpoint]]\nname = \"a\"\ntarget = \"a.example\"\n\
+        [[profile.endpoint]]\nname = \"b\"\ntarget = \"b.example\"\n\
+        [[profile.endpoint]]\nname = \"c\"\ntarget = \"c.example\"\nenabled = false\n";
+
+    fn pick(snap: &Snapshot, addr: Option<&str>) -> Pick {
+        route(snap, &snap.profiles[0], &client(addr), 0).0
+    }
+
+    /// The candidate rule's truth table, row by row.
+    #[test]
+    fn candidate_rule() {
+        let s = snapshot(PRIO);
+        // Every enabled endpoint online: the first by priority.
+        assert_eq!(pick(&s, None), Pick::One(0));
+        // The first degraded: the next online one.
+        s.health.set_status(0, MonitorStatus::Degraded);
+        assert_eq!(pick(&s, None), Pick::One(1));
+        // None online, fail-open: as though all enabled were online
+        // (the disabled one never is a candidate).
+        s.health.set_status(1, MonitorStatus::Degraded);
+        assert_eq!(pick(&s, None), Pick::One(0));
+        // fail-closed: NODATA.
+        let closed = snapshot(&PRIO.replace(
+            "routing = \"priority\"\n",
+            "routing = \"priority\"\nall_down = \"fail-closed\"\n",
+        ));
+        closed.health.set_status(0, MonitorStatus::Degraded);
+        closed.health.set_status(1, MonitorStatus::Degraded);
+        assert_eq!(pick(&closed, None), Pick::NoData);
+        // No enabled endpoint: NXDOMAIN; a disabled profile likewise.
+        s.health.set_admin(0, AdminState::Disabled);
+        s.health.set_admin(1, AdminState::Disabled);
+        assert_eq!(pick(&s, None), Pick::NxDomain);
+        let off = snapshot(&PRIO.replace(
+            "routing = \"priority\"\n",
+            "routing = \"priority\"\nenabled = false\n",
+        ));
+        assert_eq!(pick(&off, None), Pick::NxDomain);
+    }
+
+    /// Admin overrides: Enabled serves a config-disabled endpoint, Drain
+    /// stops serving it, Disabled stops serving and probing.
+    #[test]
+    fn admin_overrides() {
+        let s = snapshot(PRIO);
+        assert!(!enabled(&s, 2));
+        s.health.set_admin(2, AdminState::Enabled);
+        assert!(enabled(&s, 2) && servable(&s, 2));
+        s.health.set_admin(0, AdminState::Drain);
+        assert!(!servable(&s, 0));
+        assert_eq!(pick(&s, None), Pick::One(1));
+    }
+
+    /// Subnet routing: the longest prefix wins; the scope is the shortest
+    /// prefix of the client's address on which the answer is the same
+    /// (10.2.0.1 is under 10/8, but 10.2/15 is needed to stay clear of 10.1/16).
+    #[test]
+    fn subnet_longest_prefix_and_scope() {
+        let s = snapshot(
+            "[[profile]]\nname = \"n\"\nrouting = \"subnet\"\n\
+             [[profile.endpoint]]\nname = \"wide\"\ntarget = \"w.example\"\nsubnets = [\"10.0.0.0/8\"]\n\
+             [[profile.endpoint]]\nname = \"narrow\"\ntarget = \"n.example\"\nsubnets = [\"10.1.0.0/16\"]\n",
+        );
+        let p = &s.profiles[0];
+        assert_eq!(
+            route(&s, p, &client(Some("10.1.2.3")), 0),
+            (Pick::One(1), 16)
+        );
+        assert_eq!(
+            route(&s, p, &client(Some("10.2.0.1")), 0),
+            (Pick::One(0), 15)
+        );
+        assert_eq!(
+            route(&s, p, &client(Some("10.200.0.1")), 0),
+            (Pick::One(0), 9)
+        );
+    }
+
+    /// Weighted with client-subnet affinity: one /24 always gets the same
+    /// endpoint, and the draw follows the weights over many /24s.
+    #[test]
+    fn weighted_affinity_is_stable_and_follows_weights() {
+        let s = snapshot(
+            "[[profile]]\nname = \"w\"\nrouting = \"weighted\"\naffinity = \"client-subnet\"\n\
+             [[profile.endpoint]]\nname = \"heavy\"\ntarget = \"h.example\"\nweight = 3\n\
+             [[profile.endpoint]]\nname = \"light\"\ntarget = \"l.example\"\nweight = 1\n",
+        );
+        let p = &s.profiles[0];
+        let first = route(&s, p, &client(Some("198.51.100.7")), 0);
+        for host in 0..=255u8 {
+            let a = format!("198.51.100.{host}");
+            assert_eq!(route(&s, p, &client(Some(&a)), 0), first, "{a}");
+        }
+        assert_eq!(first.1, 24);
+        let heavy = (0..4000u32)
+            .filter(|i| {
+                let a = format!("10.{}.{}.1", i / 256, i % 256);
+                route(&s, p, &client(Some(&a)), 0).0 == Pick::One(0)
+            })
+            .count();
+        assert!(
+            (2700..3300).contains(&heavy),
+            "{heavy} of 4000 on weight 3:1"
+        );
+    }
+
+    /// Multivalue: every online endpoint, in priority order.
+    #[test]
+    fn multivalue_lists_online_endpoints_in_order() {
+        let s = snapshot(
+            "[[profile]]\nname = \"m\"\nrouting = \"multivalue\"\n\
+             [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\"]\n\
+             [[profile.endpoint]]\nname = \"b\"\naddresses = [\"192.0.2.2\"]\n\
+             [[profile.endpoint]]\nname = \"c\"\naddresses = [\"192.0.2.3\"]\n",
+        );
+        s.health.set_status(1, MonitorStatus::Degraded);
+        let Pick::Many(ids, n) = pick(&s, None) else {
+            panic!("not a multivalue pick");
+        };
+        assert_eq!(&ids[..usize::from(n)], &[0, 2]);
+    }
+}
