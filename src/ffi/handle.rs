@@ -286,3 +286,68 @@ pub(crate) unsafe fn string_out(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::lookup::tm_query;
+
+    fn query(struct_size: u32) -> tm_query {
+        let none = crate::ffi::lookup::tm_address {
+            family: 0,
+            bytes: [0; 16],
+        };
+        tm_query {
+            struct_size,
+            qtype: 1,
+            ecs_source_prefix: 0,
+            qname: std::ptr::null(),
+            qname_len: 0,
+            client: none,
+            ecs: none,
+        }
+    }
+
+    #[test]
+    fn read_versioned_checks_null_and_size() {
+        let full = query(std::mem::size_of::<tm_query>() as u32);
+        let small = query(8);
+        // SAFETY: NULL, or live structs of the full size.
+        unsafe {
+            assert_eq!(
+                read_versioned::<tm_query>(std::ptr::null()).err(),
+                Some(tm_result::NullArgument)
+            );
+            assert_eq!(
+                read_versioned(&small).err(),
+                Some(tm_result::StructTooSmall)
+            );
+            assert_eq!(read_versioned(&full).map(|q| q.qtype), Ok(1));
+        }
+    }
+
+    #[test]
+    fn string_out_follows_snprintf() {
+        let mut buf = [0x55 as c_char; 6];
+        let mut written = 0usize;
+        // SAFETY: a live buffer of buf.len() bytes and a live output.
+        let r = unsafe { string_out("hello!", buf.as_mut_ptr(), buf.len(), &mut written) };
+        assert_eq!((r, written), (Err(tm_result::BufferTooSmall), 6));
+        assert_eq!(buf[0], 0x55, "nothing but the length is written on failure");
+        // SAFETY: as above.
+        let r = unsafe { string_out("hello", buf.as_mut_ptr(), buf.len(), &mut written) };
+        assert_eq!((r, written), (Ok(()), 5));
+        assert_eq!(buf.map(|c| c as u8), *b"hello\0");
+    }
+
+    #[test]
+    fn errbuf_truncates_at_a_char_boundary_with_a_nul() {
+        let mut buf = [0x55 as c_char; 4];
+        // SAFETY: a live buffer of buf.len() bytes.
+        let e = unsafe { ErrBuf::new(buf.as_mut_ptr(), buf.len()) };
+        e.write("aé€");
+        assert_eq!(buf.map(|c| c as u8)[..4], *b"a\xc3\xa9\0");
+        // SAFETY: NULL is "no buffer".
+        unsafe { ErrBuf::new(std::ptr::null_mut(), 10) }.write("ignored");
+    }
+}
