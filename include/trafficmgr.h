@@ -21,6 +21,26 @@
 #define TM_ERRBUF_SIZE 1024
 
 /**
+ * Log levels passed to `tm_log_fn`.
+ */
+#define TM_LOG_ERROR 1
+
+/**
+ * Warning.
+ */
+#define TM_LOG_WARN 2
+
+/**
+ * Information.
+ */
+#define TM_LOG_INFO 3
+
+/**
+ * Debugging.
+ */
+#define TM_LOG_DEBUG 4
+
+/**
  * No address.
  */
 #define TM_FAMILY_NONE 0
@@ -34,16 +54,6 @@
  * IPv6: all 16 bytes of `tm_address.bytes`.
  */
 #define TM_FAMILY_IPV6 6
-
-/**
- * `tm_wire_request.transport`: UDP (size limit 512 or the EDNS payload size).
- */
-#define TM_TRANSPORT_UDP 0
-
-/**
- * `tm_wire_request.transport`: TCP (size limit: the buffer, at most 65535).
- */
-#define TM_TRANSPORT_TCP 1
 
 /**
  * `tm_record.section`: answer section (owner: the query name).
@@ -67,6 +77,16 @@
 #define TM_LOOKUP_NOT_OURS 2
 
 /**
+ * `tm_wire_request.transport`: UDP (size limit 512 or the EDNS payload size).
+ */
+#define TM_TRANSPORT_UDP 0
+
+/**
+ * `tm_wire_request.transport`: TCP (size limit: the buffer, at most 65535).
+ */
+#define TM_TRANSPORT_TCP 1
+
+/**
  * Monitor status for `tm_engine_set_monitor_status`: no result yet (served).
  */
 #define TM_STATUS_CHECKING 0
@@ -80,26 +100,6 @@
  * Monitor status: probes fail (not served unless every endpoint is degraded).
  */
 #define TM_STATUS_DEGRADED 2
-
-/**
- * Log levels passed to `tm_log_fn`.
- */
-#define TM_LOG_ERROR 1
-
-/**
- * Warning.
- */
-#define TM_LOG_WARN 2
-
-/**
- * Information.
- */
-#define TM_LOG_INFO 3
-
-/**
- * Debugging.
- */
-#define TM_LOG_DEBUG 4
 
 /**
  * Admin state for `tm_engine_set_admin_state`: follow the configuration.
@@ -401,17 +401,26 @@ extern "C" {
 /**
  * Creates an engine from a TOML config file: parse, validate, compile.
  *
- * `config_path` is `config_path_len` octets of UTF-8 (no NUL needed).
- * `host` may be NULL (no logging). On failure, `errbuf` (if not NULL)
- * receives a NUL-terminated message naming file:line:col and key path,
- * truncated to `errbuf_len` (`TM_ERRBUF_SIZE` always suffices).
+ * `config_path` is `config_path_len` octets of UTF-8 (no NUL needed). On
+ * failure, `errbuf` receives a NUL-terminated message naming
+ * file:line:col and key path, truncated to `errbuf_len`
+ * (`TM_ERRBUF_SIZE` always suffices).
  *
  * **Ownership:** on `TM_RESULT_OK` the caller owns `*engine_out`; free it
  * with `tm_engine_free`. On failure `*engine_out` is left untouched.
- * **NULL:** `config_path` and `engine_out` must not be NULL.
+ * **NULL:** `config_path` and `engine_out` must not be NULL; `host` may be
+ * (no logging), and `errbuf` may be.
  * **Threads:** safe from any thread.
+ * **Lifetime:** `host` is read during the call; its `log` hook and
+ * `userdata` are kept and called (from any thread) until `tm_engine_free`
+ * returns.
  * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
  * `TM_RESULT_STRUCT_TOO_SMALL`, `TM_RESULT_CONFIG_INVALID`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `config_path` points at `config_path_len` readable bytes; `host` is NULL
+ * or a readable `tm_host` of its `struct_size`; `errbuf` is NULL or
+ * `errbuf_len` writable bytes; `engine_out` is writable.
  */
 tm_result tm_engine_new(const char *config_path,
                         size_t config_path_len,
@@ -425,10 +434,16 @@ tm_result tm_engine_new(const char *config_path,
  * GeoIP database) are taken from `base_dir` (`base_dir_len` octets), or the
  * current directory when `base_dir` is NULL.
  *
- * **Ownership:** as `tm_engine_new`. **NULL:** `toml` and `engine_out` must
- * not be NULL; `host`, `base_dir` and `errbuf` may be.
+ * **Ownership:** as `tm_engine_new`.
+ * **NULL:** `toml` and `engine_out` must not be NULL; `host`, `base_dir`
+ * and `errbuf` may be.
  * **Threads:** safe from any thread.
+ * **Lifetime:** as `tm_engine_new`.
  * **Returns:** as `tm_engine_new`.
+ *
+ * # Safety
+ * `toml` points at `toml_len` readable bytes; `base_dir` is NULL or
+ * `base_dir_len` readable bytes; the rest as `tm_engine_new`.
  */
 tm_result tm_engine_new_from_string(const char *toml,
                                     size_t toml_len,
@@ -442,8 +457,16 @@ tm_result tm_engine_new_from_string(const char *toml,
 /**
  * Frees an engine, after stopping and joining every thread it started.
  *
+ * **Ownership:** takes back the engine from `tm_engine_new*`; the handle
+ * is invalid afterwards. Never pass a shared engine
+ * (`tm_engine_open_shared`); release it instead.
  * **NULL:** calling with NULL is fine. Freeing twice is not.
  * **Threads:** no other call on this engine may be running or start.
+ * **Returns:** nothing; the log hook is not called after it returns.
+ *
+ * # Safety
+ * `engine` is NULL or a handle from `tm_engine_new*` not yet freed, with
+ * no call on it running or to come.
  */
 void tm_engine_free(tm_engine *engine);
 
@@ -452,28 +475,62 @@ void tm_engine_free(tm_engine *engine);
  * atomically. On failure nothing changes: the previous configuration keeps
  * serving and `errbuf` says why.
  *
+ * **Ownership:** borrows `engine`.
  * **NULL:** `engine` must not be NULL; `errbuf` may be.
  * **Threads:** safe concurrently with lookups; reloads are serialised.
  * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_CONFIG_INVALID`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `errbuf` is NULL or `errbuf_len`
+ * writable bytes.
  */
 tm_result tm_engine_reload(const tm_engine *engine,
                            char *errbuf,
                            size_t errbuf_len);
 
 /**
+ * Writes the last reload error (file:line:col, key path, what was
+ * expected) as a NUL-terminated string into `buf` — empty when the last
+ * reload succeeded or none failed yet. Reloads come from
+ * `tm_engine_reload` and from the config-file watch.
+ *
+ * **Ownership:** borrows `engine`; the text is copied into `buf`.
+ * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+ * **Threads:** safe from any thread.
+ * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+ * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed;
+ * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `buf` is NULL or `buf_len` writable
+ * bytes; `written_out` is NULL or writable.
+ */
+tm_result tm_engine_last_reload_error(const tm_engine *engine,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *written_out);
+
+/**
  * Answers one query: the records go to `record_fn` (answer section first,
  * then authority), the outcome to `*info_out`. Allocates nothing, takes no
  * lock.
  *
+ * **Ownership:** borrows everything; nothing is kept after the call.
  * **NULL:** `engine`, `query` and `query->qname` must not be NULL;
  * `record_fn` may be NULL (counts only); `info_out` may be NULL.
- * **Lifetime:** record pointers are valid during the callback only.
  * **Threads:** safe from any number of threads at once.
+ * **Lifetime:** record pointers are valid during the callback only.
  * **Returns:** `TM_RESULT_OK` (also for NXDOMAIN, NODATA and not-ours: see
  * `info_out->rcode`), `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_STRUCT_TOO_SMALL`,
  * `TM_RESULT_INVALID_UTF8`, `TM_RESULT_BAD_NAME`, `TM_RESULT_LABEL_TOO_LONG`,
  * `TM_RESULT_NAME_TOO_LONG`, `TM_RESULT_UNKNOWN_FAMILY`, `TM_RESULT_BAD_PREFIX`,
- * `TM_RESULT_CALLBACK_ABORTED`, `TM_RESULT_PANIC`.
+ * `TM_RESULT_CALLBACK_ABORTED` (`*info_out` still written), `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `query` is NULL or a readable
+ * `tm_query` of its `struct_size`, whose `qname` points at `qname_len`
+ * readable bytes; `record_fn` is callable with `userdata`; `info_out` is
+ * NULL or writable.
  */
 tm_result tm_engine_lookup(const tm_engine *engine,
                            const tm_query *query,
@@ -488,107 +545,32 @@ tm_result tm_engine_lookup(const tm_engine *engine,
  * queries get FORMERR; a response too large for the transport is sent
  * truncated (TC). Allocates nothing, takes no lock.
  *
- * **NULL:** `engine`, `request`, `request->query`, `buf` and `written_out`
- * must not be NULL.
- * **Threads:** safe from any number of threads at once.
  * Over UDP the reply is at most the smaller of the query's EDNS payload
  * size and 1232 octets (512 without EDNS), else it is truncated (TC); ANY
  * gets one RRset (RFC 8482). The reply is always a whole message: when the
  * buffer cannot hold even the header, question and OPT record, nothing is
  * written and the call fails.
  *
+ * **Ownership:** borrows everything; nothing is kept after the call.
+ * **NULL:** `engine`, `request`, `request->query`, `buf` and `written_out`
+ * must not be NULL.
+ * **Threads:** safe from any number of threads at once.
  * **Returns:** `TM_RESULT_OK` with `*written_out` set; `TM_RESULT_NOT_A_QUERY`
  * (send nothing); `TM_RESULT_BUFFER_TOO_SMALL` (use at least 512 octets);
  * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_STRUCT_TOO_SMALL`,
  * `TM_RESULT_UNKNOWN_FAMILY`, `TM_RESULT_BAD_VALUE` (transport), `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `request` is NULL or a readable
+ * `tm_wire_request` of its `struct_size`, whose `query` points at
+ * `query_len` readable bytes; `buf` is NULL or `buf_len` writable bytes
+ * not overlapping the query; `written_out` is NULL or writable.
  */
 tm_result tm_engine_answer(const tm_engine *engine,
                            const tm_wire_request *request,
                            uint8_t *buf,
                            size_t buf_len,
                            size_t *written_out);
-
-/**
- * Sets the monitor status of one endpoint (`TM_STATUS_*`), as an external
- * monitor or a test would. Takes effect for the next query.
- *
- * `profile` is the profile's name or full DNS name; both strings are
- * pointer + length UTF-8.
- *
- * **NULL:** no pointer may be NULL.
- * **Threads:** safe concurrently with lookups.
- * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
- * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
- */
-tm_result tm_engine_set_monitor_status(const tm_engine *engine,
-                                       const char *profile,
-                                       size_t profile_len,
-                                       const char *endpoint,
-                                       size_t endpoint_len,
-                                       uint32_t status);
-
-/**
- * Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
- * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
- * config again. Shown in the status report; kept across reloads.
- *
- * **NULL:** no pointer may be NULL.
- * **Threads:** safe concurrently with lookups.
- * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
- * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
- */
-tm_result tm_engine_set_admin_state(const tm_engine *engine,
-                                    const char *profile,
-                                    size_t profile_len,
-                                    const char *endpoint,
-                                    size_t endpoint_len,
-                                    uint32_t state);
-
-/**
- * Waits until every probed endpoint has its first probe result (so a host
- * may hold answers until health is known), or `timeout_ms` passes.
- *
- * **NULL:** `engine` must not be NULL.
- * **Threads:** safe from any thread; blocks the caller only.
- * **Returns:** `TM_RESULT_OK` when ready, `TM_RESULT_TIMEOUT`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
- */
-tm_result tm_engine_wait_ready(const tm_engine *engine,
-                               uint32_t timeout_ms);
-
-/**
- * Writes the status report — every profile and endpoint with its state,
- * admin override, last probe and counters; see docs/OPERATIONS.md — as
- * NUL-terminated JSON into `buf`.
- *
- * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
- * **Threads:** safe concurrently with lookups (it reads the monitor's
- * board under the monitor's lock, never the query path's data).
- * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
- * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed
- * without the NUL (the one output written on failure, as snprintf does);
- * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
- */
-tm_result tm_engine_status_json(const tm_engine *engine,
-                                char *buf,
-                                size_t buf_len,
-                                size_t *written_out);
-
-/**
- * Writes the last reload error (file:line:col, key path, what was
- * expected) as a NUL-terminated string into `buf` — empty when the last
- * reload succeeded or none failed yet. Reloads come from
- * `tm_engine_reload` and from the config-file watch.
- *
- * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
- * **Threads:** safe from any thread.
- * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
- * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed;
- * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
- */
-tm_result tm_engine_last_reload_error(const tm_engine *engine,
-                                      char *buf,
-                                      size_t buf_len,
-                                      size_t *written_out);
 
 /**
  * Answers the DNS query held in `buf` in place: `query_len` octets of
@@ -602,6 +584,7 @@ tm_result tm_engine_last_reload_error(const tm_engine *engine,
  * question is kept aside while the reply is written. Size limits and
  * failures as `tm_engine_answer`.
  *
+ * **Ownership:** borrows everything; nothing is kept after the call.
  * **NULL:** `engine`, `buf` and `written_out` must not be NULL; `client`
  * may be NULL with `client_len` 0.
  * **Threads:** safe from any number of threads at once.
@@ -609,6 +592,11 @@ tm_result tm_engine_last_reload_error(const tm_engine *engine,
  * `TM_RESULT_NOT_A_QUERY`, `TM_RESULT_BUFFER_TOO_SMALL`, `TM_RESULT_BAD_LENGTH`
  * (`query_len` > `buf_cap` or > 65535), `TM_RESULT_UNKNOWN_FAMILY`
  * (`client_len` not 0, 4 or 16), `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `buf` is NULL or `buf_cap` writable
+ * bytes whose first `query_len` hold the query; `client` is NULL or
+ * `client_len` readable bytes; `written_out` is NULL or writable.
  */
 tm_result tm_engine_answer_in_place(const tm_engine *engine,
                                     uint8_t *buf,
@@ -620,10 +608,96 @@ tm_result tm_engine_answer_in_place(const tm_engine *engine,
                                     size_t *written_out);
 
 /**
+ * Sets the monitor status of one endpoint (`TM_STATUS_*`), as an external
+ * monitor or a test would. Takes effect for the next query.
+ *
+ * `profile` is the profile's name or full DNS name; both strings are
+ * pointer + length UTF-8.
+ *
+ * **Ownership:** borrows everything; nothing is kept after the call.
+ * **NULL:** no pointer may be NULL.
+ * **Threads:** safe concurrently with lookups.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
+ * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `profile` and `endpoint` are NULL or
+ * point at `profile_len` and `endpoint_len` readable bytes.
+ */
+tm_result tm_engine_set_monitor_status(const tm_engine *engine,
+                                       const char *profile,
+                                       size_t profile_len,
+                                       const char *endpoint,
+                                       size_t endpoint_len,
+                                       uint32_t status);
+
+/**
+ * Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
+ * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
+ * config again. Shown in the status report; kept across reloads.
+ *
+ * **Ownership:** borrows everything; nothing is kept after the call.
+ * **NULL:** no pointer may be NULL.
+ * **Threads:** safe concurrently with lookups.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
+ * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * As `tm_engine_set_monitor_status`.
+ */
+tm_result tm_engine_set_admin_state(const tm_engine *engine,
+                                    const char *profile,
+                                    size_t profile_len,
+                                    const char *endpoint,
+                                    size_t endpoint_len,
+                                    uint32_t state);
+
+/**
+ * Waits until every probed endpoint has its first probe result (so a host
+ * may hold answers until health is known), or `timeout_ms` passes.
+ *
+ * **Ownership:** borrows `engine`.
+ * **NULL:** `engine` must not be NULL.
+ * **Threads:** safe from any thread; blocks the caller only.
+ * **Returns:** `TM_RESULT_OK` when ready, `TM_RESULT_TIMEOUT`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle.
+ */
+tm_result tm_engine_wait_ready(const tm_engine *engine,
+                               uint32_t timeout_ms);
+
+/**
+ * Writes the status report — every profile and endpoint with its state,
+ * admin override, last probe and counters; see docs/OPERATIONS.md — as
+ * NUL-terminated JSON into `buf`.
+ *
+ * **Ownership:** borrows `engine`; the report is copied into `buf`.
+ * **NULL:** `engine`, `buf` and `written_out` must not be NULL.
+ * **Threads:** safe concurrently with lookups (it reads the monitor's
+ * board under the monitor's lock, never the query path's data).
+ * **Returns:** `TM_RESULT_OK` with `*written_out` = length without the NUL;
+ * `TM_RESULT_BUFFER_TOO_SMALL` with `*written_out` = the length needed
+ * without the NUL (the one output written on failure, as snprintf does);
+ * `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `buf` is NULL or `buf_len` writable
+ * bytes; `written_out` is NULL or writable.
+ */
+tm_result tm_engine_status_json(const tm_engine *engine,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *written_out);
+
+/**
  * The static meaning of a result code (unknown codes get a generic text).
  *
- * **Returns** a NUL-terminated static string; never NULL.
+ * **Ownership:** the string is the library's; never free it.
+ * **NULL:** never returns NULL.
  * **Threads:** safe from any thread.
+ * **Lifetime:** static: valid as long as the library is loaded.
+ * **Returns:** a NUL-terminated string.
  */
 const char *tm_result_str(uint32_t result);
 
@@ -635,9 +709,15 @@ const char *tm_result_str(uint32_t result);
  * **Ownership:** each successful call must be matched by one
  * `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.
  * On failure `*engine_out` is untouched and `errbuf` says why.
- * **NULL:** `config_path` and `engine_out` must not be NULL.
+ * **NULL:** `config_path` and `engine_out` must not be NULL; `errbuf` may be.
  * **Threads:** safe from any thread.
+ * **Lifetime:** `*engine_out` stays valid until the caller's matching
+ * `tm_engine_release_shared` (other holders' releases do not end it).
  * **Returns:** as `tm_engine_new`.
+ *
+ * # Safety
+ * `config_path` points at `config_path_len` readable bytes; `errbuf` is
+ * NULL or `errbuf_len` writable bytes; `engine_out` is writable.
  */
 tm_result tm_engine_open_shared(const char *config_path,
                                 size_t config_path_len,
@@ -649,17 +729,26 @@ tm_result tm_engine_open_shared(const char *config_path,
  * Releases one hold on a shared engine; the last release stops and joins
  * its threads and frees it.
  *
+ * **Ownership:** gives back the hold one `tm_engine_open_shared` gave.
  * **NULL:** calling with NULL is fine.
- * **Threads:** safe from any thread; the caller must not use the engine afterwards.
+ * **Threads:** safe from any thread; the caller must not use the engine
+ * afterwards, and no call of the caller's on it may still be running.
  * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine), `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or any pointer (it is only compared with the registry's
+ * handles, never dereferenced unless found there).
  */
 tm_result tm_engine_release_shared(const tm_engine *engine);
 
 /**
  * The library's version string, e.g. `trafficmgr/0.1.0 hickory-proto/0.26.3`.
  *
- * **Returns** a NUL-terminated static string; never NULL.
+ * **Ownership:** the string is the library's; never free it.
+ * **NULL:** never returns NULL.
  * **Threads:** safe from any thread.
+ * **Lifetime:** static: valid as long as the library is loaded.
+ * **Returns:** a NUL-terminated string.
  */
 const char *tm_version(void);
 
@@ -667,7 +756,10 @@ const char *tm_version(void);
  * The ABI version the library was built with. A host compiled against the
  * header compares it with `TM_ABI_VERSION` and refuses to run on mismatch.
  *
+ * **Ownership:** nothing is handed over.
+ * **NULL:** no pointers.
  * **Threads:** safe from any thread.
+ * **Returns:** the ABI version, e.g. `TM_ABI_VERSION`.
  */
 uint32_t tm_abi_version(void);
 

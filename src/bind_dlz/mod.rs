@@ -126,6 +126,13 @@ impl BindLog {
 
 /// Reports the DLZ ABI version and that we are thread-safe.
 ///
+/// **Ownership:** nothing is handed over.
+/// **NULL:** `flags` may be NULL (then only the version is returned).
+/// **Threads:** named calls it once per `dlz_create`, from its
+/// configuration path (start-up, `rndc reload`/`reconfig`).
+/// **Returns:** `DLZ_DLOPEN_VERSION` (3), with `DNS_SDLZFLAG_THREADSAFE`
+/// ORed into `*flags`, so named calls lookups without a lock of its own.
+///
 /// # Safety
 /// `flags` is NULL or points at a writable `unsigned int` (named passes one).
 #[unsafe(no_mangle)]
@@ -139,6 +146,10 @@ pub unsafe extern "C" fn dlz_version(flags: *mut c_uint) -> c_int {
     })
 }
 
+/// A NUL-terminated UTF-8 string from named; NULL or bad UTF-8 is `None`.
+///
+/// # Safety
+/// `p` is NULL or points at a NUL-terminated string valid for `'a`.
 unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         return None;
@@ -152,8 +163,23 @@ unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
 /// (name, function) pairs named passes: log, putrr, putnamedrr,
 /// writeable_zone, then NULL.
 ///
+/// **Ownership:** on `ISC_R_SUCCESS`, `*dbdata` owns the instance (engine
+/// and threads) until `dlz_destroy`; on failure it is left untouched and
+/// named's `log` says why.
+/// **NULL:** `dbdata` and `argv` must not be NULL and `putrr` must be
+/// passed; `dlzname` and the `log` pair may be missing.
+/// **Threads:** named calls it from its configuration path (start-up,
+/// `rndc reload`/`reconfig`); on a reload the new instance is created
+/// before the old one is destroyed, and both may serve meanwhile.
+/// **Lifetime:** `log` and `putrr` are kept and called until `dlz_destroy`
+/// returns (`log` from the library's own threads too).
+/// **Returns:** `ISC_R_SUCCESS` or `ISC_R_FAILURE` (also for a caught panic).
+///
 /// # Safety
-/// Called by named with the arguments the DLZ dlopen driver passes.
+/// Called by named with the arguments the DLZ dlopen driver passes:
+/// `argv` holds `argc` NUL-terminated strings, the variadic tail is
+/// (NUL-terminated name, function) pairs of the documented signatures
+/// ending in NULL, and `dbdata` is writable.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn dlz_create(
@@ -259,8 +285,15 @@ pub unsafe extern "C" fn dlz_create(
 
 /// Destroys an instance: stops and joins its threads before returning.
 ///
+/// **Ownership:** takes back the instance `dlz_create` stored in `*dbdata`.
+/// **NULL:** `dbdata` may be NULL (nothing happens).
+/// **Threads:** named calls it from its configuration path (a reload, or
+/// shutdown), once per instance, when the view that used the instance is
+/// released: no lookup on it is running or to come.
+/// **Returns:** nothing; `log` and `putrr` are not called after it returns.
+///
 /// # Safety
-/// `dbdata` is what `dlz_create` stored, or NULL.
+/// `dbdata` is what `dlz_create` stored, or NULL, and is not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlz_destroy(dbdata: *mut c_void) {
     boundary((), || {
@@ -271,6 +304,10 @@ pub unsafe extern "C" fn dlz_destroy(dbdata: *mut c_void) {
     })
 }
 
+/// The instance behind named's `dbdata`; NULL is `None`.
+///
+/// # Safety
+/// `dbdata` is NULL or what `dlz_create` stored, not yet destroyed.
 unsafe fn instance<'a>(dbdata: *mut c_void) -> Option<&'a Instance> {
     // SAFETY: what dlz_create stored (named passes it back), or NULL.
     unsafe { (dbdata as *const Instance).as_ref() }
@@ -278,8 +315,17 @@ unsafe fn instance<'a>(dbdata: *mut c_void) -> Option<&'a Instance> {
 
 /// Whether `name` is one of our zones (an exact apex).
 ///
+/// **Ownership:** borrows everything; nothing is kept after the call.
+/// **NULL:** a NULL `dbdata` or `name` is `ISC_R_NOTFOUND`; the methods and
+/// client info are not used.
+/// **Threads:** named calls it from all its worker threads at once (we set
+/// `DNS_SDLZFLAG_THREADSAFE`), also during a reload.
+/// **Returns:** `ISC_R_SUCCESS` for a zone apex of ours, else
+/// `ISC_R_NOTFOUND` (also for a caught panic).
+///
 /// # Safety
-/// Called by named with its own pointers.
+/// Called by named with its own pointers: `dbdata` from `dlz_create` (or
+/// NULL) and `name` NUL-terminated (or NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlz_findzonedb(
     dbdata: *mut c_void,
@@ -302,6 +348,10 @@ pub unsafe extern "C" fn dlz_findzonedb(
 
 /// The query's client: ECS from clientinfo v3 when the query carried it,
 /// else the source address.
+///
+/// # Safety
+/// `methods` and `ci` are NULL or named's structures of the layout
+/// declared above, valid during the call.
 unsafe fn client_of(
     methods: *const ClientInfoMethods,
     ci: *mut ClientInfo,
@@ -357,8 +407,23 @@ unsafe fn client_of(
 /// Looks up `name` (relative to `zone`: `@` is the apex) and hands every
 /// record to named's `putrr`. NOTFOUND when the name does not exist.
 ///
+/// **Ownership:** borrows everything; nothing is kept after the call.
+/// **NULL:** a NULL `zone`, `name` or `dbdata` is `ISC_R_NOTFOUND`;
+/// `methods` and `clientinfo` may be NULL (named looks up `@` without them
+/// for a negative answer's SOA): the client is then unknown.
+/// **Threads:** named calls it from all its worker threads at once (we set
+/// `DNS_SDLZFLAG_THREADSAFE`), also during a reload; it takes no lock and
+/// allocates nothing.
+/// **Lifetime:** the strings given to `putrr` are valid during that call only.
+/// **Returns:** `ISC_R_SUCCESS`; `ISC_R_NOTFOUND` for a name that does not
+/// exist or is not ours (also for a caught panic); `putrr`'s own failure
+/// code when it refuses a record.
+///
 /// # Safety
-/// Called by named with its own pointers.
+/// Called by named with its own pointers: `zone` and `name`
+/// NUL-terminated (or NULL), `dbdata` from `dlz_create` (or NULL),
+/// `lookup` for `putrr`, `methods` and `clientinfo` named's structures of
+/// the layout declared above (or NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlz_lookup(
     zone: *const c_char,
@@ -447,6 +512,10 @@ impl FuzzInstance {
     }
 }
 
+/// The fuzz target's `putrr`: checks the strings and counts the records.
+///
+/// # Safety
+/// `rtype` and `data` are NUL-terminated; `lookup` points at a `u32`.
 unsafe extern "C" fn fuzz_putrr(
     lookup: *mut c_void,
     rtype: *const c_char,
@@ -462,6 +531,11 @@ unsafe extern "C" fn fuzz_putrr(
     ISC_R_SUCCESS
 }
 
+/// The fuzz target's `sourceip`: the address is the clientinfo's `data`.
+///
+/// # Safety
+/// `client` is a live `ClientInfo` whose `data` is NULL or a
+/// `SockAddrHead`; `addrp` is writable.
 unsafe extern "C" fn fuzz_sourceip(
     client: *mut ClientInfo,
     addrp: *mut *const SockAddrHead,

@@ -1,19 +1,36 @@
-//! The C ABI: every `tm_*` symbol. Rules (see README "C API conventions"):
-//! every entry point runs inside [`boundary`] so no panic reaches the host;
-//! every pointer is checked before use; strings come in as pointer + length;
-//! outputs are written only on success. `unsafe` lives here and in
-//! `bind_dlz` only.
+//! The C ABI: every `tm_*` symbol, grouped by what the host sees:
+//! [`life`] (create, free, reload), [`lookup`] (records for a name),
+//! [`wire`] (whole DNS replies), [`admin`] (health overrides, readiness,
+//! status), [`shared`] (engines shared by path), [`result`] and
+//! [`version`]. Pointers become Rust values in [`handle`] only.
+//!
+//! Rules (see README "C API conventions"): every entry point runs inside
+//! [`boundary`] (through [`entry`] when it returns a `tm_result`) so no
+//! panic reaches the host; every pointer is checked before use; strings
+//! come in as pointer + length; outputs are written only on success.
+//! `unsafe` lives here and in `bind_dlz` only.
+//!
+//! Every export's doc has the same parts in the same order: what it does,
+//! then **Ownership**, **NULL**, **Threads**, **Lifetime** (where a pointer
+//! is kept or handed back), **Returns**, and a `# Safety` section for
+//! `unsafe` ones; cbindgen copies them into `include/trafficmgr.h`.
 
 #![allow(non_camel_case_types)]
-#![allow(clippy::missing_safety_doc)]
 
-pub mod engine;
+// In the order the header shows them (cbindgen follows this order).
+pub mod handle;
+pub mod life;
+pub mod lookup;
+// Whole DNS messages.
+pub mod wire;
+// Health overrides and status.
+pub mod admin;
+// Codes, shared engines, versions.
 pub mod result;
 pub mod shared;
 pub mod version;
 
 use std::cell::Cell;
-use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
@@ -49,44 +66,13 @@ pub fn boundary<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     r.unwrap_or(on_panic)
 }
 
-/// Borrows `len` bytes at `ptr`; NULL is allowed only with `len == 0`.
-pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], tm_result> {
-    if ptr.is_null() {
-        return if len == 0 {
-            Ok(&[])
-        } else {
-            Err(tm_result::NullArgument)
-        };
-    }
-    if len > isize::MAX as usize {
-        return Err(tm_result::BadLength);
-    }
-    // SAFETY: the caller promises `ptr` points at `len` readable bytes.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
-}
-
-/// Borrows a UTF-8 string given as pointer + length.
-pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str, tm_result> {
-    if ptr.is_null() {
-        return Err(tm_result::NullArgument);
-    }
-    // SAFETY: forwarded contract.
-    let b = unsafe { bytes(ptr.cast(), len) }?;
-    std::str::from_utf8(b).map_err(|_| tm_result::InvalidUtf8)
-}
-
-/// Copies `msg` into a caller buffer, truncated and always NUL-terminated.
-pub(crate) unsafe fn write_errbuf(errbuf: *mut c_char, errbuf_len: usize, msg: &str) {
-    if errbuf.is_null() || errbuf_len == 0 {
-        return;
-    }
-    let mut n = msg.len().min(errbuf_len - 1);
-    while n > 0 && !msg.is_char_boundary(n) {
-        n -= 1;
-    }
-    // SAFETY: the caller promises `errbuf` holds `errbuf_len` writable bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(msg.as_ptr(), errbuf.cast::<u8>(), n);
-        *errbuf.add(n) = 0;
-    }
+/// Runs the body of an entry point that returns a `tm_result` inside
+/// [`boundary`]: `Ok(())` is `TM_RESULT_OK`, `Err(code)` is `code`, so the
+/// body can use `?` on the [`handle`] helpers.
+#[inline]
+pub(crate) fn entry(f: impl FnOnce() -> Result<(), tm_result>) -> tm_result {
+    boundary(tm_result::Panic, || match f() {
+        Ok(()) => tm_result::Ok,
+        Err(code) => code,
+    })
 }

@@ -77,8 +77,11 @@ impl tm_result {
 
 /// The static meaning of a result code (unknown codes get a generic text).
 ///
-/// **Returns** a NUL-terminated static string; never NULL.
+/// **Ownership:** the string is the library's; never free it.
+/// **NULL:** never returns NULL.
 /// **Threads:** safe from any thread.
+/// **Lifetime:** static: valid as long as the library is loaded.
+/// **Returns:** a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub extern "C" fn tm_result_str(result: u32) -> *const c_char {
     tm_result::text(result).as_ptr().cast()

@@ -6,9 +6,8 @@
 //! it. This registry is the library's one piece of process-wide state, and
 //! it is empty unless these two calls are used.
 
-use super::engine::config_invalid;
-use super::engine::tm_engine;
-use super::{boundary, install_panic_hook, str_arg, tm_result};
+use super::handle::{ErrBuf, Out, free_handle, into_handle, str_arg, tm_engine};
+use super::{entry, install_panic_hook, tm_result};
 use crate::engine::Engine;
 use std::collections::HashMap;
 use std::ffi::c_char;
@@ -31,9 +30,15 @@ static SHARED: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
 /// **Ownership:** each successful call must be matched by one
 /// `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.
 /// On failure `*engine_out` is untouched and `errbuf` says why.
-/// **NULL:** `config_path` and `engine_out` must not be NULL.
+/// **NULL:** `config_path` and `engine_out` must not be NULL; `errbuf` may be.
 /// **Threads:** safe from any thread.
+/// **Lifetime:** `*engine_out` stays valid until the caller's matching
+/// `tm_engine_release_shared` (other holders' releases do not end it).
 /// **Returns:** as `tm_engine_new`.
+///
+/// # Safety
+/// `config_path` points at `config_path_len` readable bytes; `errbuf` is
+/// NULL or `errbuf_len` writable bytes; `engine_out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_engine_open_shared(
     config_path: *const c_char,
@@ -42,69 +47,62 @@ pub unsafe extern "C" fn tm_engine_open_shared(
     errbuf_len: usize,
     engine_out: *mut *const tm_engine,
 ) -> tm_result {
-    boundary(tm_result::Panic, || {
+    entry(|| {
         install_panic_hook();
-        if engine_out.is_null() {
-            return tm_result::NullArgument;
-        }
-        // SAFETY: pointer + length from the caller.
-        let path = match unsafe { str_arg(config_path, config_path_len) } {
-            Ok(p) => p,
-            Err(e) => return e,
+        // SAFETY: the caller's pointers, per this function's contract.
+        let (out, path, errbuf) = unsafe {
+            (
+                Out::new(engine_out)?,
+                str_arg(config_path, config_path_len)?,
+                ErrBuf::new(errbuf, errbuf_len),
+            )
         };
         let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(HashMap::new);
         if let Some(entry) = map.get_mut(path) {
             entry.holders += 1;
-            // SAFETY: non-NULL output.
-            unsafe { *engine_out = entry.engine };
-            return tm_result::Ok;
+            out.write(entry.engine);
+            return Ok(());
         }
-        match Engine::from_file(path) {
-            Ok(engine) => {
-                let raw = Box::into_raw(Box::new(tm_engine::from_engine(engine)));
-                map.insert(
-                    path.to_string(),
-                    Entry {
-                        engine: raw,
-                        holders: 1,
-                    },
-                );
-                // SAFETY: non-NULL output.
-                unsafe { *engine_out = raw };
-                tm_result::Ok
-            }
-            Err(e) => {
-                // SAFETY: forwarded contract.
-                unsafe { config_invalid(&e, errbuf, errbuf_len) }
-            }
-        }
+        let engine = Engine::from_file(path).map_err(|e| errbuf.config_invalid(&e))?;
+        let handle = into_handle(engine);
+        map.insert(
+            path.to_string(),
+            Entry {
+                engine: handle,
+                holders: 1,
+            },
+        );
+        out.write(handle);
+        Ok(())
     })
 }
 
 /// Releases one hold on a shared engine; the last release stops and joins
 /// its threads and frees it.
 ///
+/// **Ownership:** gives back the hold one `tm_engine_open_shared` gave.
 /// **NULL:** calling with NULL is fine.
-/// **Threads:** safe from any thread; the caller must not use the engine afterwards.
+/// **Threads:** safe from any thread; the caller must not use the engine
+/// afterwards, and no call of the caller's on it may still be running.
 /// **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine), `TM_RESULT_PANIC`.
+///
+/// # Safety
+/// `engine` is NULL or any pointer (it is only compared with the registry's
+/// handles, never dereferenced unless found there).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> tm_result {
-    boundary(tm_result::Panic, || {
+    entry(|| {
         if engine.is_null() {
-            return tm_result::Ok;
+            return Ok(());
         }
         let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(map) = guard.as_mut() else {
-            return tm_result::NotFound;
-        };
-        let Some(key) = map
+        let map = guard.as_mut().ok_or(tm_result::NotFound)?;
+        let key = map
             .iter()
             .find(|(_, v)| std::ptr::eq(v.engine, engine))
             .map(|(k, _)| k.clone())
-        else {
-            return tm_result::NotFound;
-        };
+            .ok_or(tm_result::NotFound)?;
         let last = map.get_mut(&key).map(|e| {
             e.holders -= 1;
             e.holders == 0
@@ -123,11 +121,11 @@ pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> t
         // opens and releases.
         drop(guard);
         if let Some(e) = unlinked {
-            // SAFETY: created by Box::into_raw above; no holder is left and
-            // the registry no longer hands it out.
-            drop(unsafe { Box::from_raw(e.engine) });
+            // SAFETY: made by into_handle above; no holder is left and the
+            // registry no longer hands it out.
+            unsafe { free_handle(e.engine) };
         }
-        tm_result::Ok
+        Ok(())
     })
 }
 

@@ -20,8 +20,11 @@ pub const ABI_VERSION: u32 = {
 
 /// The library's version string, e.g. `trafficmgr/0.1.0 hickory-proto/0.26.3`.
 ///
-/// **Returns** a NUL-terminated static string; never NULL.
+/// **Ownership:** the string is the library's; never free it.
+/// **NULL:** never returns NULL.
 /// **Threads:** safe from any thread.
+/// **Lifetime:** static: valid as long as the library is loaded.
+/// **Returns:** a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub extern "C" fn tm_version() -> *const c_char {
     VERSION.as_ptr().cast()
@@ -30,7 +33,10 @@ pub extern "C" fn tm_version() -> *const c_char {
 /// The ABI version the library was built with. A host compiled against the
 /// header compares it with `TM_ABI_VERSION` and refuses to run on mismatch.
 ///
+/// **Ownership:** nothing is handed over.
+/// **NULL:** no pointers.
 /// **Threads:** safe from any thread.
+/// **Returns:** the ABI version, e.g. `TM_ABI_VERSION`.
 #[unsafe(no_mangle)]
 pub extern "C" fn tm_abi_version() -> u32 {
     ABI_VERSION
