@@ -35,15 +35,17 @@ for f in sorted(src.rglob("*.rs")):
     lines = f.read_text().splitlines()
     for n, line in enumerate(lines, 1):
         code = line.split("//")[0]
-        if re.match(r"\s*#\[cfg\(test\)\]", line) and n < len(lines) and re.match(r"\s*mod ", lines[n]):
-            break  # the unit tests at the end of the file may reach anywhere
+        if re.match(r"\s*#\[cfg\(test\)\]", line):
+            following = [l for l in lines[n:] if not re.match(r"\s*#\[", l)]
+            if following and re.match(r"\s*mod ", following[0]):
+                break  # the unit tests at the end of the file may reach anywhere
         for target in USE.findall(code):
             if not target.islower():
                 target = "lib"  # a name re-exported at the crate root
             if target == module or target not in RANK:
                 continue
             if RANK[target] >= RANK[module]:
-                bad.append(f"src/{rel}:{n}: `{module}` uses `crate::{target}` (lib = a crate-root re-export), not below it")
+                bad.append(f"src/{rel}:{n}: `{module}` uses `crate::{target}`{' (a crate-root re-export)' if target == 'lib' else ''}, not below it")
 if bad:
     print("check-layers: imports that do not go down:", *bad, sep="\n  ")
     sys.exit(1)

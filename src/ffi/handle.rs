@@ -18,7 +18,7 @@
 //! points pass that on to the host in their own `# Safety` sections.
 
 use super::tm_result;
-use crate::ConfigError;
+use crate::config::ConfigError;
 use crate::engine::Engine;
 use std::ffi::c_char;
 use std::ptr::NonNull;

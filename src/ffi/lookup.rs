@@ -7,7 +7,7 @@ use super::{entry, tm_result};
 use crate::answer::records::type_name_c;
 use crate::engine::{Query, QueryError};
 use crate::query::{NameBuf, NameError};
-use crate::{Answer, Rcode, Rec};
+use crate::answer::{Answer, Rcode, Rec};
 use std::ffi::{c_char, c_void};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
