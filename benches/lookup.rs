@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
                 client: Some(cl[i]),
                 ecs: None,
             };
-            black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
+            black_box(e.lookup(&q, |a, _| a.records.len()).unwrap())
         })
     });
     g.bench_function("performance_2_threads", |b| {
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
                                 client: Some(cl[i]),
                                 ecs: None,
                             };
-                            black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap());
+                            black_box(e.lookup(&q, |a, _| a.records.len()).unwrap());
                         }
                     });
                 }
@@ -96,7 +96,7 @@ fn bench(c: &mut Criterion) {
                     client: Some(set[i]),
                     ecs: None,
                 };
-                black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
+                black_box(e.lookup(&q, |a, _| a.records.len()).unwrap())
             })
         });
     }
@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
                 client: None,
                 ecs: None,
             };
-            black_box(e.lookup(&q, |a, _| a.answer.len()).unwrap())
+            black_box(e.lookup(&q, |a, _| a.records.len()).unwrap())
         })
     });
     let wire: Vec<u8> = {

@@ -120,7 +120,7 @@ fn lookup(engine: &Engine, p: &Value) -> Value {
             format!("{qname}.")
         };
         let mut out = Vec::new();
-        for rec in a.answer.iter() {
+        for rec in a.records.iter() {
             // A CNAME goes only to ANY/A/AAAA/CNAME questions: PowerDNS asks
             // SOA for zone discovery, and a CNAME there breaks it.
             let wanted =

@@ -36,7 +36,7 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
 
 /// Answers one query from `snap` into `out` (built in place: no copies of
 /// the answer on the way up). `qtype` is the numeric type.
-pub fn answer<'s>(
+pub fn resolve<'s>(
     snap: &'s Snapshot,
     name: &NameBuf,
     qtype: u16,
@@ -54,13 +54,13 @@ pub fn answer<'s>(
             let Some(zone) = snap.zones.get(z as usize) else {
                 return out.set_not_ours();
             };
-            out.answer.clear();
+            out.records.clear();
             match qtype {
-                rtype::SOA => out.answer.push_one(&zone.soa),
-                rtype::NS => out.answer.push(&zone.ns),
+                rtype::SOA => out.records.push_one(&zone.soa),
+                rtype::NS => out.records.push(&zone.ns),
                 rtype::ANY => {
-                    out.answer.push_one(&zone.soa);
-                    out.answer.push(&zone.ns);
+                    out.records.push_one(&zone.soa);
+                    out.records.push(&zone.ns);
                 }
                 _ => return out.set_negative(zone, Rcode::NoError, 0),
             }
@@ -88,7 +88,7 @@ fn profile_answer<'s>(
     out: &mut Answer<'s>,
 ) {
     let (pick, scope) = routing::route(snap, profile, client, depth);
-    out.answer.clear();
+    out.records.clear();
     match pick {
         Pick::NxDomain => return out.set_negative(zone, Rcode::NxDomain, scope),
         Pick::NoData => return out.set_negative(zone, Rcode::NoError, scope),
@@ -97,13 +97,13 @@ fn profile_answer<'s>(
                 return out.set_negative(zone, Rcode::NoError, scope);
             };
             match &e.answer {
-                EpAnswer::Cname(r) => out.answer.push_one(r),
+                EpAnswer::Cname(r) => out.records.push_one(r),
                 EpAnswer::Addresses { v4, v6 } => {
                     if matches!(qtype, rtype::A | rtype::ANY) {
-                        out.answer.push(v4);
+                        out.records.push(v4);
                     }
                     if matches!(qtype, rtype::AAAA | rtype::ANY) {
-                        out.answer.push(v6);
+                        out.records.push(v6);
                     }
                 }
                 EpAnswer::Nested { child, .. } => {
@@ -131,18 +131,18 @@ fn profile_answer<'s>(
                 };
                 if matches!(qtype, rtype::A | rtype::ANY) && n4 < cap {
                     let take = v4.len().min(cap - n4);
-                    out.answer.push(v4.get(..take).unwrap_or_default());
+                    out.records.push(v4.get(..take).unwrap_or_default());
                     n4 += take;
                 }
                 if matches!(qtype, rtype::AAAA | rtype::ANY) && n6 < cap {
                     let take = v6.len().min(cap - n6);
-                    out.answer.push(v6.get(..take).unwrap_or_default());
+                    out.records.push(v6.get(..take).unwrap_or_default());
                     n6 += take;
                 }
             }
         }
     }
-    if out.answer.is_empty() {
+    if out.records.is_empty() {
         return out.set_negative(zone, Rcode::NoError, scope);
     }
     out.set_positive(zone, scope)
@@ -156,7 +156,7 @@ mod tests {
 
     fn ask(snap: &Snapshot, name: &str, qtype: u16) -> (Rcode, Vec<u16>, usize) {
         let mut a = Answer::not_ours();
-        answer(
+        resolve(
             snap,
             &NameBuf::from_text(name.as_bytes()).unwrap(),
             qtype,
@@ -165,7 +165,7 @@ mod tests {
         );
         (
             a.rcode,
-            a.answer.iter().map(|r| r.rtype).collect(),
+            a.records.iter().map(|r| r.rtype).collect(),
             a.authority.len(),
         )
     }

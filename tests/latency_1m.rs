@@ -93,7 +93,7 @@ fn performance_on_the_1m_table() {
                 client: Some(*c),
                 ecs: None,
             };
-            *n += e.lookup(&q, |a, _| a.answer.len()).unwrap();
+            *n += e.lookup(&q, |a, _| a.records.len()).unwrap();
         }
     };
     go(&mut n);

@@ -79,7 +79,7 @@ fn lookups_do_not_allocate() {
                     };
                     *sink += e
                         .lookup(&q, |a, _| {
-                            a.answer.len() + a.authority.len() + a.scope_prefix as usize
+                            a.records.len() + a.authority.len() + a.scope_prefix as usize
                         })
                         .unwrap();
                 }

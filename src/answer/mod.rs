@@ -114,8 +114,8 @@ pub struct Answer<'a> {
     pub rcode: Rcode,
     /// Whether we are authoritative (the name is in one of our zones).
     pub authoritative: bool,
-    /// Answer section (owner: the query name).
-    pub answer: Records<'a>,
+    /// The answer section's records (owner: the query name).
+    pub records: Records<'a>,
     /// Authority section (owner: the zone apex).
     pub authority: Records<'a>,
     /// The zone the name is in.
@@ -136,7 +136,7 @@ impl<'a> Answer<'a> {
     pub fn set_not_ours(&mut self) {
         self.rcode = Rcode::Refused;
         self.authoritative = false;
-        self.answer.clear();
+        self.records.clear();
         self.authority.clear();
         self.zone = None;
         self.scope_prefix = 0;
@@ -147,14 +147,14 @@ impl<'a> Answer<'a> {
     pub fn set_negative(&mut self, zone: &'a Zone, rcode: Rcode, scope_prefix: u8) {
         self.rcode = rcode;
         self.authoritative = true;
-        self.answer.clear();
+        self.records.clear();
         self.authority.clear();
         self.authority.push_one(&zone.soa);
         self.zone = Some(zone);
         self.scope_prefix = scope_prefix;
     }
 
-    /// Makes this a positive answer whose records are already in `self.answer`.
+    /// Makes this a positive answer whose records are already in `self.records`.
     #[inline]
     pub fn set_positive(&mut self, zone: &'a Zone, scope_prefix: u8) {
         self.rcode = Rcode::NoError;
@@ -169,7 +169,7 @@ impl<'a> Answer<'a> {
         Answer {
             rcode: Rcode::Refused,
             authoritative: false,
-            answer: Records::default(),
+            records: Records::default(),
             authority: Records::default(),
             zone: None,
             scope_prefix: 0,

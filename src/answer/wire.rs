@@ -23,7 +23,7 @@ pub const MAX_UDP: usize = EDNS_PAYLOAD as usize;
 
 /// EDNS Client Subnet as it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ecs {
+pub struct EcsOption {
     /// 1 = IPv4, 2 = IPv6.
     pub family: u16,
     /// Source prefix length.
@@ -32,7 +32,7 @@ pub struct Ecs {
     pub addr: [u8; 16],
 }
 
-impl Ecs {
+impl EcsOption {
     /// The address, zero-padded.
     pub fn ip(&self) -> IpAddr {
         if self.family == 1 {
@@ -82,7 +82,7 @@ pub struct WireQuery<'q> {
     /// DO bit.
     pub dnssec_ok: bool,
     /// Client subnet.
-    pub ecs: Option<Ecs>,
+    pub ecs: Option<EcsOption>,
 }
 
 /// What could not be answered at all.
@@ -341,7 +341,7 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
 
 /// RFC 7871 §6 and §7.1.1: family 1 or 2, source within the family, scope 0
 /// in queries, exactly ceil(source/8) address octets, no bits set past source.
-fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
+fn parse_ecs(opt: &[u8]) -> Option<EcsOption> {
     let (&[f0, f1, source, scope], addr) = opt.split_first_chunk::<4>()?;
     let family = u16::from_be_bytes([f0, f1]);
     let max = match family {
@@ -364,7 +364,7 @@ fn parse_ecs(opt: &[u8]) -> Option<Ecs> {
             return None;
         }
     }
-    Some(Ecs {
+    Some(EcsOption {
         family,
         source,
         addr: a,
@@ -562,10 +562,10 @@ pub fn write_answer(
     if !badvers {
         // RFC 8482: ANY gets one RRset (the first one's type), never all.
         let any_type = match q.qtype {
-            rtype::ANY => a.answer.iter().next().map(|r| r.rtype),
+            rtype::ANY => a.records.iter().next().map(|r| r.rtype),
             _ => None,
         };
-        for r in a.answer.iter() {
+        for r in a.records.iter() {
             if any_type.is_some_and(|t| t != r.rtype) {
                 continue;
             }

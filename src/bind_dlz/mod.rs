@@ -68,12 +68,12 @@ struct ClientInfo {
     version: u16,
     data: *mut c_void,
     dbversion: *mut c_void,
-    ecs: Ecs,
+    ecs: DnsEcs,
 }
 
 /// `dns_ecs_t`: `isc_netaddr_t` then source and scope prefix lengths.
 #[repr(C)]
-struct Ecs {
+struct DnsEcs {
     family: c_uint,
     addr: [u8; 108],
     zone: u32,
@@ -352,7 +352,7 @@ pub unsafe extern "C" fn dlz_findzonedb(
 /// # Safety
 /// `methods` and `ci` are NULL or named's structures of the layout
 /// declared above, valid during the call.
-unsafe fn client_of(
+unsafe fn named_client(
     methods: *const ClientInfoMethods,
     ci: *mut ClientInfo,
 ) -> (Option<IpAddr>, Option<(IpAddr, u8)>) {
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn dlz_lookup(
         };
         // SAFETY: named's methods and clientinfo, or NULL.
         let (peer, ecs) = unsafe {
-            client_of(
+            named_client(
                 methods as *const ClientInfoMethods,
                 clientinfo as *mut ClientInfo,
             )
@@ -475,7 +475,7 @@ pub unsafe extern "C" fn dlz_lookup(
             {
                 return ISC_R_NOTFOUND;
             }
-            for rec in a.answer.iter() {
+            for rec in a.records.iter() {
                 let t = crate::answer::records::type_name_c(rec.rtype);
                 // SAFETY: named's putrr with NUL-terminated strings valid for the call.
                 let rc = unsafe {
@@ -583,7 +583,7 @@ pub fn fuzz_lookup(inst: &FuzzInstance, data: &[u8]) {
             (&mut sa as *mut SockAddrHead).cast()
         },
         dbversion: std::ptr::null_mut(),
-        ecs: Ecs {
+        ecs: DnsEcs {
             family: family(at(1)) as c_uint,
             addr: ecs_addr,
             zone: 0,

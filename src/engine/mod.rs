@@ -204,7 +204,7 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// The client routing uses: the ECS subnet when it carries bits, else the
 /// peer. Every path (Rust, C, DLZ, wire, adapters) goes through here, so this
 /// is where an ECS prefix is checked against its family.
-pub(crate) fn client_of(
+pub(crate) fn routing_client(
     peer: Option<IpAddr>,
     ecs: Option<(IpAddr, u8)>,
 ) -> Result<Client, QueryError> {
@@ -327,10 +327,10 @@ impl Engine {
     ) -> Result<R, QueryError> {
         let mut name = NameBuf::root();
         name.set_text(q.name)?;
-        let client = client_of(q.client, q.ecs)?;
+        let client = routing_client(q.client, q.ecs)?;
         let snap = self.inner.cell.load();
         let mut a = Answer::not_ours();
-        query::answer(&snap, &name, q.qtype, &client, &mut a);
+        query::resolve(&snap, &name, q.qtype, &client, &mut a);
         Ok(f(&a, &name))
     }
 
@@ -389,8 +389,8 @@ impl Engine {
                 if q.qclass == 1 || q.qclass == 255 {
                     // The parser already refused (FORMERR) an ECS option whose
                     // prefix does not suit its family.
-                    match client_of(peer, q.ecs.map(|e| (e.ip(), e.source))) {
-                        Ok(client) => query::answer(&snap, &q.name, q.qtype, &client, &mut a),
+                    match routing_client(peer, q.ecs.map(|e| (e.ip(), e.source))) {
+                        Ok(client) => query::resolve(&snap, &q.name, q.qtype, &client, &mut a),
                         Err(_) => {
                             return wire::write_error(
                                 q.id,

@@ -5,9 +5,9 @@
 use super::handle::{Out, engine_ref, read_versioned, str_arg, tm_engine, versioned};
 use super::{entry, tm_result};
 use crate::answer::records::type_name_c;
+use crate::answer::{Answer, Rcode, Rec};
 use crate::engine::{Query, QueryError};
 use crate::query::{NameBuf, NameError};
-use crate::answer::{Answer, Rcode, Rec};
 use std::ffi::{c_char, c_void};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -136,7 +136,7 @@ impl tm_lookup_info {
             rcode: a.rcode as u32,
             flags,
             scope_prefix: u32::from(a.scope_prefix),
-            answer_count: a.answer.len() as u32,
+            answer_count: a.records.len() as u32,
             authority_count: a.authority.len() as u32,
         }
     }
@@ -188,7 +188,7 @@ impl Sink {
         if let Some(b) = owner.get_mut(len) {
             *b = 0;
         }
-        if !self.section(TM_SECTION_ANSWER, &owner, len, a.answer.iter()) {
+        if !self.section(TM_SECTION_ANSWER, &owner, len, a.records.iter()) {
             return false;
         }
         let Some(z) = a.zone else {

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-const NONE: u32 = u32::MAX;
+const NO_VALUE: u32 = u32::MAX;
 
 /// One value and the length of the prefix it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn pack<T: Addr>(f: Family<T>, hi16: impl Fn(T) -> usize) -> Packed<T> {
         .values
         .iter()
         .zip(&f.plens)
-        .map(|(v, p)| if *v == NONE || *v > MAX_VALUE { PACKED_NONE } else { *v } | u32::from(*p) << 24)
+        .map(|(v, p)| if *v == NO_VALUE || *v > MAX_VALUE { PACKED_NONE } else { *v } | u32::from(*p) << 24)
         .collect();
     let mut index = Vec::with_capacity(65537);
     let mut pos = 0usize;
@@ -199,7 +199,7 @@ fn flatten<T: Addr>(items: &mut [(T, u8, u32)], last_of: impl Fn(T, u8) -> T) ->
         plens: Vec::new(),
     };
     let emit = |out: &mut Family<T>, at: T, v: Option<(u32, u8)>| {
-        let (val, plen) = v.unwrap_or((NONE, 0));
+        let (val, plen) = v.unwrap_or((NO_VALUE, 0));
         if out.starts.last() == Some(&at) {
             let n = out.starts.len() - 1;
             out.values[n] = val;
@@ -255,7 +255,7 @@ fn flatten<T: Addr>(items: &mut [(T, u8, u32)], last_of: impl Fn(T, u8) -> T) ->
     for i in 0..out.starts.len() {
         if merged.values.last() == Some(&out.values[i])
             && merged.plens.last() == Some(&out.plens[i])
-            && out.values[i] == NONE
+            && out.values[i] == NO_VALUE
         {
             continue;
         }

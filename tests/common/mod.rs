@@ -74,7 +74,7 @@ pub fn ask(
         rcode: a.rcode,
         aa: a.authoritative,
         answer: a
-            .answer
+            .records
             .iter()
             .map(|r| {
                 (
