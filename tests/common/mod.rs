@@ -3,8 +3,8 @@
 
 pub mod backend;
 pub mod dns;
-pub mod pdns;
 pub mod front;
+pub mod pdns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
