@@ -550,3 +550,107 @@ fn a_dot_inside_a_label_gets_a_well_formed_reply() {
     let r = Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(r.authorities[0].name.to_ascii(), "tm.example.");
 }
+
+/// A query for www.tm.example A, DO set, with an OPT record carrying `pad`
+/// octets of EDNS padding (option 12).
+fn padded_query(id: u16, pad: usize) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+    m.extend_from_slice(b"\x03www\x02tm\x07example\x00\x00\x01\x00\x01");
+    m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0]);
+    m.extend_from_slice(&((pad + 4) as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 12]);
+    m.extend_from_slice(&(pad as u16).to_be_bytes());
+    m.resize(m.len() + pad, 0);
+    m
+}
+
+/// Front minor 1: a UDP query longer than 4,096 octets was cut to 4,096 by
+/// the front's receive buffer and parsed truncated. A datagram may hold
+/// 65,507: the whole query is read, so a long padded one is answered on its
+/// real content (it was FORMERR: its OPT record ran past the cut).
+#[test]
+fn long_udp_queries_are_read_whole() {
+    let _serial = serial();
+    let front = Front::start(&config("front-long-udp"));
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 65535];
+    for (id, pad) in [
+        (1u16, 100),
+        (2, 4049),
+        (3, 4050),
+        (4, 6000),
+        (5, 30000),
+        (6, 65000),
+    ] {
+        let q = padded_query(id, pad);
+        s.send_to(&q, ("127.0.0.1", front.port)).unwrap();
+        let (n, _) = s
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no reply to a {}-octet query: {e}", q.len()));
+        let r = &buf[..n];
+        assert_eq!(u16::from_be_bytes([r[0], r[1]]), id);
+        assert_eq!(r[3] & 0x0f, 0, "rcode to a {}-octet query", q.len());
+        let m = Message::from_vec(r).unwrap();
+        assert_eq!(first_rdata(&m), "www.contoso.example.", "{pad}");
+        assert_eq!(m.edns.as_ref().map(|e| e.flags().dnssec_ok), Some(true));
+    }
+    front.stop();
+}
+
+/// A query for www.tm.example A with EDNS (payload 4096, DO set) and an ECS
+/// option for 198.51.100.0/24.
+fn ecs_do_query(id: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+    m.extend_from_slice(b"\x03www\x02tm\x07example\x00\x00\x01\x00\x01");
+    m.extend_from_slice(&[0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 11]);
+    m.extend_from_slice(&[0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]);
+    m
+}
+
+/// Front minor 2: the RRL slip (TC=1) dropped the OPT record, so a client
+/// that asked with EDNS saw a reply without it. A slipped reply to an EDNS
+/// query now carries a bare OPT (payload 1232, DO copied, no options: no
+/// ECS, as nothing in it is an answer): header, question and OPT. A query
+/// without EDNS still slips without one.
+#[test]
+fn a_slipped_reply_to_an_edns_query_keeps_an_opt() {
+    let _serial = serial();
+    let front = Front::start_with(
+        &config("front-slip-opt"),
+        &["--rrl-responses-per-second", "1", "--rrl-slip", "1"],
+    );
+    let s = UdpSocket::bind(("127.0.0.8", 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut slipped = 0;
+    for id in 0..6u16 {
+        s.send_to(&ecs_do_query(id), ("127.0.0.1", front.port))
+            .unwrap();
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        let e = m.edns.as_ref().expect("an OPT record in every reply");
+        assert_eq!(e.max_payload(), 1232);
+        assert!(e.flags().dnssec_ok, "DO copied");
+        if m.metadata.truncation {
+            slipped += 1;
+            assert!(m.answers.is_empty() && m.authorities.is_empty());
+            assert_eq!(m.queries.len(), 1);
+            assert!(e.options().as_ref().is_empty(), "{e:?}");
+            // Header, question (20), OPT (11).
+            assert_eq!(n, 12 + 20 + 11, "a slipped reply of {n} octets");
+        }
+    }
+    assert!(slipped >= 4, "{slipped} slipped of 6");
+    // Without EDNS: no OPT.
+    let plain = query(99, "www.tm.example", RecordType::A, None);
+    s.send_to(&plain, ("127.0.0.1", front.port)).unwrap();
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    let m = Message::from_vec(&buf[..n]).unwrap();
+    assert!(m.metadata.truncation);
+    assert!(m.edns.is_none());
+    assert_eq!(n, 12 + 20);
+    front.stop();
+}

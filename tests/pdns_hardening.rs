@@ -407,3 +407,106 @@ fn socket_mode_and_group_whatever_the_umask() {
         assert!(!sock.exists());
     }
 }
+
+/// A hostage: a connection that pipelines requests until both directions
+/// are full, so the adapter's writes wait on it.
+fn hostage(sock: &Path) -> UnixStream {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let batch = format!("{LOOKUP}\n").repeat(50);
+    let t = std::time::Instant::now();
+    let mut blocked_since: Option<std::time::Instant> = None;
+    while t.elapsed() < Duration::from_secs(5) {
+        match s.write(batch.as_bytes()) {
+            Ok(_) => blocked_since = None,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let b = *blocked_since.get_or_insert_with(std::time::Instant::now);
+                if b.elapsed() > Duration::from_millis(300) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("hostage: {e}"),
+        }
+    }
+    s
+}
+
+/// F4: clients that pipeline requests and read their replies in slices keep
+/// the adapter's writes moving (no single write ever times out), so they
+/// looked "busy" forever: never shed, and every newcomer was refused. A
+/// connection whose replies piled up past the socket buffer can be shed
+/// like an idle one (before any idle one), so an honest client gets in.
+#[test]
+fn clients_reading_replies_in_slices_cannot_hold_the_cap() {
+    let _s = serial();
+    let dir = fresh_dir("pdns-h-hostage");
+    let cfg = basic_in(&dir);
+    let (mut adapter, sock) = start_adapter_with(&dir, &cfg, &["--max-connections", "2"]);
+    let hostages: Vec<UnixStream> = (0..2).map(|_| hostage(&sock)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let mut hs: Vec<UnixStream> = hostages.iter().map(|h| h.try_clone().unwrap()).collect();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            let more = format!("{LOOKUP}\n").repeat(40);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for h in &mut hs {
+                    let _ = std::io::Read::read(h, &mut buf);
+                    let _ = h.write(more.as_bytes());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // An honest client gets in at once; held open, it is idle, yet the next
+    // newcomer sheds the other hostage, not it.
+    let mut first = Client::connect(&sock);
+    assert!(first.init(), "refused while hostages hold the cap");
+    let mut second = Client::connect(&sock);
+    assert!(second.init(), "refused while a hostage holds a slot");
+    assert!(
+        first.ask(LOOKUP).is_some_and(|r| r.contains("primary")),
+        "the idle honest client was shed instead of a hostage"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(adapter.alive());
+    let log = log_of(&dir);
+    assert!(!log.contains("all busy"), "{log}");
+    drop(hostages);
+}
+
+/// F4: a reply must be taken whole within --request-timeout of its first
+/// octet (the old 10 s applied to each write call): a client that stops
+/// reading is closed then, and its slot is free.
+#[test]
+fn a_reply_not_taken_in_time_closes_the_connection() {
+    let _s = serial();
+    let dir = fresh_dir("pdns-h-reply");
+    let cfg = basic_in(&dir);
+    let (mut adapter, sock) = start_adapter_with(&dir, &cfg, &["--request-timeout", "1"]);
+    let mut h = hostage(&sock);
+    // Once the adapter has closed it, our requests are dropped and a write fails.
+    let t = std::time::Instant::now();
+    let mut closed = false;
+    while t.elapsed() < Duration::from_secs(5) {
+        match h.write(b"\n") {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => {
+                closed = true;
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let log = log_of(&dir);
+    assert!(
+        closed,
+        "a client not reading its reply is still open\n{log}"
+    );
+    assert!(log.contains("reply not taken within"), "{log}");
+    assert!(adapter.alive());
+    assert!(Client::connect(&sock).init());
+}

@@ -28,13 +28,21 @@
 //!   seconds of connecting, or leaves a request line unfinished that long,
 //!   is closed (PowerDNS sends `initialize` at once and each request in
 //!   one write);
+//! - a reply must be taken whole within `--request-timeout` of its first
+//!   octet (whatever the number of writes it takes), else the connection
+//!   is closed: a request/reply exchange lasts at most twice that;
 //! - with `--idle-timeout` set, a connection with no request for that long
 //!   is closed. Off by default: PowerDNS keeps one connection per backend
 //!   thread open for good and answers SERVFAIL to the first query after
 //!   the other side closed it (4.7.3, measured) — it does not retry;
 //! - at most `--max-connections` at once (lowered to fit the descriptor
 //!   limit): at the cap, a new connection replaces the one idle the longest,
-//!   so PowerDNS reconnecting is never locked out by idle clients;
+//!   so PowerDNS reconnecting is never locked out by idle clients. A
+//!   connection mid-request is not shed, unless its replies have piled up
+//!   unread past the socket buffer (a write had to wait): PowerDNS reads
+//!   each reply before its next request and never does that, so such a
+//!   connection is shed first, even mid-reply, for good. Clients that
+//!   pipeline requests and read replies in slices cannot hold the cap;
 //! - a thread that cannot be created (thread or memory limit) closes that
 //!   one connection, with a log line; the adapter goes on.
 //!
@@ -47,7 +55,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{BufRead, BufReader, ErrorKind};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -77,8 +85,6 @@ const DEFAULT_MAX_LINE: usize = 64 * 1024;
 const FD_RESERVE: u64 = 32;
 /// A connection's thread's stack: JSON nesting is bounded (128) by serde_json.
 const STACK: usize = 512 * 1024;
-/// How long a reply may take to be read by the client.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a blocked connection looks at the stop flag and its deadline.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -162,8 +168,11 @@ struct Conn {
     /// Milliseconds since `Shared::epoch` of the last complete request
     /// (or of the accept).
     last: Arc<AtomicU64>,
-    /// Handling a request right now (never shed then).
+    /// Handling a request right now (not shed then, unless `stalled`).
     busy: Arc<AtomicBool>,
+    /// A write to it had to wait: its replies piled up unread past the
+    /// socket buffer (PowerDNS never does that). Shed first, busy or not.
+    stalled: Arc<AtomicBool>,
     /// Shed: shut down, its thread not yet gone.
     closing: bool,
 }
@@ -215,20 +224,33 @@ impl Shared {
         self.conns().values().filter(|c| !c.closing).count()
     }
 
-    /// Closes the connection idle the longest (not one mid-request); false
-    /// when there is none.
+    /// Closes a stalled connection (the longest idle of them), else the
+    /// connection idle the longest (not one mid-request); false when there
+    /// is none.
     fn shed_idlest(&self) -> bool {
         let now = self.now_ms();
         let mut conns = self.conns();
         let victim = conns
             .iter_mut()
-            .filter(|(_, c)| !c.closing && !c.busy.load(Ordering::Acquire))
-            .min_by_key(|(_, c)| c.last.load(Ordering::Acquire));
+            .filter(|(_, c)| {
+                !c.closing && (c.stalled.load(Ordering::Acquire) || !c.busy.load(Ordering::Acquire))
+            })
+            .min_by_key(|(_, c)| {
+                (
+                    !c.stalled.load(Ordering::Acquire),
+                    c.last.load(Ordering::Acquire),
+                )
+            });
         match victim {
             Some((id, c)) => {
                 let idle = now.saturating_sub(c.last.load(Ordering::Acquire));
+                let why = if c.stalled.load(Ordering::Acquire) {
+                    "its replies piled up unread"
+                } else {
+                    "idle the longest"
+                };
                 self.note(format_args!(
-                    "at the connection limit: closing connection {id} (idle {idle} ms)"
+                    "at the connection limit: closing connection {id} ({why}; last request {idle} ms ago)"
                 ));
                 // Its thread sees EOF and leaves (removing the entry).
                 c.closing = true;
@@ -240,18 +262,89 @@ impl Shared {
     }
 }
 
+/// Why a reply was not written whole.
+enum WriteFail {
+    /// Not taken whole by the deadline.
+    Late,
+    /// The stop flag.
+    Stop,
+    /// Closed, reset or shed.
+    Gone,
+}
+
+/// Writes `data` whole by `deadline` (one deadline for all the writes it
+/// takes, not one per write), waking every `TICK` for the stop flag. Sets
+/// `stalled` when a write has to wait.
+fn write_by(
+    stream: &UnixStream,
+    mut data: &[u8],
+    deadline: Instant,
+    stalled: &AtomicBool,
+) -> Result<(), WriteFail> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    while !data.is_empty() {
+        // SAFETY: send from a live buffer of the given length on our descriptor.
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            data = &data[n as usize..];
+            continue;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            ErrorKind::Interrupted => continue,
+            ErrorKind::WouldBlock => {}
+            _ => return Err(WriteFail::Gone),
+        }
+        stalled.store(true, Ordering::Release);
+        if STOP.load(Ordering::Relaxed) {
+            return Err(WriteFail::Stop);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(WriteFail::Late);
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = left.min(TICK).as_millis().max(1) as libc::c_int;
+        // SAFETY: poll on one pollfd we own.
+        unsafe { libc::poll(&mut p, 1, ms) };
+    }
+    Ok(())
+}
+
+/// Per-connection flags shared with the acceptor.
+struct Flags<'a> {
+    last: &'a AtomicU64,
+    busy: &'a AtomicBool,
+    stalled: &'a AtomicBool,
+}
+
 /// Reads request lines (at most `max_line` bytes each) and answers them
 /// until EOF, an error, a timeout or the stop flag.
-fn serve(id: u64, stream: &UnixStream, sh: &Shared, last: &AtomicU64, busy: &AtomicBool) {
+fn serve(id: u64, stream: &UnixStream, sh: &Shared, f: Flags<'_>) {
+    let Flags {
+        last,
+        busy,
+        stalled,
+    } = f;
     let tick = [Some(TICK), Some(sh.request), sh.idle]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(TICK);
     let _ = stream.set_read_timeout(Some(tick));
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut reader = BufReader::with_capacity(8192, stream);
-    let mut writer = stream;
     let mut line: Vec<u8> = Vec::new();
     let request_ms = sh.request.as_millis() as u64;
     let idle_ms = sh.idle.map(|d| d.as_millis() as u64);
@@ -299,7 +392,7 @@ fn serve(id: u64, stream: &UnixStream, sh: &Shared, last: &AtomicU64, busy: &Ato
             let mut r =
                 pdns::error_reply(&format!("request line longer than {} bytes", sh.max_line));
             r.push('\n');
-            let _ = writer.write_all(r.as_bytes());
+            let _ = write_by(stream, r.as_bytes(), Instant::now() + sh.request, stalled);
             return;
         }
         line.extend_from_slice(&buf[..take]);
@@ -308,9 +401,15 @@ fn serve(id: u64, stream: &UnixStream, sh: &Shared, last: &AtomicU64, busy: &Ato
             continue;
         }
         busy.store(true, Ordering::Release);
+        last.store(sh.now_ms(), Ordering::Release);
         let mut reply = pdns::reply(&sh.engine, line.trim_ascii());
         reply.push('\n');
-        let ok = writer.write_all(reply.as_bytes()).is_ok();
+        let wrote = write_by(
+            stream,
+            reply.as_bytes(),
+            Instant::now() + sh.request,
+            stalled,
+        );
         last.store(sh.now_ms(), Ordering::Release);
         busy.store(false, Ordering::Release);
         started = None;
@@ -318,8 +417,16 @@ fn serve(id: u64, stream: &UnixStream, sh: &Shared, last: &AtomicU64, busy: &Ato
         if line.capacity() > 16384 {
             line.shrink_to(4096);
         }
-        if !ok {
-            return;
+        match wrote {
+            Ok(()) => {}
+            Err(WriteFail::Late) => {
+                sh.note(format_args!(
+                    "connection {id}: reply not taken within {:?}, closing",
+                    sh.request
+                ));
+                return;
+            }
+            Err(WriteFail::Stop | WriteFail::Gone) => return,
         }
     }
 }
@@ -575,7 +682,8 @@ fn main() {
             }
         };
         if shared.live() >= cap && !shared.shed_idlest() {
-            // Every connection is mid-request: this one waits its turn elsewhere.
+            // Every connection is mid-request (and taking its replies): this
+            // one waits its turn elsewhere.
             shared.note(format_args!(
                 "at the connection limit ({cap}), all busy: refused a connection"
             ));
@@ -587,12 +695,14 @@ fn main() {
         let stream = Arc::new(stream);
         let last = Arc::new(AtomicU64::new(shared.now_ms()));
         let busy = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         shared.conns().insert(
             id,
             Conn {
                 stream: stream.clone(),
                 last: last.clone(),
                 busy: busy.clone(),
+                stalled: stalled.clone(),
                 closing: false,
             },
         );
@@ -601,7 +711,12 @@ fn main() {
             .name(format!("pdns-conn-{id}"))
             .stack_size(STACK)
             .spawn(move || {
-                serve(id, &stream, &sh, &last, &busy);
+                let f = Flags {
+                    last: &last,
+                    busy: &busy,
+                    stalled: &stalled,
+                };
+                serve(id, &stream, &sh, f);
                 sh.conns().remove(&id);
             });
         match spawned {

@@ -260,8 +260,13 @@ fn rate(slot: &mut Option<u32>, num: impl Fn(u64) -> Option<u64>) -> bool {
         .is_some()
 }
 
+/// The largest UDP payload (over IPv6 without jumbograms; 65,507 over
+/// IPv4): a query is read whole, never cut to a smaller buffer.
+const MAX_UDP: usize = 65_535;
+
 fn udp_loop(sock: UdpSocket, engine: &Engine, rrl: Option<&rrl::Rrl>, start: Instant) {
-    let mut q = [0u8; 4096];
+    // Allocated once per thread, before the first query.
+    let mut q = vec![0u8; MAX_UDP].into_boxed_slice();
     let mut out = [0u8; 4096];
     while !STOP.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut q) {

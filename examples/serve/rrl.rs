@@ -10,8 +10,8 @@
 //!   and goes at most `window × rate` into debt; a reply spends one credit;
 //!   with none left the reply is dropped, except that the first and then
 //!   every `slip`-th limited reply "slips": it goes out truncated (TC=1,
-//!   question only) so a real client retries over TCP, which is never
-//!   limited. `slip = 0` never slips, `slip = 1` slips them all;
+//!   question only, plus a bare OPT when the query had EDNS) so a real
+//!   client retries over TCP, which is never limited. `slip = 0` never slips, `slip = 1` slips them all;
 //! - an account untouched for more than `window` seconds starts afresh.
 //!
 //! The table is a fixed array allocated once: 4-way buckets chosen by a
@@ -367,14 +367,47 @@ fn hash_name(h: &mut impl Hasher, m: &[u8], mut at: usize) -> Option<()> {
     }
 }
 
-/// Turns the reply in `out[..len]` into its slipped form in place: header
-/// and question only, TC=1. Returns the new length.
-pub fn truncate(out: &mut [u8], len: usize) -> usize {
-    if len < 12 {
-        return len;
+/// The offset past `n` questions starting at `at`.
+fn skip_questions(m: &[u8], mut at: usize, n: u16) -> Option<usize> {
+    for _ in 0..n {
+        at = name_end(m, at)? + 4;
     }
+    (at <= m.len()).then_some(at)
+}
+
+/// The class (payload size) and TTL (extended rcode, version, flags with
+/// DO) of the reply's OPT record, if it has one (owned by the root).
+fn find_opt(m: &[u8]) -> Option<([u8; 2], [u8; 4])> {
+    let count = |i: usize| u16::from_be_bytes([m[i], m[i + 1]]);
+    let at = skip_questions(m, 12, count(4))?;
+    let mut at = skip_records(m, at, count(6).checked_add(count(8))?)?;
+    for _ in 0..count(10) {
+        let end = name_end(m, at)?;
+        let fixed = m.get(end..end + 10)?;
+        if fixed[..2] == [0, 41] && end == at + 1 && m[at] == 0 {
+            return Some((
+                [fixed[2], fixed[3]],
+                [fixed[4], fixed[5], fixed[6], fixed[7]],
+            ));
+        }
+        at = skip_records(m, at, 1)?;
+    }
+    None
+}
+
+/// Turns the reply in `out[..len]` into its slipped form in place: header,
+/// question and, when the reply has an OPT record (the query had EDNS), a
+/// bare copy of it — same payload size (1232), extended rcode, version and
+/// DO bit, no options (no ECS: the reply answers nothing, and the client
+/// retries over TCP, where it gets the real answer and its scope). TC=1.
+/// Returns the new length.
+pub fn truncate(out: &mut [u8], len: usize) -> usize {
+    if len < 12 || len > out.len() {
+        return len.min(out.len());
+    }
+    let opt = find_opt(&out[..len]);
     let qd = u16::from_be_bytes([out[4], out[5]]);
-    let end = if qd == 1 {
+    let mut end = if qd == 1 {
         match name_end(&out[..len], 12) {
             Some(e) if e + 4 <= len => e + 4,
             _ => 12,
@@ -388,6 +421,17 @@ pub fn truncate(out: &mut [u8], len: usize) -> usize {
     }
     out[2] |= 0x02;
     out[6..12].fill(0);
+    // The OPT came after the question in the reply, so its 11 octets fit.
+    if let Some((class, ttl)) = opt
+        && end + 11 <= len
+    {
+        out[end..end + 3].copy_from_slice(&[0, 0, 41]);
+        out[end + 3..end + 5].copy_from_slice(&class);
+        out[end + 5..end + 9].copy_from_slice(&ttl);
+        out[end + 9..end + 11].fill(0);
+        out[11] = 1;
+        end += 11;
+    }
     end
 }
 
@@ -539,6 +583,43 @@ mod tests {
         }
         assert_eq!(r.capacity(), cap);
         assert!(cap <= 1024);
+    }
+
+    #[test]
+    fn rrl_slipped_reply_keeps_a_bare_opt() {
+        // An answer, an authority record, then the OPT (payload 1232, DO,
+        // an ECS option) in the additional section after another record.
+        let mut m = reply("www.tm.example", 1, 0, 1);
+        m[9] = 1;
+        m[11] = 2;
+        let rr = [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1];
+        for _ in 0..3 {
+            m.extend_from_slice(&rr);
+        }
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 8]);
+        m.extend_from_slice(&[0, 8, 0, 4, 0, 1, 0, 0]);
+        let q = 12 + 16 + 4;
+        let n = m.len();
+        let len = truncate(&mut m, n);
+        assert_eq!(len, q + 11);
+        assert_eq!(&m[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(m[2] & 0x02, 0x02, "TC");
+        assert_eq!(&m[q..len], &[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        // No OPT in the reply: none in the slipped one.
+        let mut m = reply("www.tm.example", 1, 0, 1);
+        m[11] = 1;
+        m.extend_from_slice(&rr);
+        let n = m.len();
+        assert_eq!(truncate(&mut m, n), q);
+        assert_eq!(m[11], 0);
+        // Every cut of a reply with an OPT: no panic, never longer.
+        let mut full = reply("www.tm.example", 1, 0, 0);
+        full[11] = 1;
+        full.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        for cut in 0..=full.len() {
+            let mut c = full[..cut].to_vec();
+            assert!(truncate(&mut c, cut) <= cut);
+        }
     }
 
     #[test]
