@@ -125,7 +125,10 @@ fn bench(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) & 4095;
-            black_box(e.resolve_wire(&wire, Some(cl[i]), false, &mut out).unwrap())
+            black_box(
+                e.answer_message(&wire, Some(cl[i]), false, &mut out)
+                    .unwrap(),
+            )
         })
     });
     g.finish();

@@ -139,7 +139,7 @@ fn check_reply(query: &[u8], reply: &[u8], tcp: bool) {
     }
 }
 
-/// The wire entry (`tm_engine_answer`, `resolve_wire`, and the in-place
+/// The wire entry (`tm_engine_answer`, `answer_message`, and the in-place
 /// form dnsdist uses). Octet 0 selects UDP/TCP, the peer and the size of
 /// the output buffer; the rest is the query.
 pub fn wire(engine: &Engine, data: &[u8]) {
@@ -154,7 +154,7 @@ pub fn wire(engine: &Engine, data: &[u8]) {
         usize::from(sel >> 4) * 40
     };
     let mut out = vec![0u8; cap];
-    let r = engine.resolve_wire(query, peer, tcp, &mut out);
+    let r = engine.answer_message(query, peer, tcp, &mut out);
     if let Ok(n) = r {
         assert!(n <= cap);
         check_reply(query, &out[..n], tcp);
@@ -164,7 +164,7 @@ pub fn wire(engine: &Engine, data: &[u8]) {
     let room = cap.max(query.len());
     let mut buf = vec![0u8; room];
     buf[..query.len()].copy_from_slice(query);
-    let r2 = engine.resolve_in_place(&mut buf, query.len(), peer, tcp);
+    let r2 = engine.answer_in_place(&mut buf, query.len(), peer, tcp);
     if room == cap {
         assert_eq!(r.is_ok(), r2.is_ok(), "in place differs: {r:?} {r2:?}");
     }

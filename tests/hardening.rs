@@ -34,7 +34,7 @@ fn query_msg(name: Name, t: RecordType, udp: Option<u16>, dnssec_ok: bool) -> Ve
 fn ask_wire(e: &Engine, q: &[u8], tcp: bool) -> (usize, Message) {
     let mut out = vec![0u8; 65535];
     let n = e
-        .resolve_wire(q, Some("192.0.2.7".parse().unwrap()), tcp, &mut out)
+        .answer_message(q, Some("192.0.2.7".parse().unwrap()), tcp, &mut out)
         .unwrap();
     (n, Message::from_vec(&out[..n]).unwrap())
 }
@@ -206,7 +206,7 @@ fn every_buffer_size_gives_a_whole_message_or_an_error() {
         for tcp in [false, true] {
             for len in 0..=full + 4 {
                 let mut out = vec![0xAAu8; len];
-                let Ok(n) = e.resolve_wire(q, None, tcp, &mut out) else {
+                let Ok(n) = e.answer_message(q, None, tcp, &mut out) else {
                     continue;
                 };
                 assert!(n <= len);
@@ -223,7 +223,7 @@ fn every_buffer_size_gives_a_whole_message_or_an_error() {
                 inplace.truncate(len.max(q.len()));
                 if len >= q.len() {
                     let n2 = e
-                        .resolve_in_place(&mut inplace[..len], q.len(), None, tcp)
+                        .answer_in_place(&mut inplace[..len], q.len(), None, tcp)
                         .unwrap();
                     assert_eq!(&inplace[..n2], &out[..n], "in place, buffer {len}");
                 }
@@ -253,7 +253,7 @@ fn a_long_tcp_query_is_answered_in_place() {
     assert!(q.len() > 5000);
     let mut buf = vec![0u8; 65535];
     buf[..q.len()].copy_from_slice(&q);
-    let n = e.resolve_in_place(&mut buf, q.len(), None, true).unwrap();
+    let n = e.answer_in_place(&mut buf, q.len(), None, true).unwrap();
     let m = Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(m.answers.len(), 1);
@@ -463,7 +463,7 @@ fn isc_edns_compliance_checks() {
     let soa = 6u16;
     let reply = |q: &[u8], tcp: bool| -> (Vec<u8>, Message) {
         let mut out = vec![0u8; 4096];
-        let n = e.resolve_wire(q, None, tcp, &mut out).unwrap();
+        let n = e.answer_message(q, None, tcp, &mut out).unwrap();
         out.truncate(n);
         let m = Message::from_vec(&out).unwrap();
         (out, m)

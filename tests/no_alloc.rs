@@ -87,7 +87,7 @@ fn lookups_do_not_allocate() {
         }
         for q in &queries {
             *sink += e
-                .resolve_wire(q, Some("127.0.0.1".parse().unwrap()), false, out)
+                .answer_message(q, Some("127.0.0.1".parse().unwrap()), false, out)
                 .unwrap();
         }
     };

@@ -339,7 +339,7 @@ fn wire_ecs_scope_per_method() {
         m.edns = Some(ed);
         let mut out = [0u8; 1232];
         let n = e
-            .resolve_wire(
+            .answer_message(
                 &m.to_vec().unwrap(),
                 Some("127.0.0.1".parse().unwrap()),
                 false,

@@ -34,7 +34,7 @@ fn query(name: &str, t: RecordType, ecs: Option<(&str, u8)>, edns: bool) -> Vec<
 fn resolve(e: &Engine, q: &[u8], peer: &str, tcp: bool) -> Message {
     let mut out = vec![0u8; 65535];
     let n = e
-        .resolve_wire(q, Some(peer.parse::<IpAddr>().unwrap()), tcp, &mut out)
+        .answer_message(q, Some(peer.parse::<IpAddr>().unwrap()), tcp, &mut out)
         .unwrap();
     Message::from_vec(&out[..n]).unwrap()
 }
@@ -250,18 +250,18 @@ fn too_big_for_udp_is_truncated_and_tcp_gets_it_all() {
     // A small caller buffer truncates too; one too small for the question is an error.
     let q = query("tm.example", RecordType::NS, None, false);
     let mut small = [0u8; 100];
-    let n = e.resolve_wire(&q, None, true, &mut small).unwrap();
+    let n = e.answer_message(&q, None, true, &mut small).unwrap();
     assert!(Message::from_vec(&small[..n]).unwrap().metadata.truncation);
     let mut tiny = [0u8; 20];
     assert_eq!(
-        e.resolve_wire(&q, None, true, &mut tiny),
+        e.answer_message(&q, None, true, &mut tiny),
         Err(WireError::BufferTooSmall)
     );
 }
 
 fn rcode_of(e: &Engine, q: &[u8]) -> ResponseCode {
     let mut out = [0u8; 512];
-    let n = e.resolve_wire(q, None, false, &mut out).unwrap();
+    let n = e.answer_message(q, None, false, &mut out).unwrap();
     Message::from_vec(&out[..n]).unwrap().metadata.response_code
 }
 
@@ -271,13 +271,13 @@ fn malformed_queries() {
     let mut out = [0u8; 512];
     // Too short, or a response: dropped.
     assert_eq!(
-        e.resolve_wire(&[0u8; 11], None, false, &mut out),
+        e.answer_message(&[0u8; 11], None, false, &mut out),
         Err(WireError::Drop)
     );
     let mut resp = query("prio.tm.example", RecordType::A, None, false);
     resp[2] |= 0x80;
     assert_eq!(
-        e.resolve_wire(&resp, None, false, &mut out),
+        e.answer_message(&resp, None, false, &mut out),
         Err(WireError::Drop)
     );
     // Two questions.
@@ -332,7 +332,7 @@ fn malformed_queries() {
     m.edns = Some(ed);
     let mut out = [0u8; 512];
     let n = e
-        .resolve_wire(&m.to_vec().unwrap(), None, false, &mut out)
+        .answer_message(&m.to_vec().unwrap(), None, false, &mut out)
         .unwrap();
     let r = Message::from_vec(&out[..n]).unwrap();
     assert_eq!(u16::from(r.metadata.response_code), 16, "BADVERS");
@@ -363,7 +363,8 @@ fn random_garbage_never_panics() {
         if i % 7 == 0 {
             q.truncate((x as usize) % q.len());
         }
-        if let Ok(n) = e.resolve_wire(&q, Some("127.0.0.1".parse().unwrap()), i % 2 == 0, &mut out)
+        if let Ok(n) =
+            e.answer_message(&q, Some("127.0.0.1".parse().unwrap()), i % 2 == 0, &mut out)
         {
             // Whatever we send must parse.
             Message::from_vec(&out[..n])

@@ -273,7 +273,7 @@ fn udp_loop(sock: UdpSocket, engine: &Engine, rrl: Option<&rrl::Rrl>, start: Ins
             Ok(x) => x,
             Err(_) => continue,
         };
-        let Ok(mut len) = engine.resolve_wire(&q[..n], Some(peer.ip()), false, &mut out) else {
+        let Ok(mut len) = engine.answer_message(&q[..n], Some(peer.ip()), false, &mut out) else {
             continue;
         };
         if let Some(rrl) = rrl {

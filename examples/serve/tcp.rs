@@ -258,7 +258,7 @@ fn answer_queued(c: &mut Conn, engine: &Engine, scratch: &mut [u8], now: Instant
         let q = &rest[2..2 + n];
         pos += 2 + n;
         c.progress = now;
-        let Ok(len) = engine.resolve_wire(q, Some(c.peer.ip()), true, &mut scratch[2..]) else {
+        let Ok(len) = engine.answer_message(q, Some(c.peer.ip()), true, &mut scratch[2..]) else {
             break false;
         };
         let Ok(l16) = u16::try_from(len) else {

@@ -1,4 +1,4 @@
-//! The wire entry: `resolve_wire` and the in-place form, UDP and TCP.
+//! The wire entry: `answer_message` and the in-place form, UDP and TCP.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

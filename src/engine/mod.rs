@@ -338,7 +338,7 @@ impl Engine {
     /// `peer` is the address the query came from; ECS in the query, when
     /// present, is used for the decision and echoed with its scope. No
     /// allocation, no lock.
-    pub fn resolve_wire(
+    pub fn answer_message(
         &self,
         query: &[u8],
         peer: Option<IpAddr>,
@@ -349,11 +349,11 @@ impl Engine {
         self.write_reply(parsed, peer, tcp, out)
     }
 
-    /// As [`Engine::resolve_wire`], with the query in `buf[..query_len]`
+    /// As [`Engine::answer_message`], with the query in `buf[..query_len]`
     /// and the reply written over it (up to `buf.len()` octets). The
     /// question is kept on the stack meanwhile (at most 259 octets); the
     /// query may be as long as a TCP message (65,535 octets).
-    pub fn resolve_in_place(
+    pub fn answer_in_place(
         &self,
         buf: &mut [u8],
         query_len: usize,

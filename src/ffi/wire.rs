@@ -98,7 +98,7 @@ pub unsafe extern "C" fn tm_engine_answer(
         let peer = r.client.ip()?;
         // SAFETY: as above.
         let out = unsafe { buf_mut(buf, buf_len) }?;
-        reply(e.resolve_wire(query, peer, tcp, out), written)
+        reply(e.answer_message(query, peer, tcp, out), written)
     })
 }
 
@@ -156,6 +156,6 @@ pub unsafe extern "C" fn tm_engine_answer_in_place(
                 <[u8; 16]>::try_from(b).map_err(|_| tm_result::UnknownFamily)?,
             ))),
         };
-        reply(e.resolve_in_place(buf, query_len, peer, tcp != 0), written)
+        reply(e.answer_in_place(buf, query_len, peer, tcp != 0), written)
     })
 }
