@@ -1,14 +1,14 @@
 //! Configuration: TOML text → raw serde model → validated [`Config`].
 //!
 //! Three visible steps: [`parse`] (serde, `deny_unknown_fields`; the raw
-//! model in `raw.rs`), then `validate` (every rule of SPEC §2, with
+//! model in `raw.rs`), then `rules::validate` (every rule of SPEC §2, with
 //! file:line:col and key path), giving the model of `model.rs`, and later
 //! `snapshot::compile`. Nothing here runs on the query path.
 
 mod error;
 mod model;
 mod raw;
-mod validate;
+mod rules;
 
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
@@ -18,7 +18,7 @@ pub use model::{
 pub use raw::{
     RawConfig, RawEndpoint, RawEngine, RawMonitor, RawProbe, RawProfile, RawRegion, RawZone, parse,
 };
-pub use validate::{is_secret_header, valid_dns_name};
+pub use rules::{is_secret_header, valid_dns_name};
 
 use std::path::{Path, PathBuf};
 
@@ -78,5 +78,5 @@ pub fn load_file(path: &Path) -> Result<(Config, String), ConfigError> {
 /// Parses and validates configuration text.
 pub fn load_str(src: &str, origin: &Origin) -> Result<Config, ConfigError> {
     let raw = parse(src, origin)?;
-    validate::validate(raw, src, origin)
+    rules::validate(raw, src, origin)
 }
