@@ -97,7 +97,8 @@ fn latency_table(
     let Some(p) = &cfg.engine.latency_table else {
         return Ok(None);
     };
-    let t = LatencyTable::load(p, &|n| regions.iter().any(|r| &*r.name == n))?;
+    let t = LatencyTable::load(p, &|n| regions.iter().any(|r| &*r.name == n))
+        .map_err(|e| ConfigError::data_file("engine.latency_table", e))?;
     for (ci, c) in t.columns.iter().enumerate() {
         if let Some(r) = regions.iter_mut().find(|r| &*r.name == c.as_str()) {
             r.latency_col = ci as u16;
@@ -109,7 +110,9 @@ fn latency_table(
 /// The GeoIP table, if the config names a database.
 fn geoip_table(cfg: &Config) -> Result<Option<GeoTable>, ConfigError> {
     match &cfg.engine.geoip_db {
-        Some(p) => Ok(Some(GeoTable::load(p)?)),
+        Some(p) => GeoTable::load(p)
+            .map(Some)
+            .map_err(|e| ConfigError::data_file("engine.geoip_db", e)),
         None => Ok(None),
     }
 }
