@@ -1,6 +1,7 @@
 //! Configuration errors: every one names the file, the line and column, the
 //! key path (`profile[1].endpoint[0].weight`) and what was expected.
 
+use crate::geo::GeoError;
 use std::fmt;
 
 /// One configuration error, located in the source file.
@@ -32,6 +33,21 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// A data file named by the config key `key` (`engine.geoip_db`,
+    /// `engine.latency_table`) could not be read: the same file, line,
+    /// column and message, at that key.
+    pub(crate) fn data_file(key: &str, e: GeoError) -> ConfigError {
+        ConfigError {
+            file: e.file,
+            line: e.line,
+            col: e.col,
+            path: key.to_string(),
+            message: e.message,
+        }
+    }
+}
 
 /// A configuration warning: something that loads and works but is probably
 /// not meant. Same shape and display as [`ConfigError`] (file, line,

@@ -1,21 +1,25 @@
 //! Configuration: TOML text → raw serde model → validated [`Config`].
 //!
-//! Three visible steps: [`parse`] (serde, `deny_unknown_fields`), then
-//! `validate` (every rule of SPEC §2, with file:line:col and key path), and
-//! later `snapshot::compile`. Nothing here runs on the query path.
+//! Three visible steps: [`parse`] (serde, `deny_unknown_fields`; the raw
+//! model in `raw.rs`), then `rules::validate` (every rule of SPEC §2, with
+//! file:line:col and key path), giving the model of `model.rs`, and later
+//! `snapshot::compile`. Nothing here runs on the query path.
 
 mod error;
-mod validate;
+mod model;
+mod raw;
+mod rules;
 
 pub use error::{ConfigError, ConfigWarning};
-pub(crate) use error::{line_col, locate, parse_path};
-pub use validate::{
+pub use model::{
     AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, GeoCode, MonitorCfg, ProbeProtocol,
-    ProfileCfg, RegionCfg, Routing, ZoneCfg, is_secret_header, valid_dns_name,
+    ProfileCfg, RegionCfg, Routing, ZoneCfg,
 };
+pub use raw::{
+    RawConfig, RawEndpoint, RawEngine, RawMonitor, RawProbe, RawProfile, RawRegion, RawZone, parse,
+};
+pub use rules::{is_secret_header, valid_dns_name};
 
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where a configuration came from: relative data paths are resolved
@@ -57,188 +61,6 @@ impl Origin {
     }
 }
 
-/// `[engine]`: process-wide knobs of one engine.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEngine {
-    /// How often the config and its data files are checked for change; default `"2s"`, `"0s"` = never.
-    pub watch_interval: Option<String>,
-    /// Most probes in flight at once; default 16, 1 ..= 1024.
-    pub probe_workers: Option<i64>,
-    /// MaxMind-format database: address → country, continent, location.
-    pub geoip_db: Option<String>,
-    /// Latency table CSV (SPEC §4).
-    pub latency_table: Option<String>,
-}
-
-/// `[[region]]`: adds to or overrides the built-in regions.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRegion {
-    /// Region name, compared without regard to case.
-    pub name: String,
-    /// Latitude in degrees, -90 ..= 90.
-    pub lat: f64,
-    /// Longitude in degrees, -180 ..= 180.
-    pub lon: f64,
-}
-
-/// `[[zone]]`: a zone the engine is authoritative for.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawZone {
-    /// The apex, e.g. `trafficmanager.example`.
-    pub name: String,
-    /// NS records of the apex; at least one. The first is the SOA MNAME.
-    #[serde(default)]
-    pub nameservers: Vec<String>,
-    /// SOA RNAME (`hostmaster.example` or `hostmaster@example`); default `hostmaster.<zone>`.
-    pub hostmaster: Option<String>,
-    /// TTL of SOA/NS and of negative answers, seconds; default 300.
-    pub ttl: Option<i64>,
-}
-
-/// `[profile.monitor]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMonitor {
-    /// `http` (default), `https` or `tcp`.
-    pub protocol: Option<String>,
-    /// Port; default 80 for http and tcp, 443 for https.
-    pub port: Option<i64>,
-    /// Request path for http/https; default `/`.
-    pub path: Option<String>,
-    /// Time between probes of one endpoint; default `"30s"`, `1s ..= 1h`.
-    pub interval: Option<String>,
-    /// Probe deadline; default `"10s"` (capped below the interval), must be < interval.
-    pub timeout: Option<String>,
-    /// Consecutive failures tolerated; default 3, 0 ..= 9.
-    pub tolerated_failures: Option<i64>,
-    /// Accepted HTTP statuses (`"200-299"`, `"301"`); default `["200-299"]`.
-    pub expected_status: Option<Vec<String>>,
-    /// Extra request headers; `Host` defaults to the endpoint's name.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Check TLS certificates (https); default false, as Azure.
-    pub verify_tls: Option<bool>,
-    /// Consecutive successes before a degraded endpoint is online again; default 1, 1 ..= 10.
-    pub recovery_successes: Option<i64>,
-}
-
-/// `probe = { host, port, path }` on an endpoint.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawProbe {
-    /// Address or name probed instead of the endpoint's own.
-    pub host: Option<String>,
-    /// Port instead of the monitor's.
-    pub port: Option<i64>,
-    /// Path instead of the monitor's.
-    pub path: Option<String>,
-}
-
-/// `[[profile.endpoint]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEndpoint {
-    /// Unique within the profile.
-    pub name: String,
-    /// A DNS name, answered as CNAME.
-    pub target: Option<String>,
-    /// Addresses, answered as A/AAAA.
-    pub addresses: Option<Vec<String>>,
-    /// A nested profile (its name, or its full DNS name).
-    pub profile: Option<String>,
-    /// Nested only: online child endpoints needed for this endpoint to be online; default 1.
-    pub min_children: Option<i64>,
-    /// Region name; required for performance routing.
-    pub location: Option<String>,
-    /// 1 ..= 1000, unique in the profile; default: position in the list (1-based).
-    pub priority: Option<i64>,
-    /// 1 ..= 1000; default 1.
-    pub weight: Option<i64>,
-    /// Default true.
-    pub enabled: Option<bool>,
-    /// Geographic routing codes: countries, continents, `WORLD`.
-    pub geo: Option<Vec<String>>,
-    /// Subnet routing prefixes.
-    pub subnets: Option<Vec<String>>,
-    /// Per-endpoint probe overrides.
-    pub probe: Option<RawProbe>,
-}
-
-/// `[[profile]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawProfile {
-    /// Answers at `<name>.<zone>`.
-    pub name: String,
-    /// May be left out when there is one zone.
-    pub zone: Option<String>,
-    /// performance | priority | weighted | geographic | multivalue | subnet.
-    pub routing: String,
-    /// Answer TTL, 0 ..= 2147483647; default 60.
-    pub ttl: Option<i64>,
-    /// A disabled profile answers NXDOMAIN; default true.
-    pub enabled: Option<bool>,
-    /// Multivalue only, 1 ..= 8; default 3.
-    pub max_answers: Option<i64>,
-    /// `fail-open` (default) or `fail-closed`.
-    pub all_down: Option<String>,
-    /// Weighted only: `none` (default) or `client-subnet`.
-    pub affinity: Option<String>,
-    /// Health monitor; absent = endpoints always online.
-    pub monitor: Option<RawMonitor>,
-    /// The endpoints, in order.
-    #[serde(default)]
-    pub endpoint: Vec<RawEndpoint>,
-}
-
-/// The whole file as serde sees it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    /// `[engine]`.
-    #[serde(default)]
-    pub engine: RawEngine,
-    /// `[[region]]`.
-    #[serde(default)]
-    pub region: Vec<RawRegion>,
-    /// `[[zone]]`.
-    #[serde(default)]
-    pub zone: Vec<RawZone>,
-    /// `[[profile]]`.
-    #[serde(default)]
-    pub profile: Vec<RawProfile>,
-}
-
-/// Parses TOML text into the raw model; errors carry line, column and key path.
-pub fn parse(src: &str, origin: &Origin) -> Result<RawConfig, ConfigError> {
-    let de =
-        toml::de::DeTable::parse(src).map_err(|e| toml_error(src, origin, &e, String::new()))?;
-    let de = toml::de::Deserializer::from(de);
-    serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        toml_error(src, origin, e.inner(), path)
-    })
-}
-
-fn toml_error(src: &str, origin: &Origin, e: &toml::de::Error, path: String) -> ConfigError {
-    let offset = e
-        .span()
-        .map(|s| s.start)
-        .or_else(|| locate(src, &parse_path(&path)));
-    let (line, col) = offset.map(|o| line_col(src, o)).unwrap_or((0, 0));
-    ConfigError {
-        file: origin.file.clone(),
-        line,
-        col,
-        path,
-        message: e.message().trim().to_string(),
-    }
-}
-
 /// Parses and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<(Config, String), ConfigError> {
     let origin = Origin::file(path);
@@ -256,5 +78,5 @@ pub fn load_file(path: &Path) -> Result<(Config, String), ConfigError> {
 /// Parses and validates configuration text.
 pub fn load_str(src: &str, origin: &Origin) -> Result<Config, ConfigError> {
     let raw = parse(src, origin)?;
-    validate::validate(raw, src, origin)
+    rules::validate(raw, src, origin)
 }

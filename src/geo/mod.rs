@@ -7,12 +7,39 @@ pub mod distance;
 pub mod lpm;
 pub mod mmdb;
 
-use crate::config::ConfigError;
 use lpm::{Hit, PrefixTable, PrefixTableBuilder};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
+
+/// A data file that could not be read: the file, where in it (latency
+/// tables), and what is wrong. Displayed as `file:line:col: message`
+/// (`file: message` when the line is unknown or the file is binary). The
+/// config layer names the key that pointed at the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoError {
+    /// The file as its caller named it.
+    pub file: String,
+    /// 1-based line, 0 when unknown (a GeoIP database, a file not read).
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub col: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl std::fmt::Display for GeoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for GeoError {}
 
 /// Unknown round-trip time in a latency row.
 pub const RTT_UNKNOWN: u16 = u16::MAX;
@@ -61,13 +88,8 @@ impl LatencyTable {
     pub fn load(
         path: &Path,
         known_region: &dyn Fn(&str) -> bool,
-    ) -> Result<LatencyTable, ConfigError> {
-        let bytes = read_data_file(
-            path,
-            MAX_LATENCY_CSV_BYTES,
-            "engine.latency_table",
-            "latency table",
-        )?;
+    ) -> Result<LatencyTable, GeoError> {
+        let bytes = read_data_file(path, MAX_LATENCY_CSV_BYTES, "latency table")?;
         Self::from_bytes(&bytes, &path.display().to_string(), known_region)
     }
 
@@ -76,7 +98,7 @@ impl LatencyTable {
         text: &str,
         file: &str,
         known_region: &dyn Fn(&str) -> bool,
-    ) -> Result<LatencyTable, ConfigError> {
+    ) -> Result<LatencyTable, GeoError> {
         Self::from_bytes(text.as_bytes(), file, known_region)
     }
 
@@ -87,12 +109,11 @@ impl LatencyTable {
         bytes: &[u8],
         file: &str,
         known_region: &dyn Fn(&str) -> bool,
-    ) -> Result<LatencyTable, ConfigError> {
-        let err = |line: usize, col: usize, message: String| ConfigError {
+    ) -> Result<LatencyTable, GeoError> {
+        let err = |line: usize, col: usize, message: String| GeoError {
             file: file.to_string(),
             line,
             col,
-            path: "engine.latency_table".into(),
             message,
         };
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -366,8 +387,8 @@ impl GeoTable {
     /// or the flat one (`country_code`). Where the record has no location,
     /// the country's centroid is used. The path must be a regular file of
     /// at most 4 GiB.
-    pub fn load(path: &Path) -> Result<GeoTable, ConfigError> {
-        let bytes = read_data_file(path, MAX_MMDB_BYTES, "engine.geoip_db", "GeoIP database")?;
+    pub fn load(path: &Path) -> Result<GeoTable, GeoError> {
+        let bytes = read_data_file(path, MAX_MMDB_BYTES, "GeoIP database")?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -375,12 +396,11 @@ impl GeoTable {
     /// hostile input (a cyclic or shared search tree, pointers out of
     /// range, sizes past the end, deep nesting, metadata missing) is an
     /// error, and the work is bounded by the input's size (see [`mmdb`]).
-    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<GeoTable, ConfigError> {
-        let err = |m: String| ConfigError {
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<GeoTable, GeoError> {
+        let err = |m: String| GeoError {
             file: file.to_string(),
             line: 0,
             col: 0,
-            path: "engine.geoip_db".into(),
             message: format!("corrupt GeoIP database: {m}"),
         };
         let db = mmdb::open(bytes).map_err(err)?;
@@ -451,12 +471,11 @@ pub(crate) const MAX_LATENCY_CSV_BYTES: u64 = 1 << 30;
 
 /// Reads a data file named by the config: a regular file (not a device or
 /// a FIFO, which could block or never end) of at most `max` octets.
-fn read_data_file(path: &Path, max: u64, key: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
-    let err = |message: String| ConfigError {
+fn read_data_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, GeoError> {
+    let err = |message: String| GeoError {
         file: path.display().to_string(),
         line: 0,
         col: 0,
-        path: key.into(),
         message,
     };
     let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read the {what}: {e}")))?;

@@ -1,0 +1,220 @@
+//! The validated configuration model: what [`super::load_str`] returns and
+//! `snapshot::compile` reads. Every value here has passed every rule of
+//! SPEC §2 (see `rules`), with defaults applied.
+
+use super::error::ConfigWarning;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[engine]` with defaults applied.
+    pub engine: EngineSettings,
+    /// Regions: the built-in ones, then `[[region]]` additions and overrides.
+    pub regions: Vec<RegionCfg>,
+    /// `[[zone]]`.
+    pub zones: Vec<ZoneCfg>,
+    /// `[[profile]]`, in file order.
+    pub profiles: Vec<ProfileCfg>,
+    /// Things that work but are probably not meant (e.g. a secret header
+    /// sent without TLS verification), located like errors. The engine logs
+    /// each at warn level when it loads or reloads the config.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// `[engine]` with defaults applied and paths resolved.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Default 2 s; zero = never.
+    pub watch_interval: Duration,
+    /// Default 16.
+    pub probe_workers: u32,
+    /// Absolute or base-relative path.
+    pub geoip_db: Option<PathBuf>,
+    /// Absolute or base-relative path.
+    pub latency_table: Option<PathBuf>,
+}
+
+/// One region.
+#[derive(Debug, Clone)]
+pub struct RegionCfg {
+    /// Lowercase name.
+    pub name: String,
+    /// Degrees.
+    pub lat: f64,
+    /// Degrees.
+    pub lon: f64,
+}
+
+/// One zone.
+#[derive(Debug, Clone)]
+pub struct ZoneCfg {
+    /// Lowercase, no trailing dot.
+    pub name: String,
+    /// Fully qualified, lowercase, no trailing dot.
+    pub nameservers: Vec<String>,
+    /// RNAME as a DNS name, no trailing dot.
+    pub hostmaster: String,
+    /// Seconds.
+    pub ttl: u32,
+}
+
+/// Routing methods (SPEC §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Lowest round-trip time.
+    Performance,
+    /// Lowest priority number.
+    Priority,
+    /// Random by weight.
+    Weighted,
+    /// By client country/continent.
+    Geographic,
+    /// Several addresses.
+    Multivalue,
+    /// By client prefix.
+    Subnet,
+}
+
+impl Routing {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Routing::Performance => "performance",
+            Routing::Priority => "priority",
+            Routing::Weighted => "weighted",
+            Routing::Geographic => "geographic",
+            Routing::Multivalue => "multivalue",
+            Routing::Subnet => "subnet",
+        }
+    }
+}
+
+/// What happens when every enabled endpoint is degraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer as though all enabled endpoints were online (Azure).
+    FailOpen,
+    /// Answer NODATA.
+    FailClosed,
+}
+
+/// Probe protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeProtocol {
+    /// HTTP GET.
+    Http,
+    /// HTTPS GET.
+    Https,
+    /// TCP connect.
+    Tcp,
+}
+
+/// `[profile.monitor]` with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorCfg {
+    /// Protocol.
+    pub protocol: ProbeProtocol,
+    /// Port.
+    pub port: u16,
+    /// Path (http/https).
+    pub path: String,
+    /// Interval between probes of one endpoint.
+    pub interval: Duration,
+    /// Probe deadline.
+    pub timeout: Duration,
+    /// Consecutive failures tolerated.
+    pub tolerated_failures: u32,
+    /// Accepted status ranges, inclusive.
+    pub expected_status: Vec<(u16, u16)>,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// Verify TLS certificates.
+    pub verify_tls: bool,
+    /// Successes needed to come back.
+    pub recovery_successes: u32,
+}
+
+/// A geographic code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GeoCode {
+    /// ISO 3166-1 alpha-2, uppercase.
+    Country([u8; 2]),
+    /// AF AN AS EU NA OC SA.
+    Continent([u8; 2]),
+    /// Everything.
+    World,
+}
+
+/// What an endpoint answers with.
+#[derive(Debug, Clone)]
+pub enum EndpointKind {
+    /// CNAME to this name (lowercase, no trailing dot).
+    Target(String),
+    /// A/AAAA records.
+    Addresses(Vec<IpAddr>),
+    /// A nested profile (index into `Config::profiles`).
+    Nested {
+        /// Child profile index.
+        profile: usize,
+        /// Online child endpoints needed.
+        min_children: u32,
+    },
+}
+
+/// One endpoint, validated.
+#[derive(Debug, Clone)]
+pub struct EndpointCfg {
+    /// Name, unique in the profile.
+    pub name: String,
+    /// Target, addresses or nested profile.
+    pub kind: EndpointKind,
+    /// Index into `Config::regions`.
+    pub location: Option<usize>,
+    /// 1 ..= 1000, unique in the profile.
+    pub priority: u16,
+    /// 1 ..= 1000.
+    pub weight: u32,
+    /// Configured state.
+    pub enabled: bool,
+    /// Geographic codes.
+    pub geo: Vec<GeoCode>,
+    /// Subnet prefixes (host bits clear).
+    pub subnets: Vec<IpNet>,
+    /// Probe host override.
+    pub probe_host: Option<String>,
+    /// Probe port override.
+    pub probe_port: Option<u16>,
+    /// Probe path override.
+    pub probe_path: Option<String>,
+}
+
+/// One profile, validated.
+#[derive(Debug, Clone)]
+pub struct ProfileCfg {
+    /// The name as written (lowercase).
+    pub name: String,
+    /// `<name>.<zone>`, lowercase, no trailing dot.
+    pub fqdn: String,
+    /// Index into `Config::zones`.
+    pub zone: usize,
+    /// Routing method.
+    pub routing: Routing,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Disabled profiles answer NXDOMAIN.
+    pub enabled: bool,
+    /// Multivalue answer cap.
+    pub max_answers: u8,
+    /// All-down policy.
+    pub all_down: AllDown,
+    /// Weighted affinity by client subnet.
+    pub affinity_subnet: bool,
+    /// Monitor; None = not probed.
+    pub monitor: Option<MonitorCfg>,
+    /// Endpoints in file order.
+    pub endpoints: Vec<EndpointCfg>,
+}

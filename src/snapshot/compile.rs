@@ -1,0 +1,373 @@
+//! [`Snapshot::compile`]: a validated [`Config`] into a [`Snapshot`], in
+//! named steps: the regions and the data tables read from files, the zones
+//! and the name table, the profiles with their endpoints and records, the
+//! routing view, and the health table with the words carried over from the
+//! previous snapshot.
+
+use super::{
+    Endpoint, EpAnswer, Hot, NONE, NameHash, Node, Ordered, Profile, Region, Snapshot, SourceInfo,
+    Zone,
+};
+use crate::answer::records;
+use crate::config::{Config, ConfigError, EndpointCfg, EndpointKind, ProfileCfg, Routing};
+use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
+use crate::geo::{GeoTable, LatencyTable};
+use crate::health::HealthTable;
+use std::collections::HashMap;
+
+/// The name table: full lowercase name without trailing dot → node.
+type Names = HashMap<Box<[u8]>, Node, NameHash>;
+
+impl Snapshot {
+    /// Compiles a validated config, reading its data files. Health words of
+    /// endpoints that exist in `prev` (same profile and endpoint name) are
+    /// carried over.
+    pub fn compile(
+        cfg: &Config,
+        source: SourceInfo,
+        prev: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
+        let mut regions = regions(cfg);
+        let latency = latency_table(cfg, &mut regions)?;
+        let geo = geoip_table(cfg)?;
+        let mut names = Names::default();
+        let zones = zones(cfg, soa_serial(&source), &mut names)?;
+        let max_zone_len = cfg.zones.iter().map(|z| z.name.len()).max().unwrap_or(0);
+        let (profiles, endpoints) = profiles_and_endpoints(cfg, &regions)?;
+        for (pi, p) in cfg.profiles.iter().enumerate() {
+            names.insert(p.fqdn.as_bytes().into(), Node::Profile(pi as u32));
+        }
+        add_empty_non_terminals(cfg, &mut names);
+        let hot = hot_view(&endpoints);
+        let health = health_table(&profiles, &endpoints, prev);
+        Ok(Snapshot {
+            zones: zones.into(),
+            profiles: profiles.into(),
+            endpoints: endpoints.into(),
+            hot,
+            regions: regions.into(),
+            health,
+            latency,
+            geo,
+            names,
+            max_zone_len,
+            settings: cfg.engine.clone(),
+            source,
+            config_warnings: cfg.warnings.iter().map(|w| w.to_string()).collect(),
+        })
+    }
+}
+
+/// A compile error: what could not be encoded, and why.
+fn rec_err(what: &str, e: String) -> ConfigError {
+    ConfigError {
+        file: String::new(),
+        line: 0,
+        col: 0,
+        path: String::new(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// The SOA serial comes from the config text, so every server loading the
+/// same file answers the same SOA (we serve no transfers, so it need not grow).
+fn soa_serial(source: &SourceInfo) -> u32 {
+    (source.hash ^ (source.hash >> 32)) as u32
+}
+
+/// The config's regions, not yet tied to a latency-table column.
+fn regions(cfg: &Config) -> Vec<Region> {
+    cfg.regions
+        .iter()
+        .map(|r| Region {
+            name: r.name.as_str().into(),
+            lat: r.lat,
+            lon: r.lon,
+            latency_col: u16::MAX,
+        })
+        .collect()
+}
+
+/// The latency table, if the config names one; ties each region to its
+/// column.
+fn latency_table(
+    cfg: &Config,
+    regions: &mut [Region],
+) -> Result<Option<LatencyTable>, ConfigError> {
+    let Some(p) = &cfg.engine.latency_table else {
+        return Ok(None);
+    };
+    let t = LatencyTable::load(p, &|n| regions.iter().any(|r| &*r.name == n))
+        .map_err(|e| ConfigError::data_file("engine.latency_table", e))?;
+    for (ci, c) in t.columns.iter().enumerate() {
+        if let Some(r) = regions.iter_mut().find(|r| &*r.name == c.as_str()) {
+            r.latency_col = ci as u16;
+        }
+    }
+    Ok(Some(t))
+}
+
+/// The GeoIP table, if the config names a database.
+fn geoip_table(cfg: &Config) -> Result<Option<GeoTable>, ConfigError> {
+    match &cfg.engine.geoip_db {
+        Some(p) => GeoTable::load(p)
+            .map(Some)
+            .map_err(|e| ConfigError::data_file("engine.geoip_db", e)),
+        None => Ok(None),
+    }
+}
+
+/// The zones with their SOA and NS records; each apex goes in `names`.
+fn zones(cfg: &Config, serial: u32, names: &mut Names) -> Result<Vec<Zone>, ConfigError> {
+    let mut zones = Vec::new();
+    for (zi, z) in cfg.zones.iter().enumerate() {
+        let soa = records::soa(&z.nameservers[0], &z.hostmaster, serial, z.ttl)
+            .map_err(|e| rec_err("SOA", e))?;
+        let ns = z
+            .nameservers
+            .iter()
+            .map(|n| records::ns(n, z.ttl))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| rec_err("NS", e))?;
+        zones.push(Zone {
+            name: z.name.as_str().into(),
+            owner: format!("{}.", z.name).into(),
+            soa,
+            ns: ns.into(),
+        });
+        names.insert(z.name.as_bytes().into(), Node::Apex(zi as u32));
+    }
+    Ok(zones)
+}
+
+/// Every profile, and the endpoints of all of them grouped by profile.
+fn profiles_and_endpoints(
+    cfg: &Config,
+    regions: &[Region],
+) -> Result<(Vec<Profile>, Vec<Endpoint>), ConfigError> {
+    let mut profiles = Vec::new();
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for (pi, p) in cfg.profiles.iter().enumerate() {
+        let first = endpoints.len() as u32;
+        for (ei, e) in p.endpoints.iter().enumerate() {
+            endpoints.push(endpoint(pi, ei, p, e)?);
+        }
+        let subnets = subnet_table(p, first)?;
+        profiles.push(profile(pi, p, first, &endpoints, regions, subnets));
+    }
+    Ok((profiles, endpoints))
+}
+
+/// Endpoint `ei` of profile `pi`, its records encoded.
+fn endpoint(
+    pi: usize,
+    ei: usize,
+    p: &ProfileCfg,
+    e: &EndpointCfg,
+) -> Result<Endpoint, ConfigError> {
+    let answer = match &e.kind {
+        EndpointKind::Target(t) => {
+            EpAnswer::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?)
+        }
+        EndpointKind::Addresses(addrs) => {
+            let mut v4 = Vec::new();
+            let mut v6 = Vec::new();
+            for a in addrs {
+                let r = records::address(*a, p.ttl).map_err(|m| rec_err("address", m))?;
+                if a.is_ipv4() { v4.push(r) } else { v6.push(r) }
+            }
+            EpAnswer::Addresses {
+                v4: v4.into(),
+                v6: v6.into(),
+            }
+        }
+        EndpointKind::Nested {
+            profile,
+            min_children,
+        } => EpAnswer::Nested {
+            child: *profile as u32,
+            min_children: *min_children,
+        },
+    };
+    let probe_target = e.probe_host.clone().or_else(|| match &e.kind {
+        EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
+        EndpointKind::Target(t) => Some(t.clone()),
+        EndpointKind::Nested { .. } => None,
+    });
+    Ok(Endpoint {
+        name: e.name.as_str().into(),
+        profile: pi as u32,
+        profile_index: ei as u32,
+        answer,
+        region: e.location.map(|r| r as u32).unwrap_or(NONE),
+        priority: e.priority,
+        weight: e.weight,
+        enabled: e.enabled,
+        geo: e.geo.clone().into(),
+        probe_target,
+        probe_port: e.probe_port,
+        probe_path: e.probe_path.clone(),
+    })
+}
+
+/// Subnet routing: prefix → endpoint id, and the endpoint without
+/// `subnets` ([`NONE`] if none, or for other methods, whose table is empty).
+fn subnet_table(p: &ProfileCfg, first: u32) -> Result<(PrefixTable, u32), ConfigError> {
+    let mut sub = PrefixTableBuilder::new();
+    let mut subnet_default = NONE;
+    if p.routing == Routing::Subnet {
+        for (ei, e) in p.endpoints.iter().enumerate() {
+            let id = first + ei as u32;
+            if e.subnets.is_empty() {
+                subnet_default = id;
+            }
+            for s in &e.subnets {
+                sub.push(s.addr(), s.prefix_len(), id);
+            }
+        }
+    }
+    let subnets = sub
+        .build(true)
+        .map_err(|_| rec_err("subnets", "a prefix is claimed twice".into()))?;
+    Ok((subnets, subnet_default))
+}
+
+/// Profile `pi`, whose endpoints are `endpoints[first..]`: its settings,
+/// its priority order, its enabled and nested masks, and its subnet table
+/// and catch-all endpoint.
+fn profile(
+    pi: usize,
+    p: &ProfileCfg,
+    first: u32,
+    endpoints: &[Endpoint],
+    regions: &[Region],
+    (subnets, subnet_default): (PrefixTable, u32),
+) -> Profile {
+    let count = p.endpoints.len() as u32;
+    let mask_of = |f: &dyn Fn(&Endpoint) -> bool| {
+        (0..count.min(64))
+            .filter(|i| f(&endpoints[(first + i) as usize]))
+            .fold(0u64, |m, i| m | 1 << i)
+    };
+    Profile {
+        id: pi as u32,
+        fqdn: p.fqdn.as_str().into(),
+        zone: p.zone as u32,
+        routing: p.routing,
+        ttl: p.ttl,
+        enabled: p.enabled,
+        max_answers: p.max_answers,
+        all_down: p.all_down,
+        affinity_subnet: p.affinity_subnet,
+        monitor: p.monitor.clone(),
+        first,
+        count,
+        by_priority: by_priority(first, count, endpoints, regions),
+        enabled_mask: mask_of(&|e| e.enabled),
+        nested_mask: mask_of(&|e| matches!(e.answer, EpAnswer::Nested { .. })),
+        subnets,
+        subnet_default,
+    }
+}
+
+/// Endpoints `first .. first + count` sorted by priority, with what
+/// performance routing reads of their regions.
+fn by_priority(
+    first: u32,
+    count: u32,
+    endpoints: &[Endpoint],
+    regions: &[Region],
+) -> Box<[Ordered]> {
+    let mut ids: Vec<u32> = (first..first + count).collect();
+    ids.sort_by_key(|id| endpoints[*id as usize].priority);
+    ids.iter()
+        .map(|id| {
+            let r = regions.get(endpoints[*id as usize].region as usize);
+            Ordered {
+                id: *id,
+                col: r.map(|r| r.latency_col).unwrap_or(u16::MAX),
+                lat: r.map(|r| r.lat as f32).unwrap_or(f32::NAN),
+                lon: r.map(|r| r.lon as f32).unwrap_or(f32::NAN),
+            }
+        })
+        .collect()
+}
+
+/// Empty non-terminals: names between a profile and its zone apex.
+fn add_empty_non_terminals(cfg: &Config, names: &mut Names) {
+    for p in cfg.profiles.iter() {
+        let zone = &cfg.zones[p.zone].name;
+        let mut rest = p.fqdn.as_str();
+        while let Some((_, tail)) = rest.split_once('.') {
+            if tail.len() <= zone.len() {
+                break;
+            }
+            names
+                .entry(tail.as_bytes().into())
+                .or_insert(Node::Empty(p.zone as u32));
+            rest = tail;
+        }
+    }
+}
+
+/// The routing view of the endpoints, same ids.
+fn hot_view(endpoints: &[Endpoint]) -> Box<[Hot]> {
+    endpoints
+        .iter()
+        .map(|e| {
+            let (child, min_children, nested) = match e.answer {
+                EpAnswer::Nested {
+                    child,
+                    min_children,
+                } => (child, min_children, true),
+                _ => (NONE, 0, false),
+            };
+            Hot {
+                enabled: e.enabled,
+                nested,
+                weight: e.weight,
+                child,
+                min_children,
+            }
+        })
+        .collect()
+}
+
+/// A health word per endpoint, carried over from `prev` where the same
+/// profile has an endpoint of the same name.
+fn health_table(
+    profiles: &[Profile],
+    endpoints: &[Endpoint],
+    prev: Option<&Snapshot>,
+) -> HealthTable {
+    let owner: Vec<(u32, u32)> = endpoints
+        .iter()
+        .map(|e| (e.profile, e.profile_index))
+        .collect();
+    let health = HealthTable::new(owner, profiles.len());
+    if let Some(prev) = prev {
+        carry_health(prev, profiles, endpoints, &health);
+    }
+    health
+}
+
+/// Copies the health word of each endpoint that `prev` has too.
+fn carry_health(
+    prev: &Snapshot,
+    profiles: &[Profile],
+    endpoints: &[Endpoint],
+    health: &HealthTable,
+) {
+    let mut old: HashMap<(&str, &str), u32> = HashMap::new();
+    for (id, e) in prev.endpoints.iter().enumerate() {
+        old.insert(
+            (&prev.profiles[e.profile as usize].fqdn, &e.name),
+            id as u32,
+        );
+    }
+    for (id, e) in endpoints.iter().enumerate() {
+        if let Some(oid) = old.get(&(&*profiles[e.profile as usize].fqdn, &*e.name)) {
+            health.set_word(id as u32, prev.health.word(*oid));
+        }
+    }
+}
