@@ -570,3 +570,40 @@ fn the_probe_pool_grows_with_a_reload() {
         "{probed} of 8 endpoints probed 2.5 s after the reload"
     );
 }
+
+/// Found by the hostile review (a sibling of the data-file defect): the
+/// config file itself was read with no check, so a config swapped for a
+/// FIFO hung the reload (and the maintenance thread, and free) for good,
+/// and one linked to /dev/zero was read until memory ran out. It must be a
+/// regular file of at most 64 MiB, checked on the open descriptor.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = fresh_dir("cfg-fifo");
+    let path = dir.join("tm.toml");
+    std::fs::write(&path, basic_text()).unwrap();
+    let e = std::sync::Arc::new(Engine::from_file(&path).unwrap());
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for target in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let e2 = e.clone();
+        // Detached: a hanging reload must fail the test, not hang it.
+        std::thread::spawn(move || tx.send(e2.reload().map_err(|x| x.to_string())));
+        let r = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("reload of {} hangs", target.display()));
+        let err = r.unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(
+            ask(&e, "prio.tm.example", 1, None, None).rcode,
+            Rcode::NoError
+        );
+    }
+    let t = Instant::now();
+    drop(std::sync::Arc::into_inner(e).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(2));
+}

@@ -64,16 +64,25 @@ impl Origin {
 /// Parses and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<(Config, String), ConfigError> {
     let origin = Origin::file(path);
-    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let fail = |message: String| ConfigError {
         file: origin.file.clone(),
         line: 0,
         col: 0,
         path: String::new(),
-        message: format!("cannot read the config file: {e}"),
-    })?;
+        message,
+    };
+    // A regular file of at most MAX_CONFIG octets: a FIFO, a device or a
+    // runaway file must never hang or exhaust the host.
+    let bytes =
+        crate::geo::read_data_file(path, MAX_CONFIG, "config file").map_err(|e| fail(e.message))?;
+    let src =
+        String::from_utf8(bytes).map_err(|e| fail(format!("the config file is not UTF-8: {e}")))?;
     let cfg = load_str(&src, &origin)?;
     Ok((cfg, src))
 }
+
+/// Largest config file read (64 MiB: far above 100,000 profiles).
+pub const MAX_CONFIG: u64 = 64 << 20;
 
 /// Parses and validates configuration text.
 pub fn load_str(src: &str, origin: &Origin) -> Result<Config, ConfigError> {

@@ -471,14 +471,26 @@ pub(crate) const MAX_LATENCY_CSV_BYTES: u64 = 1 << 30;
 
 /// Reads a data file named by the config: a regular file (not a device or
 /// a FIFO, which could block or never end) of at most `max` octets.
-fn read_data_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, GeoError> {
+/// Reads a file that must be a regular file of at most `max` octets. It is
+/// opened without blocking and checked on the open descriptor, so a FIFO,
+/// a device or a directory — or a file swapped for one after a check — is
+/// refused, never read; the read stops at `max` + 1 octets.
+pub(crate) fn read_data_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, GeoError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |message: String| GeoError {
         file: path.display().to_string(),
         line: 0,
         col: 0,
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read the {what}: {e}")))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| err(format!("cannot read the {what}: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| err(format!("cannot read the {what}: {e}")))?;
     if !meta.is_file() {
         return Err(err(format!(
             "the {what} is not a regular file (a device, FIFO or directory is not read)"
@@ -488,7 +500,6 @@ fn read_data_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, GeoError
     if meta.len() > max {
         return Err(too_big(meta.len()));
     }
-    let f = std::fs::File::open(path).map_err(|e| err(format!("cannot read the {what}: {e}")))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     f.take(max + 1)
         .read_to_end(&mut bytes)
