@@ -607,3 +607,22 @@ fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
     drop(std::sync::Arc::into_inner(e).unwrap());
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// Found by the hostile review: an endpoint address no client could reach
+/// (unspecified, multicast, broadcast) was accepted.
+#[test]
+fn endpoint_addresses_must_be_unicast() {
+    for bad in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"] {
+        let cfg = format!(
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"p\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\", \"{bad}\"]\n"
+        );
+        let err = Engine::from_toml(&cfg, None).unwrap_err().to_string();
+        assert!(
+            err.contains("profile[0].endpoint[0].addresses[1]") && err.contains("unicast"),
+            "{bad}: {err}"
+        );
+        assert!(err.starts_with("<string>:9:27:"), "{bad}: {err}");
+    }
+}

@@ -261,14 +261,18 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
             question,
         });
     }
-    // Skip answer and authority records.
+    // Skip answer and authority records (an OPT record belongs only in
+    // the additional section: RFC 6891 §6.1.1).
     for _ in 0..(u32::from(an) + u32::from(ns)) {
         let Some(j) = skip_name(b, i) else {
             return formerr(question);
         };
-        let Some(rdlen) = u16_at(b, j + 8) else {
+        let (Some(t), Some(rdlen)) = (u16_at(b, j), u16_at(b, j + 8)) else {
             return formerr(question);
         };
+        if t == rtype::OPT {
+            return formerr(question);
+        }
         i = j + 10 + usize::from(rdlen);
         if i > b.len() {
             return formerr(question);
@@ -323,9 +327,10 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
                     return formerr(question);
                 };
                 if code == 8 {
+                    // One ECS option at most (RFC 7871 §7.1.1).
                     match parse_ecs(opt) {
-                        Some(e) => q.ecs = Some(e),
-                        None => return formerr(question),
+                        Some(e) if q.ecs.is_none() => q.ecs = Some(e),
+                        _ => return formerr(question),
                     }
                 }
                 k += 4 + olen;
@@ -703,6 +708,19 @@ mod tests {
         assert_eq!(ecs(&[0, 1, 24, 0, 203, 0]), Some(Rcode::FormErr));
         assert_eq!(ecs(&[0, 1, 23, 0, 203, 0, 113]), Some(Rcode::FormErr));
         assert_eq!(ecs(&[0, 1]), Some(Rcode::FormErr));
+        // Two ECS options: FORMERR (found by the hostile review).
+        let one = [0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113];
+        let two = [one, one].concat();
+        assert_eq!(rcode_of(&packet(0, 1, &opt(&one))), None);
+        assert_eq!(rcode_of(&packet(0, 1, &opt(&two))), Some(Rcode::FormErr));
+    }
+
+    /// An OPT record in the answer section: FORMERR (found by the review).
+    #[test]
+    fn opt_outside_the_additional_section_is_formerr() {
+        let mut p = packet(0, 0, &opt(&[]));
+        p[7] = 1; // ANCOUNT 1, ARCOUNT 0: the OPT sits in the answer section
+        assert_eq!(rcode_of(&p), Some(Rcode::FormErr));
     }
 
     /// The OPT record goes in whole or not at all; a buffer that cannot hold

@@ -164,7 +164,9 @@ fn kind(
     Ok(kind)
 }
 
-/// `addresses`: at least one, each an IPv4 or IPv6 address, none twice.
+/// `addresses`: at least one, each a unicast IPv4 or IPv6 address (not
+/// unspecified, multicast or broadcast: a client could not reach it), none
+/// twice.
 fn addresses(loc: &Locator, eb: &[Seg], addrs: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
     if addrs.is_empty() {
         return Err(loc.error(
@@ -180,6 +182,15 @@ fn addresses(loc: &Locator, eb: &[Seg], addrs: &[String]) -> Result<Vec<IpAddr>,
                 format!("`{a}` is not an IPv4 or IPv6 address"),
             )
         })?;
+        let unusable = ip.is_unspecified()
+            || ip.is_multicast()
+            || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+        if unusable {
+            return Err(loc.error(
+                &join(eb, &[key("addresses"), index(ai)]),
+                format!("{ip} is not a unicast address a client could reach"),
+            ));
+        }
         if out.contains(&ip) {
             return Err(loc.error(
                 &join(eb, &[key("addresses"), index(ai)]),
