@@ -2,31 +2,40 @@
 //!
 //! DNS-based global traffic management as a library that DNS servers load.
 //! A TOML file of zones, profiles and endpoints (see `docs/CONFIG.md`) is
-//! parsed, validated and compiled into an immutable [`snapshot::Snapshot`]
-//! held in an `ArcSwap`; each query loads it once and picks an answer with
-//! no lock, no I/O and no allocation ([`query`]).
+//! parsed, validated and compiled into an immutable snapshot held in an
+//! `ArcSwap`; each query loads it once and picks an answer with no lock, no
+//! I/O and no allocation.
 //!
-//! Modules: [`config`] (TOML → validated model), [`snapshot`] (compiled
-//! form), [`routing`] (one file per method), [`geo`] (prefix tables, regions,
-//! distances), [`health`] (status words), [`answer`] (records and wire
-//! format), [`engine`] (the Rust API), [`pdns`] (the PowerDNS remote-backend
-//! protocol), `ffi` (the C ABI, `tm_*`).
+//! The API: [`engine::Engine`] (create, look up, answer a message, reload,
+//! operate), [`answer`] (what a lookup returns), [`name`], [`log`],
+//! [`health`] (endpoint states), [`config`] (its errors and model),
+//! [`pdns`] (the PowerDNS remote-backend protocol). The C ABI (`tm_*`) and
+//! BIND's DLZ ABI (`dlz_*`) are in the same library. The layers of the
+//! code: README, "Architecture".
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+// The Rust API: what a host written in Rust calls.
 pub mod answer;
 pub mod config;
 pub mod engine;
-pub mod geo;
 pub mod health;
 pub mod log;
 pub mod name;
 pub mod pdns;
-pub mod query;
-pub mod routing;
+
+// Internals, public only for the project's own tests, benchmarks and fuzz
+// targets: no stability promise.
+#[doc(hidden)]
+pub mod geo;
+#[doc(hidden)]
 pub mod snapshot;
+
+// The hot path and routing: reached only through `Engine`.
+mod query;
+mod routing;
 
 mod bind_dlz;
 mod ffi;

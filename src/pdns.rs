@@ -129,7 +129,7 @@ fn lookup(engine: &Engine, p: &Value) -> Value {
                 out.push(json!({
                     "qtype": type_name(rec.rtype),
                     "qname": owner,
-                    "content": &*rec.text,
+                    "content": rec.text(),
                     "ttl": rec.ttl,
                     "auth": 1,
                     "scopeMask": a.scope_prefix,

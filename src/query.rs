@@ -7,7 +7,7 @@ use crate::answer::records::rtype;
 use crate::answer::{Answer, Rcode};
 pub use crate::name::{NameBuf, NameError};
 use crate::routing::{self, Client, Pick};
-use crate::snapshot::{EpAnswer, Node, Profile, Snapshot, Zone};
+use crate::snapshot::{Node, Profile, Snapshot, Target, Zone};
 
 /// Where a name falls.
 enum Place<'a> {
@@ -96,9 +96,9 @@ fn profile_answer<'s>(
             let Some(e) = snap.endpoints.get(id as usize) else {
                 return out.set_negative(zone, Rcode::NoError, scope);
             };
-            match &e.answer {
-                EpAnswer::Cname(r) => out.records.push_one(r),
-                EpAnswer::Addresses { v4, v6 } => {
+            match &e.target {
+                Target::Cname(r) => out.records.push_one(r),
+                Target::Addresses { v4, v6 } => {
                     if matches!(qtype, rtype::A | rtype::ANY) {
                         out.records.push(v4);
                     }
@@ -106,7 +106,7 @@ fn profile_answer<'s>(
                         out.records.push(v6);
                     }
                 }
-                EpAnswer::Nested { child, .. } => {
+                Target::Nested { child, .. } => {
                     let Some(cp) = snap.profiles.get(*child as usize) else {
                         return out.set_negative(zone, Rcode::NoError, scope);
                     };
@@ -124,8 +124,8 @@ fn profile_answer<'s>(
             let cap = usize::from(profile.max_answers);
             let (mut n4, mut n6) = (0usize, 0usize);
             for id in ids.iter().take(usize::from(n)) {
-                let Some(EpAnswer::Addresses { v4, v6 }) =
-                    snap.endpoints.get(*id as usize).map(|e| &e.answer)
+                let Some(Target::Addresses { v4, v6 }) =
+                    snap.endpoints.get(*id as usize).map(|e| &e.target)
                 else {
                     continue;
                 };

@@ -199,13 +199,13 @@ fn maxmind_layout() {
 
     let (gb, plen) = g.lookup("81.2.69.160".parse().unwrap()).unwrap();
     assert_eq!(code(gb.country), "GB");
-    assert_eq!(builtin::CONTINENTS[gb.continent as usize], "EU");
+    assert_eq!(builtin::continents()[gb.continent as usize], "EU");
     assert_eq!(gb.location(), Some((51.5, -0.12f32 as f64)));
     assert_eq!(plen, 24);
     // No location in the record: the country's centroid; continent from the country.
     let (jp, plen) = g.lookup("2001:db8:5::1".parse().unwrap()).unwrap();
     assert_eq!(code(jp.country), "JP");
-    assert_eq!(builtin::CONTINENTS[jp.continent as usize], "AS");
+    assert_eq!(builtin::continents()[jp.continent as usize], "AS");
     let c = builtin::country("JP").unwrap();
     assert_eq!(
         jp.location(),
@@ -252,7 +252,7 @@ fn flat_layout_of_the_shared_database() {
     ] {
         let (info, _) = g.lookup(ip.parse().unwrap()).unwrap();
         assert_eq!(code(info.country), cc, "{ip}");
-        assert_eq!(builtin::CONTINENTS[info.continent as usize], cont, "{ip}");
+        assert_eq!(builtin::continents()[info.continent as usize], cont, "{ip}");
         let c = builtin::country(cc).unwrap();
         assert_eq!(
             info.location(),

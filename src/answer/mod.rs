@@ -42,11 +42,11 @@ pub enum Rcode {
 
 /// Most addresses of one family a multivalue answer carries (the
 /// configuration's `max_answers` is at most this).
-pub const MAX_ANSWERS: usize = 8;
+pub(crate) const MAX_ANSWERS: usize = 8;
 
 /// Most record slices one answer can gather: a multivalue answer to ANY
 /// takes at most one slice per address of each family.
-pub const MAX_PARTS: usize = 2 * MAX_ANSWERS;
+pub(crate) const MAX_PARTS: usize = 2 * MAX_ANSWERS;
 
 const _: () = assert!(MAX_PARTS >= 2 * MAX_ANSWERS && MAX_PARTS >= 2);
 

@@ -11,19 +11,19 @@ use std::net::IpAddr;
 /// DNS type codes used here.
 pub mod rtype {
     /// A
-    pub const A: u16 = 1;
+    pub(crate) const A: u16 = 1;
     /// NS
-    pub const NS: u16 = 2;
+    pub(crate) const NS: u16 = 2;
     /// CNAME
-    pub const CNAME: u16 = 5;
+    pub(crate) const CNAME: u16 = 5;
     /// SOA
-    pub const SOA: u16 = 6;
+    pub(crate) const SOA: u16 = 6;
     /// AAAA
-    pub const AAAA: u16 = 28;
+    pub(crate) const AAAA: u16 = 28;
     /// OPT
-    pub const OPT: u16 = 41;
+    pub(crate) const OPT: u16 = 41;
     /// ANY
-    pub const ANY: u16 = 255;
+    pub(crate) const ANY: u16 = 255;
 }
 
 /// The mnemonic of a type code, NUL-terminated, for C callers.
@@ -38,16 +38,10 @@ pub fn type_name_c(t: u16) -> &'static [u8] {
     }
 }
 
-/// The mnemonic of a type code we answer with.
+/// [`type_name_c`] without its NUL.
 pub fn type_name(t: u16) -> &'static str {
-    match t {
-        rtype::A => "A",
-        rtype::NS => "NS",
-        rtype::CNAME => "CNAME",
-        rtype::SOA => "SOA",
-        rtype::AAAA => "AAAA",
-        _ => "TYPE",
-    }
+    let c = type_name_c(t);
+    std::str::from_utf8(c.get(..c.len() - 1).unwrap_or_default()).unwrap_or("TYPE")
 }
 
 /// One precomputed record (the owner is implied by the section: the query
@@ -58,25 +52,36 @@ pub struct Rec {
     pub rtype: u16,
     /// TTL in seconds.
     pub ttl: u32,
-    /// RDATA in presentation form, names absolute (trailing dot).
-    pub text: Box<str>,
     /// RDATA in wire form, names uncompressed.
     pub wire: Box<[u8]>,
-    /// `text` followed by a NUL, for C callers (BIND's `putrr`).
-    pub text_c: Box<[u8]>,
+    /// RDATA in presentation form, names absolute (trailing dot), followed
+    /// by a NUL for C callers (BIND's `putrr`): stored once, read both ways.
+    text_nul: Box<str>,
 }
 
 impl Rec {
-    fn new(rtype: u16, ttl: u32, text: String, wire: Box<[u8]>) -> Rec {
-        let mut c = text.clone().into_bytes();
-        c.push(0);
+    fn new(rtype: u16, ttl: u32, mut text: String, wire: Box<[u8]>) -> Rec {
+        text.push('\0');
         Rec {
             rtype,
             ttl,
-            text: text.into(),
             wire,
-            text_c: c.into(),
+            text_nul: text.into(),
         }
+    }
+
+    /// RDATA in presentation form.
+    #[inline]
+    pub fn text(&self) -> &str {
+        self.text_nul
+            .get(..self.text_nul.len() - 1)
+            .unwrap_or_default()
+    }
+
+    /// The same, NUL-terminated.
+    #[inline]
+    pub fn text_c(&self) -> &[u8] {
+        self.text_nul.as_bytes()
     }
 }
 

@@ -17,9 +17,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Our advertised EDNS UDP payload size, and the largest UDP response we
 /// write whatever the client advertises (the DNS flag day 2020 figure).
-pub const EDNS_PAYLOAD: u16 = 1232;
+pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP response we write, whatever the client advertises.
-pub const MAX_UDP: usize = EDNS_PAYLOAD as usize;
+pub(crate) const MAX_UDP: usize = EDNS_PAYLOAD as usize;
 
 /// EDNS Client Subnet as it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub enum Parsed<'q> {
 }
 
 /// Longest question section: a 255-octet name, type and class.
-pub const MAX_QUESTION: usize = 255 + 4;
+pub(crate) const MAX_QUESTION: usize = 255 + 4;
 
 impl Parsed<'_> {
     /// The same outcome with its question copied into `store`, so the

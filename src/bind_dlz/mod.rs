@@ -483,7 +483,7 @@ pub unsafe extern "C" fn dlz_lookup(
                         lookup,
                         t.as_ptr() as *const c_char,
                         rec.ttl,
-                        rec.text_c.as_ptr() as *const c_char,
+                        rec.text_c().as_ptr() as *const c_char,
                     )
                 };
                 if rc != ISC_R_SUCCESS {

@@ -82,7 +82,7 @@ pub fn load_file(path: &Path) -> Result<(Config, String), ConfigError> {
 }
 
 /// Largest config file read (64 MiB: far above 100,000 profiles).
-pub const MAX_CONFIG: u64 = 64 << 20;
+pub(crate) const MAX_CONFIG: u64 = 64 << 20;
 
 /// Parses and validates configuration text.
 pub fn load_str(src: &str, origin: &Origin) -> Result<Config, ConfigError> {

@@ -16,10 +16,10 @@
 //! A panic in a turn is caught, logged and counted, and the loop goes on.
 
 use super::{Fault, Inner, panic_message};
-use crate::health::service::{Prober, Stopper, Target, Transition};
+use crate::health::service::{ProbeTarget, Prober, Stopper, Transition};
 use crate::health::{AdminState, MonitorStatus};
 use crate::log::LogLevel;
-use crate::snapshot::{EpAnswer, Snapshot};
+use crate::snapshot::{Snapshot, Target};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -206,17 +206,17 @@ impl Inner {
 
 /// The probe targets of a configuration: every endpoint of a monitored
 /// profile that answers with records (nested endpoints follow their child).
-fn probe_targets(snap: &Snapshot) -> Vec<Target> {
+fn probe_targets(snap: &Snapshot) -> Vec<ProbeTarget> {
     (0..snap.endpoints.len() as u32)
         .filter_map(|id| probe_target(snap, id))
         .collect()
 }
 
-fn probe_target(snap: &Snapshot, id: u32) -> Option<Target> {
+fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
     let e = snap.endpoints.get(id as usize)?;
     let p = snap.profiles.get(e.profile as usize)?;
     let m = p.monitor.as_ref()?;
-    if matches!(e.answer, EpAnswer::Nested { .. }) {
+    if matches!(e.target, Target::Nested { .. }) {
         return None;
     }
     let host = e.probe_target.clone()?;
@@ -225,8 +225,8 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<Target> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.clone())
-        .or_else(|| match &e.answer {
-            EpAnswer::Cname(r) => Some(r.text.trim_end_matches('.').to_string()),
+        .or_else(|| match &e.target {
+            Target::Cname(r) => Some(r.text().trim_end_matches('.').to_string()),
             _ => None,
         });
     let spec = crate::health::probe::ProbeSpec {
@@ -245,7 +245,7 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<Target> {
         expected: m.expected_status.clone(),
         verify_tls: m.verify_tls,
     };
-    Some(Target {
+    Some(ProbeTarget {
         key: (p.fqdn.to_string(), e.name.to_string()),
         id,
         spec,

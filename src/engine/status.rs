@@ -6,7 +6,7 @@ use super::maintenance::MaintenanceStats;
 use crate::health::service::Board;
 use crate::health::{AdminState, MonitorStatus};
 use crate::routing;
-use crate::snapshot::{EpAnswer, Snapshot};
+use crate::snapshot::{Snapshot, Target};
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,10 +30,10 @@ fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
     if !routing::enabled(snap, id) {
         return "Disabled";
     }
-    if let EpAnswer::Nested {
+    if let Target::Nested {
         child,
         min_children,
-    } = e.answer
+    } = e.target
     {
         let Some(cp) = snap.profiles.get(child as usize) else {
             return "Stopped";

@@ -216,8 +216,8 @@ impl Sink {
                 owner: owner.as_ptr().cast(),
                 owner_len,
                 ttl: r.ttl,
-                rdata_text: r.text_c.as_ptr().cast(),
-                rdata_text_len: r.text.len(),
+                rdata_text: r.text_c().as_ptr().cast(),
+                rdata_text_len: r.text().len(),
                 rdata_wire: r.wire.as_ptr(),
                 rdata_wire_len: r.wire.len(),
             };

@@ -30,7 +30,12 @@ pub struct Country {
 }
 
 /// The seven continent codes used by geographic routing.
-pub const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+pub(crate) const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// The continent codes, by the index `GeoInfo::continent` holds.
+pub fn continents() -> &'static [&'static str; 7] {
+    &CONTINENTS
+}
 
 const REGIONS_CSV: &str = include_str!("data/regions.csv");
 const COUNTRIES_CSV: &str = include_str!("data/countries.csv");

@@ -29,7 +29,7 @@ struct Family<T> {
 }
 
 /// Largest value id a table holds (ids are packed with the prefix length).
-pub const MAX_VALUE: u32 = (1 << 24) - 2;
+pub(crate) const MAX_VALUE: u32 = (1 << 24) - 2;
 const PACKED_NONE: u32 = (1 << 24) - 1;
 
 /// Searchable form of one family: starts, `value | plen << 24` per

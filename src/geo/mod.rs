@@ -42,7 +42,7 @@ impl std::fmt::Display for GeoError {
 impl std::error::Error for GeoError {}
 
 /// Unknown round-trip time in a latency row.
-pub const RTT_UNKNOWN: u16 = u16::MAX;
+pub(crate) const RTT_UNKNOWN: u16 = u16::MAX;
 
 /// The latency table: client prefix → round-trip time per region column.
 #[derive(Debug, Default)]

@@ -40,7 +40,7 @@ pub type Key = (String, String);
 
 /// One endpoint to probe, as the owner describes it.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct ProbeTarget {
     /// Its name across reloads.
     pub key: Key,
     /// The owner's number for it in the current configuration, handed back
@@ -123,7 +123,7 @@ struct Done {
 }
 
 struct Slot {
-    target: Target,
+    target: ProbeTarget,
     offset: Duration,
     base: Instant,
     next_due: Instant,
@@ -135,7 +135,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn same_settings(&self, t: &Target) -> bool {
+    fn same_settings(&self, t: &ProbeTarget) -> bool {
         let s = &self.target;
         s.spec == t.spec
             && s.interval == t.interval
@@ -231,7 +231,7 @@ impl Prober {
     /// `workers` caps the probes in flight: the pool grows to
     /// min(`workers`, targets) threads when a configuration needs more, and
     /// never sends more than that many probes at once when it needs fewer.
-    pub fn retarget(&mut self, targets: Vec<Target>, workers: usize) -> Vec<Transition> {
+    pub fn retarget(&mut self, targets: Vec<ProbeTarget>, workers: usize) -> Vec<Transition> {
         self.generation = self.generation.wrapping_add(1);
         let mut old: HashMap<Key, Slot> = self
             .slots

@@ -42,7 +42,7 @@ pub struct Client {
 
 /// Most endpoints a multivalue pick names: as many as an answer has
 /// record slices, so every address the answer can carry has its endpoint.
-pub const MAX_PICKS: usize = crate::answer::MAX_PARTS;
+pub(crate) const MAX_PICKS: usize = crate::answer::MAX_PARTS;
 
 /// What a profile decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

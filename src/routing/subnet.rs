@@ -5,7 +5,7 @@
 //! client's source prefix when the catch-all answered.
 
 use super::{Client, Pick};
-use crate::snapshot::{NONE, Profile, Snapshot};
+use crate::snapshot::{NO_ID, Profile, Snapshot};
 
 pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8) {
     if let Some(a) = client.addr
@@ -14,7 +14,7 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
     {
         return (Pick::One(hit.value), hit.prefix_len);
     }
-    if p.subnet_default != NONE && super::servable(snap, p.subnet_default) {
+    if p.subnet_default != NO_ID && super::servable(snap, p.subnet_default) {
         return (Pick::One(p.subnet_default), client.source_prefix);
     }
     (Pick::NoData, client.source_prefix)

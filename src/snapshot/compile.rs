@@ -5,7 +5,7 @@
 //! previous snapshot.
 
 use super::{
-    Endpoint, EpAnswer, Hot, NONE, NameHash, Node, Ordered, Profile, Region, Snapshot, SourceInfo,
+    Endpoint, Hot, NO_ID, NameHash, Node, Ordered, Profile, Region, Snapshot, SourceInfo, Target,
     Zone,
 };
 use crate::answer::records;
@@ -165,9 +165,9 @@ fn endpoint(
     p: &ProfileCfg,
     e: &EndpointCfg,
 ) -> Result<Endpoint, ConfigError> {
-    let answer = match &e.kind {
+    let target = match &e.kind {
         EndpointKind::Target(t) => {
-            EpAnswer::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?)
+            Target::Cname(records::cname(t, p.ttl).map_err(|m| rec_err("CNAME", m))?)
         }
         EndpointKind::Addresses(addrs) => {
             let mut v4 = Vec::new();
@@ -176,7 +176,7 @@ fn endpoint(
                 let r = records::address(*a, p.ttl).map_err(|m| rec_err("address", m))?;
                 if a.is_ipv4() { v4.push(r) } else { v6.push(r) }
             }
-            EpAnswer::Addresses {
+            Target::Addresses {
                 v4: v4.into(),
                 v6: v6.into(),
             }
@@ -184,7 +184,7 @@ fn endpoint(
         EndpointKind::Nested {
             profile,
             min_children,
-        } => EpAnswer::Nested {
+        } => Target::Nested {
             child: *profile as u32,
             min_children: *min_children,
         },
@@ -198,8 +198,8 @@ fn endpoint(
         name: e.name.as_str().into(),
         profile: pi as u32,
         profile_index: ei as u32,
-        answer,
-        region: e.location.map(|r| r as u32).unwrap_or(NONE),
+        target,
+        region: e.location.map(|r| r as u32).unwrap_or(NO_ID),
         priority: e.priority,
         weight: e.weight,
         enabled: e.enabled,
@@ -211,10 +211,10 @@ fn endpoint(
 }
 
 /// Subnet routing: prefix → endpoint id, and the endpoint without
-/// `subnets` ([`NONE`] if none, or for other methods, whose table is empty).
+/// `subnets` ([`NO_ID`] if none, or for other methods, whose table is empty).
 fn subnet_table(p: &ProfileCfg, first: u32) -> Result<(PrefixTable, u32), ConfigError> {
     let mut sub = PrefixTableBuilder::new();
-    let mut subnet_default = NONE;
+    let mut subnet_default = NO_ID;
     if p.routing == Routing::Subnet {
         for (ei, e) in p.endpoints.iter().enumerate() {
             let id = first + ei as u32;
@@ -264,7 +264,7 @@ fn profile(
         count,
         by_priority: by_priority(first, count, endpoints, regions),
         enabled_mask: mask_of(&|e| e.enabled),
-        nested_mask: mask_of(&|e| matches!(e.answer, EpAnswer::Nested { .. })),
+        nested_mask: mask_of(&|e| matches!(e.target, Target::Nested { .. })),
         subnets,
         subnet_default,
     }
@@ -315,12 +315,12 @@ fn hot_view(endpoints: &[Endpoint]) -> Box<[Hot]> {
     endpoints
         .iter()
         .map(|e| {
-            let (child, min_children, nested) = match e.answer {
-                EpAnswer::Nested {
+            let (child, min_children, nested) = match e.target {
+                Target::Nested {
                     child,
                     min_children,
                 } => (child, min_children, true),
-                _ => (NONE, 0, false),
+                _ => (NO_ID, 0, false),
             };
             Hot {
                 enabled: e.enabled,
@@ -369,5 +369,71 @@ fn carry_health(
         if let Some(oid) = old.get(&(&*profiles[e.profile as usize].fqdn, &*e.name)) {
             health.set_word(id as u32, prev.health.word(*oid));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::{AdminState, MonitorStatus};
+    use crate::snapshot::{Node, SourceInfo};
+    use crate::testutil::snapshot;
+
+    const CFG: &str = "[[profile]]\nname = \"app.eu\"\nrouting = \"priority\"\n\
+        [[profile.endpoint]]\nname = \"a\"\ntarget = \"a.example\"\n\
+        [[profile.endpoint]]\nname = \"b\"\ntarget = \"b.example\"\n";
+
+    /// The name table: the apex, each profile, and the empty non-terminals
+    /// between a multi-label profile and its apex.
+    #[test]
+    fn names_table() {
+        let s = snapshot(CFG);
+        assert!(matches!(
+            s.names.get(&b"tm.example"[..]),
+            Some(Node::Apex(0))
+        ));
+        assert!(matches!(
+            s.names.get(&b"app.eu.tm.example"[..]),
+            Some(Node::Profile(0))
+        ));
+        assert!(matches!(
+            s.names.get(&b"eu.tm.example"[..]),
+            Some(Node::Empty(0))
+        ));
+        assert!(s.names.get(&b"a.tm.example"[..]).is_none());
+        assert_eq!(s.find_endpoint("app.eu", "b"), Some(1));
+        assert_eq!(s.find_endpoint("app.eu.tm.example", "a"), Some(0));
+        assert_eq!(s.find_endpoint("app.eu", "c"), None);
+    }
+
+    /// Health carries over a recompile by endpoint identity (profile and
+    /// endpoint name), whatever the ids become; new endpoints start fresh.
+    #[test]
+    fn health_carries_by_identity() {
+        let old = snapshot(CFG);
+        old.health.set_status(1, MonitorStatus::Degraded);
+        old.health.set_admin(0, AdminState::Drain);
+        // Reordered, with a new endpoint first.
+        let text = format!(
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"app.eu\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"new\"\ntarget = \"n.example\"\n\
+             [[profile.endpoint]]\nname = \"b\"\ntarget = \"b.example\"\n\
+             [[profile.endpoint]]\nname = \"a\"\ntarget = \"a.example\"\n"
+        );
+        let cfg = crate::config::load_str(&text, &crate::config::Origin::string(None)).unwrap();
+        let info = SourceInfo {
+            path: None,
+            hash: 0,
+            loaded_at: 0,
+        };
+        let new = super::Snapshot::compile(&cfg, info, Some(&old)).unwrap();
+        let id = |n: &str| new.find_endpoint("app.eu", n).unwrap();
+        assert_eq!(new.health.status(id("b")), MonitorStatus::Degraded);
+        assert_eq!(new.health.admin(id("a")), AdminState::Drain);
+        assert_eq!(
+            new.health.status(id("new")),
+            MonitorStatus::CheckingEndpoint
+        );
+        assert_eq!(new.health.admin(id("new")), AdminState::None);
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// No id.
-pub const NONE: u32 = u32::MAX;
+pub(crate) const NO_ID: u32 = u32::MAX;
 
 pub use crate::answer::Zone;
 
@@ -31,9 +31,10 @@ pub enum Node {
     Empty(u32),
 }
 
-/// How an endpoint answers.
+/// What an endpoint points clients to: a name (CNAME), addresses, or a
+/// nested profile.
 #[derive(Debug)]
-pub enum EpAnswer {
+pub enum Target {
     /// CNAME.
     Cname(Rec),
     /// A and AAAA records.
@@ -62,8 +63,8 @@ pub struct Endpoint {
     /// Position in the profile.
     pub profile_index: u32,
     /// What it answers.
-    pub answer: EpAnswer,
-    /// Region id or [`NONE`].
+    pub target: Target,
+    /// Region id or [`NO_ID`].
     pub region: u32,
     /// 1 ..= 1000.
     pub priority: u16,
@@ -147,7 +148,7 @@ pub struct Profile {
     pub nested_mask: u64,
     /// Subnet routing: prefix → endpoint id.
     pub subnets: PrefixTable,
-    /// Subnet routing: the endpoint without `subnets`, or [`NONE`].
+    /// Subnet routing: the endpoint without `subnets`, or [`NO_ID`].
     pub subnet_default: u32,
 }
 

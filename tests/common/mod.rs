@@ -80,7 +80,7 @@ pub fn ask(
                 (
                     trafficmgr::answer::records::type_name(r.rtype).to_string(),
                     r.ttl,
-                    r.text.to_string(),
+                    r.text().to_string(),
                 )
             })
             .collect(),
@@ -91,7 +91,7 @@ pub fn ask(
                 (
                     trafficmgr::answer::records::type_name(r.rtype).to_string(),
                     r.ttl,
-                    r.text.to_string(),
+                    r.text().to_string(),
                 )
             })
             .collect(),
