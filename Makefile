@@ -14,7 +14,6 @@ PROFILE  ?= debug
 LIBDIR   := $(CURDIR)/target/$(PROFILE)
 CFLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 CTESTS   := $(patsubst c-tests/%.c,c-tests/bin/%,$(wildcard c-tests/test_*.c))
-SHARED   ?= $(CURDIR)/../shared
 LATENCY_1M := $(CURDIR)/target/latency-1m.csv
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
 
@@ -31,11 +30,12 @@ deps:
 build:
 	$(CARGO) build --locked --lib --examples
 
-# The 1M-prefix table for the performance test and the benchmark (about 30 s, once).
+# The 1M-prefix table for the performance test and the benchmark: synthetic,
+# deterministic, made by the project's own generator (tools/make-latency-table.rs).
 latency-1m: $(LATENCY_1M)
-$(LATENCY_1M):
+$(LATENCY_1M): tools/make-latency-table.rs
 	@mkdir -p target
-	python3 $(SHARED)/tools/make-latency-table $@.tmp --ipv6
+	$(CARGO) run --locked --example make-latency-table -- $@.tmp --ipv6
 	mv $@.tmp $@
 
 test: deps build latency-1m test-rust test-c test-asan test-valgrind
@@ -51,10 +51,10 @@ c-tests/bin/%: c-tests/%.c c-tests/check.h c-tests/common.h include/trafficmgr.h
 $(LIBDIR)/libtrafficmgr.so: build
 
 test-c: $(CTESTS)
-	@for t in $(CTESTS); do $$t tests/data $(SHARED)/data || exit 1; done
+	@for t in $(CTESTS); do $$t tests/data || exit 1; done
 
 test-valgrind: $(CTESTS)
-	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data $(SHARED)/data || exit 1; done
+	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data || exit 1; done
 
 test-asan: build
 	@mkdir -p c-tests/bin/asan
@@ -62,7 +62,7 @@ test-asan: build
 	    b=c-tests/bin/asan/$$(basename $$s .c); \
 	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
 	    echo "asan+ubsan $$b"; \
-	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b tests/data $(SHARED)/data || exit 1; \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b tests/data || exit 1; \
 	done
 
 # Fuzzing (nightly + cargo-fuzz); new inputs land in fuzz/corpus/<target>,

@@ -3,8 +3,8 @@
 
 pub mod backend;
 pub mod dns;
-pub mod pdns;
 pub mod front;
+pub mod pdns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -40,12 +40,6 @@ pub fn basic_in(dir: &std::path::Path) -> PathBuf {
     let p = dir.join("tm.toml");
     std::fs::write(&p, basic_text()).unwrap();
     p
-}
-
-pub fn shared(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(name)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
