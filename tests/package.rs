@@ -5,7 +5,8 @@
 //!    real file `/usr/lib/bind/libtrafficmgr.so` (Debian's AppArmor profile
 //!    for named maps `/usr/lib/bind/*.so` only, and checks the resolved
 //!    path); the library's SONAME is `libtrafficmgr.so.<ABI>` and the linker
-//!    cache knows it; the systemd units pass `systemd-analyze verify` (where
+//!    cache knows it; a C program builds with `pkg-config trafficmgr` and
+//!    runs against it; the systemd units pass `systemd-analyze verify` (where
 //!    systemd-analyze runs; it does in this container).
 //! 2. Debian's own `named`, run as the service runs it (`-u bind`), on the
 //!    stock `/etc/bind` tree with the `dlz` stanza added, answers the
@@ -146,6 +147,33 @@ fn the_package_installs_serves_through_stock_named_and_uninstalls_cleanly() {
         assert!(Path::new(bin).exists(), "{bin}");
     }
     assert!(Path::new("/usr/share/trafficmgr/dnsdist.lua").exists());
+    // A C program builds against the installed header and pkg-config file,
+    // records the SONAME, and runs against the installed library.
+    if run("pkg-config", &["--version"]).status.success() {
+        let dir = fresh_dir("package-c");
+        std::fs::write(
+            dir.join("v.c"),
+            "#include <stdio.h>\n#include <trafficmgr.h>\nint main(void) {\n\
+             printf(\"%s %u\\n\", tm_version(), (unsigned)tm_abi_version());\n\
+             return tm_abi_version() == TM_ABI_VERSION ? 0 : 1;\n}\n",
+        )
+        .unwrap();
+        let flags = ok("pkg-config", &["--cflags", "--libs", "trafficmgr"]);
+        let exe = dir.join("v");
+        let mut args = vec![
+            dir.join("v.c").display().to_string(),
+            "-o".into(),
+            exe.display().to_string(),
+        ];
+        args.extend(flags.split_whitespace().map(str::to_string));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok("cc", &args);
+        assert!(ok("readelf", &["-d", exe.to_str().unwrap()]).contains(&format!("[{soname}]")));
+        assert!(ok(exe.to_str().unwrap(), &[]).starts_with("trafficmgr/"));
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("pkg-config is not installed: the C build against the package is not checked");
+    }
     let units = [
         "/lib/systemd/system/trafficmgr-serve.service",
         "/lib/systemd/system/trafficmgr-pdns-remote.service",
