@@ -7,66 +7,78 @@
 #   make test-valgrind  C harness under valgrind
 #   make bench          criterion benchmarks on the 1M-prefix latency table
 #   make header         regenerate include/trafficmgr.h
+#   make install        release build installed under PREFIX (/usr/local) into DESTDIR;
+#                       the BIND module goes to BINDDLZDIR (/usr/lib/bind). make uninstall
+#   make deb            target/deb/trafficmgr_<version>_<arch>.deb (dpkg-deb)
+#   make test-package   installs that package on this machine, serves through the stock
+#                       named, removes and purges it (root; tests/package.rs)
 
 CARGO    ?= cargo
 CC       ?= gcc
 PROFILE  ?= debug
-LIBDIR   := $(CURDIR)/target/$(PROFILE)
+OUTDIR   := $(CURDIR)/target/$(PROFILE)
 CFLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 CTESTS   := $(patsubst c-tests/%.c,c-tests/bin/%,$(wildcard c-tests/test_*.c))
-SHARED   ?= $(CURDIR)/../shared
 LATENCY_1M := $(CURDIR)/target/latency-1m.csv
 VALGRIND := valgrind -q --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := wire config dlz mmdb latency_csv pdns_request
 
-.PHONY: all deps check-layers build test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz
+.PHONY: all deps check-layers build release test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz \
+        install uninstall deb test-package
 
 all: build
 
 deps:
 	@sh scripts/install-deps.sh
 
+# The library's SONAME is libtrafficmgr.so.$(ABI): the C harness links
+# against it, so the SONAME symlink sits beside the build output.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+ABI     := $(shell sed -n 's/^\#define TM_ABI_VERSION //p' include/trafficmgr.h)
+
 build:
 	$(CARGO) build --locked --lib --examples
+	ln -sf libtrafficmgr.so $(OUTDIR)/libtrafficmgr.so.$(ABI)
 
 # The import graph goes down only (layers in the script; README "Architecture").
 check-layers:
 	python3 scripts/check-layers.py
 
-# The 1M-prefix table for the performance test and the benchmark (about 30 s, once).
+# The 1M-prefix table for the performance test and the benchmark: synthetic,
+# deterministic, made by the project's own generator (tools/make-latency-table.rs).
 latency-1m: $(LATENCY_1M)
-$(LATENCY_1M):
+$(LATENCY_1M): tools/make-latency-table.rs
 	@mkdir -p target
-	python3 $(SHARED)/tools/make-latency-table $@.tmp --ipv6
+	$(CARGO) run --locked --example make-latency-table -- $@.tmp --ipv6
 	mv $@.tmp $@
 
-test: deps check-layers build latency-1m test-rust test-c test-asan test-valgrind
+test: deps check-layers build latency-1m test-rust test-c test-asan test-valgrind test-package
 	@echo "make test: all passed"
 
 test-rust:
 	TM_LATENCY_1M=$(LATENCY_1M) $(CARGO) test --locked
 
-c-tests/bin/%: c-tests/%.c c-tests/check.h c-tests/common.h include/trafficmgr.h $(LIBDIR)/libtrafficmgr.so
+c-tests/bin/%: c-tests/%.c c-tests/check.h c-tests/common.h include/trafficmgr.h $(OUTDIR)/libtrafficmgr.so
 	@mkdir -p c-tests/bin
-	$(CC) $(CFLAGS) $< -o $@ -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR)
+	$(CC) $(CFLAGS) $< -o $@ -L$(OUTDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(OUTDIR)
 
-$(LIBDIR)/libtrafficmgr.so: build
+$(OUTDIR)/libtrafficmgr.so: build
 
 test-c: $(CTESTS)
-	@for t in $(CTESTS); do $$t tests/data $(SHARED)/data || exit 1; done
+	@for t in $(CTESTS); do $$t tests/data || exit 1; done
 
 test-valgrind: $(CTESTS)
-	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data $(SHARED)/data || exit 1; done
+	@for t in $(CTESTS); do echo "valgrind $$t"; TM_ROUNDS=2 $(VALGRIND) $$t tests/data || exit 1; done
 
 test-asan: build
 	@mkdir -p c-tests/bin/asan
 	@for s in c-tests/test_*.c; do \
 	    b=c-tests/bin/asan/$$(basename $$s .c); \
-	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $$s -o $$b -L$(LIBDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(LIBDIR) || exit 1; \
+	    $(CC) $(CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $$s -o $$b -L$(OUTDIR) -ltrafficmgr -lpthread -Wl,-rpath,$(OUTDIR) || exit 1; \
 	    echo "asan+ubsan $$b"; \
-	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b tests/data $(SHARED)/data || exit 1; \
+	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b tests/data || exit 1; \
 	done
 
 # Fuzzing (nightly + cargo-fuzz); new inputs land in fuzz/corpus/<target>,
@@ -91,3 +103,74 @@ header:
 clean:
 	$(CARGO) clean
 	rm -rf c-tests/bin
+
+# ---- install -------------------------------------------------------------
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/trafficmgr
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+# Debian's AppArmor profile for named maps modules only from /usr/lib/bind/*.so.
+BINDDLZDIR ?= /usr/lib/bind
+REL        := $(CURDIR)/target/release
+SUBST      := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+                  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+release:
+	$(CARGO) build --locked --release --lib --example serve --example pdns-remote
+
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(BINDDLZDIR) $(DESTDIR)$(DATADIR)/trafficmgr/examples $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/trafficmgr $(DESTDIR)$(SYSCONFDIR)/default
+	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION)
+	ln -sf libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI)
+	ln -sf libtrafficmgr.so.$(ABI) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so
+	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so
+	install -m 0644 include/trafficmgr.h $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h
+	$(SUBST) packaging/trafficmgr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc
+	install -m 0755 $(REL)/examples/serve $(DESTDIR)$(BINDIR)/trafficmgr-serve
+	install -m 0755 $(REL)/examples/pdns-remote $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote
+	install -m 0644 share/trafficmgr/dnsdist.lua $(DESTDIR)$(DATADIR)/trafficmgr/dnsdist.lua
+	sed 's|/usr/share/trafficmgr/|$(DATADIR)/trafficmgr/|' examples/dnsdist/dnsdist.conf \
+	    > $(DESTDIR)$(DATADIR)/trafficmgr/examples/dnsdist.conf
+	install -m 0644 examples/bind/named.conf examples/powerdns/pdns.conf examples/demo.toml \
+	    examples/demo-latency.csv $(DESTDIR)$(DATADIR)/trafficmgr/examples/
+	for u in trafficmgr-serve trafficmgr-pdns-remote; do \
+	    $(SUBST) packaging/systemd/$$u.service.in > $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 0644 man/trafficmgr-serve.8 man/trafficmgr-pdns-remote.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/trafficmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 README.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	@# The configuration is the operator's: never overwritten.
+	[ -e $(DESTDIR)$(SYSCONFDIR)/trafficmgr/trafficmgr.toml ] || \
+	    install -m 0644 packaging/trafficmgr.toml $(DESTDIR)$(SYSCONFDIR)/trafficmgr/trafficmgr.toml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/trafficmgr ] || \
+	    install -m 0644 packaging/debian/default $(DESTDIR)$(SYSCONFDIR)/default/trafficmgr
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+# Removes what install put there, but the configuration in SYSCONFDIR.
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI) \
+	    $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc \
+	    $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h \
+	    $(DESTDIR)$(BINDIR)/trafficmgr-serve $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote \
+	    $(DESTDIR)$(UNITDIR)/trafficmgr-serve.service $(DESTDIR)$(UNITDIR)/trafficmgr-pdns-remote.service \
+	    $(DESTDIR)$(MANDIR)/man8/trafficmgr-serve.8 $(DESTDIR)$(MANDIR)/man8/trafficmgr-pdns-remote.8 \
+	    $(DESTDIR)$(MANDIR)/man5/trafficmgr.toml.5
+	rm -rf $(DESTDIR)$(DATADIR)/trafficmgr $(DESTDIR)$(DOCDIR)
+
+# ---- Debian package --------------------------------------------------------
+deb: release
+	sh scripts/make-deb.sh
+
+# Installs the package on this machine, checks it serves through Debian's own
+# named (as the bind user, stock /etc/bind tree, a loopback port), removes and
+# purges it. Root only (skipped otherwise, saying so); it restores the machine.
+test-package: deb
+	TM_DEB=$$(ls -t target/deb/trafficmgr_*.deb | head -n 1) $(CARGO) test --locked --test package -- --nocapture

@@ -30,6 +30,9 @@ fn main() {
     // Before 1.0 every minor may break the ABI; after, every major.
     let abi = if major == 0 { minor } else { major * 1000 };
     println!("cargo:rustc-env=TM_ABI_VERSION={abi}");
+    // The shared object's SONAME follows the ABI version: `make install`
+    // installs libtrafficmgr.so.<abi> (and the .so symlink for linking).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libtrafficmgr.so.{abi}");
 
     let lock = fs::read_to_string(dir.join("Cargo.lock")).unwrap_or_default();
     let hickory = lock

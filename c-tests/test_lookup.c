@@ -1,4 +1,4 @@
-/* Every answer shape of SPEC §5 and the routing methods, through the C API. */
+/* Every answer shape of docs/ANSWERS.md and the routing methods, through the C API. */
 #include "common.h"
 
 int main(int argc, char **argv) {

@@ -1,11 +1,10 @@
 /* Every routing method through the C API: multivalue, subnet (with ECS and
  * its scope), weighted affinity, nested profiles, and geographic on the
- * real IP-to-country database (argv[2] = the shared data folder). */
+ * sample IP-to-country database of tests/data (geo-sample.mmdb). */
 #include "common.h"
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tests/data";
-    const char *shared = argc > 2 ? argv[2] : "../shared/data";
     tm_engine *e = fixture(dir, "methods.toml");
     collected c;
     tm_lookup_info info;
@@ -56,16 +55,16 @@ int main(int argc, char **argv) {
     CHECK_EQ_STR(c.answer[0], "us1.example.");
     tm_engine_free(e);
 
-    /* Geographic on the shared database. */
+    /* Geographic on the sample database. */
     char cfg[2048], err[TM_ERRBUF_SIZE];
     snprintf(cfg, sizeof cfg,
-             "[engine]\ngeoip_db = \"%s/geo-whois-asn-country.mmdb\"\n"
+             "[engine]\ngeoip_db = \"%s/geo-sample.mmdb\"\n"
              "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n"
              "[[profile]]\nname = \"geo\"\nrouting = \"geographic\"\n"
              "[[profile.endpoint]]\nname = \"us\"\ntarget = \"us.example\"\ngeo = [\"US\"]\n"
              "[[profile.endpoint]]\nname = \"eu\"\ntarget = \"eu.example\"\ngeo = [\"EU\"]\n"
              "[[profile.endpoint]]\nname = \"au\"\ntarget = \"au.example\"\ngeo = [\"AU\"]\n",
-             shared);
+             dir);
     CHECK_EQ_INT(tm_engine_new_from_string(cfg, strlen(cfg), NULL, 0, NULL, err, sizeof err, &e), TM_RESULT_OK);
     lookup(e, "geo.tm.example", 1, "8.8.8.8", NULL, 0, &c, &info);
     CHECK_EQ_STR(c.answer[0], "us.example.");

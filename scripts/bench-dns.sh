@@ -53,9 +53,11 @@ named -g $U -c "$W/dlz/named.conf" -n 2 >"$W/dlz.log" 2>&1 & PIDS="$PIDS $!"
 named -g $U -c "$W/static/named.conf" -n 2 >"$W/static.log" 2>&1 & PIDS="$PIDS $!"
 target/release/examples/serve --config "$W/tm.toml" --listen 127.0.0.1:15503 --threads 2 2>"$W/serve.log" & PIDS="$PIDS $!"
 ABI=$(sed -n 's/^#define TM_ABI_VERSION //p' include/trafficmgr.h)
+sed -e "s|local TM_ABI = 1|local TM_ABI = $ABI|" share/trafficmgr/dnsdist.lua > "$W/dnsdist.lua"
 sed -e "s|127.0.0.1:5300|127.0.0.1:15504|" -e "s|127.0.0.1:5301|127.0.0.1:15502|" \
-    -e "s|/usr/local/lib/libtrafficmgr.so|$PWD/target/release/libtrafficmgr.so|" \
-    -e "s|/etc/trafficmgr/trafficmgr.toml|$W/tm.toml|" -e "s|local TM_ABI = 1|local TM_ABI = $ABI|" \
+    -e "s|/usr/share/trafficmgr/dnsdist.lua|$W/dnsdist.lua|" \
+    -e "s|^trafficmgr{|trafficmgr{ lib = \"$PWD/target/release/libtrafficmgr.so\",|" \
+    -e "s|/etc/trafficmgr/trafficmgr.toml|$W/tm.toml|" \
     -e "s|\"trafficmanager.example.\"|\"tm.example.\"|" examples/dnsdist/dnsdist.conf > "$W/dnsdist.conf"
 dnsdist --supervised --disable-syslog -C "$W/dnsdist.conf" >"$W/dnsdist.log" 2>&1 & PIDS="$PIDS $!"
 sleep 2

@@ -8,6 +8,10 @@ have dig || need="$need bind9-dnsutils"
 have valgrind || need="$need valgrind"
 have gcc || need="$need gcc"
 have python3 || need="$need python3"
+# make deb: dpkg-shlibdeps, dpkg-architecture; strip and readelf (binutils)
+have dpkg-shlibdeps || need="$need dpkg-dev"
+have readelf || need="$need binutils"
+have pkg-config || need="$need pkgconf"
 have make || need="$need make"
 have openssl || need="$need openssl"
 # tests/probe_latency.rs: a network namespace (unshare) with tc-shaped loopback

@@ -1,4 +1,4 @@
-//! `examples/demo.toml` (what `make demo` serves) loads without ../shared and
+//! `examples/demo.toml` (what `make demo` serves) loads with nothing but the repository and
 //! gives the answers the demo script shows.
 
 mod common;

@@ -1,5 +1,6 @@
 //! dnsdist fronts trafficmgr through its Lua FFI (`examples/dnsdist/
-//! dnsdist.conf`, per-thread action, one shared engine): a real `dnsdist`
+//! dnsdist.conf` loading `share/trafficmgr/dnsdist.lua`, per-thread action,
+//! one shared engine): a real `dnsdist`
 //! on a loopback port, answers compared with the Rust API's (with AA, our
 //! TTLs, and the ECS scope the decision used), other names passed to a
 //! backend, a health failover and a live config change.
@@ -65,25 +66,39 @@ fn backend_front(dir: &Path) -> (Proc, u16) {
 fn start_dnsdist(dir: &Path, config: &Path, zones: &[&str], backend: u16) -> (Proc, u16) {
     let port = free_port();
     let zl: Vec<String> = zones.iter().map(|z| format!("\"{z}.\"")).collect();
-    let conf = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/dnsdist/dnsdist.conf"),
-    )
-    .unwrap()
-    .replace("127.0.0.1:5300", &format!("127.0.0.1:{port}"))
-    .replace("127.0.0.1:5301", &format!("127.0.0.1:{backend}"))
-    .replace(
-        "/usr/local/lib/libtrafficmgr.so",
-        &target_dir().join("libtrafficmgr.so").display().to_string(),
-    )
-    .replace(
-        "/etc/trafficmgr/trafficmgr.toml",
-        &config.display().to_string(),
-    )
-    .replace("local TM_ABI = 1", &format!("local TM_ABI = {}", abi()))
-    .replace(
-        "{\"trafficmanager.example.\"}",
-        &format!("{{{}}}", zl.join(", ")),
-    );
+    // The glue as installed (share/trafficmgr/dnsdist.lua, checked against
+    // this header's ABI) and the example dnsdist.conf that loads it, with
+    // this test's ports, paths and zones.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let glue = std::fs::read_to_string(root.join("share/trafficmgr/dnsdist.lua"))
+        .unwrap()
+        .replace("local TM_ABI = 1\n", &format!("local TM_ABI = {}\n", abi()));
+    let glue_path = dir.join("dnsdist.lua");
+    std::fs::write(&glue_path, glue).unwrap();
+    let conf = std::fs::read_to_string(root.join("examples/dnsdist/dnsdist.conf"))
+        .unwrap()
+        .replace("127.0.0.1:5300", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:5301", &format!("127.0.0.1:{backend}"))
+        .replace(
+            "/usr/share/trafficmgr/dnsdist.lua",
+            &glue_path.display().to_string(),
+        )
+        .replace(
+            "trafficmgr{\n",
+            &format!(
+                "trafficmgr{{\n  lib = \"{}\",\n",
+                target_dir().join("libtrafficmgr.so").display()
+            ),
+        )
+        .replace(
+            "/etc/trafficmgr/trafficmgr.toml",
+            &config.display().to_string(),
+        )
+        .replace(
+            "{\"trafficmanager.example.\"}",
+            &format!("{{{}}}", zl.join(", ")),
+        );
+    assert!(conf.contains("lib = ") && conf.contains(&glue_path.display().to_string()));
     let path = dir.join("dnsdist.conf");
     std::fs::write(&path, conf).unwrap();
     let child = Command::new("dnsdist")

@@ -1,5 +1,5 @@
-//! The Rust API end to end: every answer shape of SPEC §5, the routing
-//! methods of SPEC §3 on fixtures, health rules of §3.1, config errors.
+//! The Rust API end to end: every answer shape of docs/ANSWERS.md, the routing
+//! methods of docs/ROUTING.md on fixtures, its health rules, config errors.
 
 mod common;
 use common::*;
@@ -319,7 +319,7 @@ name = "onprem-paris"
 lat = 48.86
 lon = 2.35
 "#,
-        shared("data/geo-whois-asn-country.mmdb").display()
+        data("geo-sample.mmdb").display()
     );
     let e = Engine::from_toml(&cfg, Some(&dir)).unwrap();
     assert_eq!(

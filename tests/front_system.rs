@@ -274,7 +274,7 @@ fn methods_through_the_front() {
          [[profile.endpoint]]\nname = \"eu\"\ntarget = \"eu.example\"\ngeo = [\"EU\"]\n\
          [engine]\ngeoip_db = \"{}\"\n",
         std::fs::read_to_string(data("methods.toml")).unwrap(),
-        shared("data/geo-whois-asn-country.mmdb").display()
+        data("geo-sample.mmdb").display()
     );
     std::fs::write(&path, cfg).unwrap();
     let front = Front::start(&path);

@@ -2,7 +2,8 @@
 //! (`country.iso_code`, `continent.code`, `location.latitude/longitude`,
 //! `registered_country` as a fallback) — checked on a database this test
 //! writes with a small MMDB writer of its own — and the flat `country_code`
-//! layout of `shared/data/geo-whois-asn-country.mmdb`.
+//! layout of the public ip-location-db databases (`tests/data/geo-sample.mmdb`
+//! and a large one written here).
 
 mod common;
 use common::*;
@@ -10,153 +11,9 @@ use std::net::IpAddr;
 use trafficmgr::Engine;
 use trafficmgr::geo::{GeoTable, builtin};
 
-/// MMDB data-section values.
-enum V {
-    Str(&'static str),
-    F64(f64),
-    U16(u16),
-    U32(u32),
-    U64(u64),
-    Map(Vec<(&'static str, V)>),
-    Arr(Vec<V>),
-}
-
-fn ctrl(out: &mut Vec<u8>, ty: u8, size: usize) {
-    assert!(size < 29);
-    if ty <= 7 {
-        out.push((ty << 5) | size as u8);
-    } else {
-        out.push(size as u8);
-        out.push(ty - 7);
-    }
-}
-
-fn enc(v: &V, out: &mut Vec<u8>) {
-    match v {
-        V::Str(s) => {
-            ctrl(out, 2, s.len());
-            out.extend_from_slice(s.as_bytes());
-        }
-        V::F64(f) => {
-            ctrl(out, 3, 8);
-            out.extend_from_slice(&f.to_be_bytes());
-        }
-        V::U16(n) => {
-            ctrl(out, 5, 2);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::U32(n) => {
-            ctrl(out, 6, 4);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::U64(n) => {
-            ctrl(out, 9, 8);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::Map(kv) => {
-            ctrl(out, 7, kv.len());
-            for (k, v) in kv {
-                enc(&V::Str(k), out);
-                enc(v, out);
-            }
-        }
-        V::Arr(items) => {
-            ctrl(out, 11, items.len());
-            for i in items {
-                enc(i, out);
-            }
-        }
-    }
-}
-
-/// Writes an IPv6 MMDB (24-bit records); IPv4 networks go under ::/96.
-fn write_mmdb(nets: Vec<(&str, V)>) -> Vec<u8> {
-    write_mmdb_rs(nets, 24)
-}
-
-/// Writes an IPv6 MMDB with 24-, 28- or 32-bit records.
-fn write_mmdb_rs(nets: Vec<(&str, V)>, record_size: u16) -> Vec<u8> {
-    // Trie: node = [left, right]; child: Node(i) | Data(j) | Empty.
-    #[derive(Clone, Copy)]
-    enum R {
-        Empty,
-        Node(usize),
-        Data(usize),
-    }
-    let mut nodes: Vec<[R; 2]> = vec![[R::Empty, R::Empty]];
-    let mut data = Vec::new();
-    let mut offsets = Vec::new();
-    for (i, (net, v)) in nets.iter().enumerate() {
-        offsets.push(data.len());
-        enc(v, &mut data);
-        let n: ipnet::IpNet = net.parse().unwrap();
-        let (bits, plen) = match n {
-            ipnet::IpNet::V4(a) => (u128::from(u32::from(a.addr())), a.prefix_len() + 96),
-            ipnet::IpNet::V6(a) => (u128::from(a.addr()), a.prefix_len()),
-        };
-        let mut cur = 0;
-        for d in 0..plen {
-            let bit = ((bits >> (127 - d)) & 1) as usize;
-            if d + 1 == plen {
-                nodes[cur][bit] = R::Data(i);
-            } else {
-                cur = match nodes[cur][bit] {
-                    R::Node(n) => n,
-                    _ => {
-                        nodes.push([R::Empty, R::Empty]);
-                        let n = nodes.len() - 1;
-                        nodes[cur][bit] = R::Node(n);
-                        n
-                    }
-                };
-            }
-        }
-    }
-    let count = nodes.len();
-    let mut out = Vec::new();
-    for node in &nodes {
-        let [l, r] = node.map(|r| match r {
-            R::Empty => count,
-            R::Node(n) => n,
-            R::Data(j) => count + 16 + offsets[j],
-        });
-        let (l, r) = (l as u32, r as u32);
-        match record_size {
-            24 => {
-                out.extend_from_slice(&l.to_be_bytes()[1..]);
-                out.extend_from_slice(&r.to_be_bytes()[1..]);
-            }
-            28 => {
-                out.extend_from_slice(&l.to_be_bytes()[1..]);
-                out.push(((l >> 24) as u8) << 4 | (r >> 24) as u8 & 0x0f);
-                out.extend_from_slice(&r.to_be_bytes()[1..]);
-            }
-            _ => {
-                out.extend_from_slice(&l.to_be_bytes());
-                out.extend_from_slice(&r.to_be_bytes());
-            }
-        }
-    }
-    out.extend_from_slice(&[0u8; 16]);
-    out.extend_from_slice(&data);
-    out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
-    let meta = V::Map(vec![
-        ("binary_format_major_version", V::U16(2)),
-        ("binary_format_minor_version", V::U16(0)),
-        ("build_epoch", V::U64(1_700_000_000)),
-        ("database_type", V::Str("GeoIP2-City")),
-        (
-            "description",
-            V::Map(vec![("en", V::Str("trafficmgr test"))]),
-        ),
-        ("ip_version", V::U16(6)),
-        ("languages", V::Arr(vec![V::Str("en")])),
-        ("node_count", V::U32(count as u32)),
-        ("record_size", V::U16(record_size)),
-    ]);
-    enc(&meta, &mut out);
-    out
-}
+#[path = "support/mmdb_writer.rs"]
+mod mmdb_writer;
+use mmdb_writer::*;
 
 fn code(i: u16) -> String {
     String::from_utf8_lossy(&builtin::countries()[i as usize].code).into_owned()
@@ -240,18 +97,57 @@ fn maxmind_layout() {
     );
 }
 
+/// The rows of `tests/data/geo-sample.csv`.
+fn sample_rows() -> Vec<(&'static str, &'static str)> {
+    let text = std::fs::read_to_string(data("geo-sample.csv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (net, cc) = l.split_once(',').unwrap();
+            let leak =
+                |s: &str| -> &'static str { Box::leak(s.trim().to_string().into_boxed_str()) };
+            (leak(net), leak(cc))
+        })
+        .collect()
+}
+
+fn flat(rows: &[(&'static str, &'static str)]) -> Vec<(&'static str, V)> {
+    rows.iter()
+        .map(|&(net, cc)| (net, V::Map(vec![("country_code", V::Str(cc))])))
+        .collect()
+}
+
+/// `tests/data/geo-sample.mmdb` is what `tests/data/geo-sample.csv` gives
+/// (`TM_WRITE_FIXTURES=1` rewrites it after an edit of the CSV).
 #[test]
-fn flat_layout_of_the_shared_database() {
-    let g = GeoTable::load(&shared("data/geo-whois-asn-country.mmdb")).unwrap();
-    assert!(g.len() > 100_000, "{} networks", g.len());
-    for (ip, cc, cont) in [
-        ("8.8.8.8", "US", "NA"),
-        ("81.2.69.160", "GB", "EU"),
-        ("1.1.1.1", "AU", "OC"),
-        ("2001:4860:4860::8888", "US", "NA"),
+fn sample_database_is_written_from_its_csv() {
+    let db = write_mmdb(flat(&sample_rows()));
+    let path = data("geo-sample.mmdb");
+    if std::env::var_os("TM_WRITE_FIXTURES").is_some() {
+        std::fs::write(&path, &db).unwrap();
+    }
+    assert!(
+        std::fs::read(&path).unwrap() == db,
+        "{} is stale: run TM_WRITE_FIXTURES=1 cargo test --test geoip_layouts",
+        path.display()
+    );
+}
+
+#[test]
+fn flat_layout_of_the_sample_database() {
+    let g = GeoTable::load(&data("geo-sample.mmdb")).unwrap();
+    assert_eq!(g.len(), sample_rows().len());
+    for (ip, cc, cont, plen) in [
+        ("8.8.8.8", "US", "NA", 24),
+        ("81.2.69.160", "GB", "EU", 24),
+        ("1.1.1.1", "AU", "OC", 24),
+        ("133.1.1.1", "JP", "AS", 16),
+        ("2001:4860:4860::8888", "US", "NA", 32),
+        ("2a00:1450:4001::1", "IE", "EU", 29),
     ] {
-        let (info, _) = g.lookup(ip.parse().unwrap()).unwrap();
+        let (info, p) = g.lookup(ip.parse().unwrap()).unwrap();
         assert_eq!(code(info.country), cc, "{ip}");
+        assert_eq!(p, plen, "{ip}");
         assert_eq!(builtin::continents()[info.continent as usize], cont, "{ip}");
         let c = builtin::country(cc).unwrap();
         assert_eq!(
@@ -260,10 +156,11 @@ fn flat_layout_of_the_shared_database() {
             "{ip}"
         );
     }
+    assert!(g.lookup("192.0.2.1".parse::<IpAddr>().unwrap()).is_none());
 }
 
 /// Our bounded reader and MaxMind's crate read the same thing: every record
-/// size, and a sample of addresses of the shared database.
+/// size, and a large flat-layout database written here.
 #[test]
 fn agrees_with_the_maxminddb_crate() {
     #[derive(serde::Deserialize)]
@@ -334,15 +231,48 @@ fn agrees_with_the_maxminddb_crate() {
         }
         assert!(found > 100, "{found} probes hit a network");
     }
-    let path = shared("data/geo-whois-asn-country.mmdb");
-    let ours = GeoTable::load(&path).unwrap();
-    let theirs = maxminddb::Reader::open_readfile(&path).unwrap();
+    // A database of the flat layout and of a real one's size and shape
+    // (120,000 networks of both families, /16 to /32 and /19 to /64), written
+    // here; every network's prefix must come back as the lookup's scope.
+    let ccs = ["US", "GB", "JP", "BR", "ZA", "AU", "DE", "IN", "FR", "CN"];
+    let mut big: Vec<(&'static str, &'static str)> = Vec::new();
+    let mut x4: u32 = 0x0100_0000;
+    let mut x6: u128 = 0x2001u128 << 112;
+    for i in 0..120_000u32 {
+        let r = next();
+        let cc = ccs[(r % 10) as usize];
+        let net = if i % 3 == 0 {
+            let plen = 19 + (r >> 8) as u32 % 46;
+            let size = 1u128 << (128 - plen);
+            x6 = x6.div_ceil(size) * size;
+            let s = format!("{}/{plen}", std::net::Ipv6Addr::from(x6));
+            x6 += size * (1 + (r >> 20) as u128 % 3);
+            s
+        } else {
+            let plen =
+                [16u32, 18, 20, 22, 23, 24, 24, 24, 25, 26, 28, 30, 32][(r >> 8) as usize % 13];
+            let size = 1u64 << (32 - plen);
+            let start = u64::from(x4).div_ceil(size) * size;
+            if start + size >= 0xe000_0000 {
+                continue;
+            }
+            x4 = (start + size * (1 + (r >> 20) % 2)) as u32;
+            format!("{}/{plen}", std::net::Ipv4Addr::from(start as u32))
+        };
+        big.push((Box::leak(net.into_boxed_str()), cc));
+    }
+    let db = write_mmdb(flat(&big));
+    let ours = GeoTable::from_bytes(&db, "flat.mmdb").unwrap();
+    assert!(ours.len() > 100_000, "{} networks", ours.len());
+    let theirs = maxminddb::Reader::from_source(db).unwrap();
+    let (span4, span6) = (x4 - 0x0100_0000, x6 - (0x2001u128 << 112));
+    let mut found = 0;
     for _ in 0..20_000 {
         let r = next();
         for ip in [
-            IpAddr::V4(std::net::Ipv4Addr::from(r as u32)),
+            IpAddr::V4(std::net::Ipv4Addr::from(0x0100_0000 + r as u32 % span4)),
             IpAddr::V6(std::net::Ipv6Addr::from(
-                (0x2000u128 << 112) | (u128::from(r) << 64),
+                (0x2001u128 << 112) + (u128::from(r) << 64) % span6,
             )),
         ] {
             let res = theirs.lookup(ip).unwrap();
@@ -357,6 +287,8 @@ fn agrees_with_the_maxminddb_crate() {
                 i.country
             });
             assert_eq!(got.filter(|c| *c != u16::MAX), want, "{ip}");
+            found += usize::from(want.is_some());
         }
     }
+    assert!(found > 10_000, "{found} probes hit a network");
 }

@@ -20,7 +20,7 @@ fn lookups_do_not_allocate() {
             "latency_table = \"latency.csv\"",
             &format!(
                 "latency_table = \"latency.csv\"\ngeoip_db = \"{}\"",
-                shared("data/geo-whois-asn-country.mmdb").display()
+                data("geo-sample.mmdb").display()
             ),
         );
     let e = Engine::from_toml(&cfg, Some(&data(""))).unwrap();

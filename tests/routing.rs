@@ -1,4 +1,4 @@
-//! Every routing method of SPEC §3.2 beyond priority/weighted/performance,
+//! Every routing method of docs/ROUTING.md beyond priority/weighted/performance,
 //! nested profiles (§3.3), weighted affinity, and the ECS scope each one
 //! answers with.
 
@@ -207,7 +207,7 @@ fn geographic_by_country_continent_and_world() {
          [[profile.endpoint]]\nname = \"world\"\ntarget = \"world.example\"\ngeo = [\"WORLD\"]\n\
          [[profile]]\nname = \"geo-strict\"\nrouting = \"geographic\"\n\
          [[profile.endpoint]]\nname = \"us\"\ntarget = \"us.example\"\ngeo = [\"NA\"]\n",
-        shared("data/geo-whois-asn-country.mmdb").display()
+        data("geo-sample.mmdb").display()
     );
     let e = Engine::from_toml(&cfg, None).unwrap();
     let a = |c: &str| texts(&ask(&e, "geo.tm.example", 1, Some(c), None));

@@ -6,8 +6,7 @@
 //! ```
 //!
 //! Our own declarations of the ABI, written from BIND 9.18's
-//! `dlz_minimal.h` and `dlz_dlopen_driver.c` (see `shared/notes/
-//! integration.md`). Notes:
+//! `dlz_minimal.h` and `dlz_dlopen_driver.c` (see `docs/HOSTS.md`). Notes:
 //! - `dlz_create` is variadic in C; stable Rust cannot define a variadic
 //!   function, so it is defined with a fixed arity: 4 named parameters and
 //!   the 9 pointer-sized variadic ones named passes (4 name/function pairs

@@ -40,7 +40,7 @@ pub fn continents() -> &'static [&'static str; 7] {
 const REGIONS_CSV: &str = include_str!("data/regions.csv");
 const COUNTRIES_CSV: &str = include_str!("data/countries.csv");
 
-/// Every built-in region (at least the rows of `shared/data/regions.csv`).
+/// Every built-in region (the rows of `data/regions.csv`).
 pub fn regions() -> &'static [BuiltinRegion] {
     static R: OnceLock<Vec<BuiltinRegion>> = OnceLock::new();
     R.get_or_init(|| {

@@ -1,7 +1,7 @@
 //! Great-circle distance and the round-trip-time estimate used where the
 //! latency table has no figure (SPEC §4).
 //!
-//! The estimate is the model of `shared/tools/make-latency-table`:
+//! The estimate is the model of `tools/make-latency-table.rs`:
 //! `rtt_ms = 2 + 2 * distance_km * 1.5 / 200` (light in fibre covers about
 //! 200 km per ms; real paths are about 1.5 times the great circle), so that
 //! measured and estimated figures are on one scale. No allocation here.

@@ -97,7 +97,7 @@ pub fn rcode_name(r: trafficmgr::Rcode) -> &'static str {
 /// address (`-b`), ECS (address, source prefix).
 pub type HostRow<'a> = (&'a str, &'a str, u16, &'a str, Option<(&'a str, u8)>);
 
-/// Every answer shape of SPEC §5 on `tests/data/basic.toml`, with client
+/// Every answer shape of docs/ANSWERS.md on `tests/data/basic.toml`, with client
 /// addresses mapped in its latency table (127.0.0.1/2/3) and ECS subnets:
 /// the table all host tests (front, named, dnsdist, pdns) ask.
 pub const BASIC_ROWS: &[HostRow] = &[

@@ -42,12 +42,6 @@ pub fn basic_in(dir: &std::path::Path) -> PathBuf {
     p
 }
 
-pub fn shared(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(name)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owned {
     pub rcode: Rcode,
