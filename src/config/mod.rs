@@ -1,7 +1,7 @@
 //! Configuration: TOML text → raw serde model → validated [`Config`].
 //!
 //! Three visible steps: [`parse`] (serde, `deny_unknown_fields`; the raw
-//! model in `raw.rs`), then `rules::validate` (every rule of SPEC §2, with
+//! model in `raw.rs`), then `rules::validate` (every rule of docs/CONFIG.md, with
 //! file:line:col and key path), giving the model of `model.rs`, and later
 //! `snapshot::compile`. Nothing here runs on the query path.
 

@@ -1,6 +1,6 @@
 //! The validated configuration model: what [`super::load_str`] returns and
 //! `snapshot::compile` reads. Every value here has passed every rule of
-//! SPEC §2 (see `rules`), with defaults applied.
+//! docs/CONFIG.md (see `rules`), with defaults applied.
 
 use super::error::ConfigWarning;
 use ipnet::IpNet;
@@ -62,7 +62,7 @@ pub struct ZoneCfg {
     pub ttl: u32,
 }
 
-/// Routing methods (SPEC §3.2).
+/// Routing methods (docs/ROUTING.md, "Methods").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routing {
     /// Lowest round-trip time.

@@ -16,7 +16,7 @@ pub struct RawEngine {
     pub probe_workers: Option<i64>,
     /// MaxMind-format database: address → country, continent, location.
     pub geoip_db: Option<String>,
-    /// Latency table CSV (SPEC §4).
+    /// Latency table CSV (docs/ROUTING.md, "Latency and location").
     pub latency_table: Option<String>,
 }
 

@@ -1,5 +1,5 @@
 //! Great-circle distance and the round-trip-time estimate used where the
-//! latency table has no figure (SPEC §4).
+//! latency table has no figure (docs/ROUTING.md, "Latency and location").
 //!
 //! The estimate is the model of `tools/make-latency-table.rs`:
 //! `rtt_ms = 2 + 2 * distance_km * 1.5 / 200` (light in fibre covers about

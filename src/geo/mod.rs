@@ -1,4 +1,4 @@
-//! Where clients are: the latency table (SPEC §4), the GeoIP database, the
+//! Where clients are: the latency table (docs/ROUTING.md, "Latency and location"), the GeoIP database, the
 //! built-in regions and countries, and distances. Tables are built once per
 //! snapshot; lookups are pure reads with no allocation.
 

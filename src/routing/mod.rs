@@ -1,4 +1,4 @@
-//! Routing: which endpoint(s) of a profile answer a client (SPEC §3). One
+//! Routing: which endpoint(s) of a profile answer a client (docs/ROUTING.md). One
 //! file per method; this file holds what they share — the candidate rule of
 //! §3.1 and the dispatch. No allocation, no lock: health is read from the
 //! snapshot's atomic words.
@@ -57,7 +57,7 @@ pub enum Pick {
     NxDomain,
 }
 
-/// Which endpoints may be chosen (SPEC §3.1): a bit per endpoint of the
+/// Which endpoints may be chosen (docs/ROUTING.md, "Which endpoints may be chosen"): a bit per endpoint of the
 /// profile, computed once per query (profiles of more than 64 endpoints
 /// ask the health words again for the rest).
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
 //! Performance: the candidate whose region has the lowest round-trip time
-//! from the client (SPEC §4). Per endpoint: the latency table's figure for
+//! from the client (docs/ROUTING.md, "Latency and location"). Per endpoint: the latency table's figure for
 //! the client's row and the endpoint's region; else an estimate from the
 //! great-circle distance between the client's location (GeoIP) and the
 //! region; else unknown. Known beats unknown; ties and the all-unknown case

@@ -1,4 +1,4 @@
-//! The rules of SPEC §2, turning the raw serde model into a [`Config`] in
+//! The rules of docs/CONFIG.md, turning the raw serde model into a [`Config`] in
 //! which nothing can be found wrong later. [`validate`] runs them in file
 //! order: `[engine]`, `[[region]]`, `[[zone]]`, the profile names, each
 //! `[[profile]]` with its monitor and endpoints, then the rules across
