@@ -96,7 +96,7 @@ pub(crate) struct Inner {
     maintenance: std::sync::Mutex<MaintenanceStats>,
     /// Reload counters and the last error.
     pub(crate) reloads: std::sync::Mutex<ReloadStats>,
-    /// Retired snapshots, dropped by the monitor thread once no reader holds them.
+    /// Retired snapshots, dropped by the maintenance thread once no reader holds them.
     graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
     /// What the file watch last saw.
     watch: std::sync::Mutex<WatchState>,
