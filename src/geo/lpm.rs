@@ -269,6 +269,8 @@ fn flatten<T: Addr>(items: &mut [(T, u8, u32)], last_of: impl Fn(T, u8) -> T) ->
     (merged, dup)
 }
 
+// The lookup side runs on the query path: no indexing, no unwrap.
+#[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 impl PrefixTable {
     /// The most specific prefix containing `addr`. IPv4-mapped IPv6
     /// addresses are looked up as IPv4. No allocation.
@@ -352,6 +354,7 @@ impl PrefixTable {
 /// narrows the search to the intervals starting in `a`'s top-16-bit block,
 /// plus the one that began before it.
 #[inline]
+#[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 fn find<T: Copy + Ord>(starts: &[T], index: &[u32], a: T, hi: usize) -> Option<usize> {
     let lo = *index.get(hi)? as usize;
     let up = *index.get(hi + 1)? as usize;

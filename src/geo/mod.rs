@@ -60,6 +60,7 @@ pub struct LatencyTable {
 impl LatencyTable {
     /// The row for `addr`, and the prefix length it matched.
     #[inline]
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub fn row(&self, addr: IpAddr) -> Option<(&[u16], u8)> {
         let Hit { value, prefix_len } = self.prefixes.lookup(addr)?;
         let n = self.columns.len();
@@ -367,6 +368,7 @@ pub struct GeoTable {
 impl GeoTable {
     /// What is known of `addr`, and the prefix length that matched.
     #[inline]
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub fn lookup(&self, addr: IpAddr) -> Option<(GeoInfo, u8)> {
         let h = self.prefixes.lookup(addr)?;
         Some((*self.infos.get(h.value as usize)?, h.prefix_len))
