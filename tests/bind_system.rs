@@ -79,7 +79,7 @@ impl Named {
         self.child.id() as i32
     }
 
-    /// Threads of named whose name is ours (`tm-monitor`, `tm-probe-N`).
+    /// Threads of named whose name is ours (`tm-maint`, `tm-probe-N`).
     fn our_threads(&self, prefix: &str) -> usize {
         let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
             return 0;
@@ -196,8 +196,8 @@ fn failover_live_change_and_sighup_inside_named() {
             .map(|a| a.2.clone())
             .unwrap_or_default()
     };
-    // One monitor thread per instance.
-    assert_eq!(named.our_threads("tm-monitor"), 1);
+    // One maintenance thread per instance.
+    assert_eq!(named.our_threads("tm-maint"), 1);
     // SIGHUP: named creates a new instance, then destroys the old one.
     for _ in 0..3 {
         // SAFETY: kill(2) on our own child's PID.
@@ -206,7 +206,7 @@ fn failover_live_change_and_sighup_inside_named() {
         wait_for(10, "answers after SIGHUP", || app(&named) == "192.0.2.1");
     }
     wait_for(10, "old instances gone", || {
-        named.our_threads("tm-monitor") == 1
+        named.our_threads("tm-maint") == 1
     });
     assert!(
         named.our_threads("tm-probe") <= 2,
