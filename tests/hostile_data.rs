@@ -9,7 +9,10 @@
 //! seeds under `fuzz/corpus/mmdb` and `fuzz/corpus/latency_csv` came from it).
 
 mod common;
+#[path = "support/mmdb_writer.rs"]
+mod mmdb_writer;
 use common::*;
+use mmdb_writer::{V, enc};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -31,60 +34,6 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
 }
 
 // ---------------------------------------------------------------- MMDB writer
-
-/// MMDB data-section values.
-enum V {
-    Str(&'static str),
-    U16(u16),
-    U32(u32),
-    U64(u64),
-    Map(Vec<(&'static str, V)>),
-    Arr(Vec<V>),
-}
-
-fn ctrl(out: &mut Vec<u8>, ty: u8, size: usize) {
-    assert!(size < 29);
-    if ty <= 7 {
-        out.push((ty << 5) | size as u8);
-    } else {
-        out.push(size as u8);
-        out.push(ty - 7);
-    }
-}
-
-fn enc(v: &V, out: &mut Vec<u8>) {
-    match v {
-        V::Str(s) => {
-            ctrl(out, 2, s.len());
-            out.extend_from_slice(s.as_bytes());
-        }
-        V::U16(n) => {
-            ctrl(out, 5, 2);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::U32(n) => {
-            ctrl(out, 6, 4);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::U64(n) => {
-            ctrl(out, 9, 8);
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-        V::Map(kv) => {
-            ctrl(out, 7, kv.len());
-            for (k, v) in kv {
-                enc(&V::Str(k), out);
-                enc(v, out);
-            }
-        }
-        V::Arr(items) => {
-            ctrl(out, 11, items.len());
-            for i in items {
-                enc(i, out);
-            }
-        }
-    }
-}
 
 const MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
 
