@@ -61,12 +61,14 @@ impl NameBuf {
         self.len = 0;
         self.odd = false;
         self.suffix_from = 0;
-        if name.contains(&b'\\') {
-            return self.set_escaped(name);
-        }
+        let text = name;
         let name = name.strip_suffix(b".").unwrap_or(name);
         if name.len() > 253 {
-            return Err(NameError::NameTooLong);
+            // Escapes make the text longer than the name it spells.
+            return match text.contains(&b'\\') {
+                true => self.set_escaped(text),
+                false => Err(NameError::NameTooLong),
+            };
         }
         if name.is_empty() {
             return Ok(());
@@ -74,6 +76,10 @@ impl NameBuf {
         let mut label = 0usize;
         let mut odd = false;
         for (d, &b) in self.buf.iter_mut().zip(name) {
+            if b == b'\\' {
+                // Rare: decode label by label from the start.
+                return self.set_escaped(text);
+            }
             if b == b'.' {
                 if label == 0 {
                     return Err(NameError::EmptyLabel);

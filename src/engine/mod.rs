@@ -186,6 +186,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Clears the host bits of `addr` past `prefix`.
+#[inline]
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
@@ -204,6 +205,7 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 /// The client routing uses: the ECS subnet when it carries bits, else the
 /// peer. Every path (Rust, C, DLZ, wire, adapters) goes through here, so this
 /// is where an ECS prefix is checked against its family.
+#[inline]
 pub(crate) fn routing_client(
     peer: Option<IpAddr>,
     ecs: Option<(IpAddr, u8)>,
