@@ -626,3 +626,36 @@ fn endpoint_addresses_must_be_unicast() {
         assert!(err.starts_with("<string>:9:27:"), "{bad}: {err}");
     }
 }
+
+/// Found by the architecture review: a probe's verdict outlived its
+/// monitor. An endpoint Degraded by probes stayed Degraded for good once
+/// the profile's `[profile.monitor]` was removed (unprobed endpoints are
+/// always online). The admin override still carries.
+#[test]
+fn a_removed_monitor_takes_its_verdict_with_it() {
+    let dir = fresh_dir("monitor-removed");
+    let path = dir.join("tm.toml");
+    let closed = common::dns::free_port();
+    let body = |monitor: bool| {
+        format!(
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"p\"\nrouting = \"priority\"\nall_down = \"fail-closed\"\n{}\
+             [[profile.endpoint]]\nname = \"a\"\naddresses = [\"127.0.0.1\"]\nprobe = {{ port = {closed} }}\n",
+            if monitor {
+                "[profile.monitor]\nprotocol = \"tcp\"\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n"
+            } else {
+                ""
+            }
+        )
+    };
+    std::fs::write(&path, body(true)).unwrap();
+    let e = Engine::from_file(&path).unwrap();
+    assert!(e.wait_ready(Duration::from_secs(5)));
+    // fail-closed with its one endpoint Degraded: NODATA.
+    assert!(ask(&e, "p.tm.example", 1, None, None).answer.is_empty());
+    std::fs::write(&path, body(false)).unwrap();
+    e.reload().unwrap();
+    assert_eq!(ask(&e, "p.tm.example", 1, None, None).answer.len(), 1);
+    let ep = ep_status(&e, "p.tm.example", "a");
+    assert_eq!(ep["status"], "Online", "{ep}");
+}

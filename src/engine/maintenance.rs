@@ -108,11 +108,16 @@ impl Turns {
         self.inner.fault_point(Fault::MaintenancePanic);
         self.inner.watch_tick();
         self.inner.reap();
+        // One snapshot for the whole turn, and the generation it is: the
+        // prober's ids come from it, and `probed` reads it.
         let generation = self.inner.generation();
-        if generation != self.generation {
-            self.retarget(generation);
-        }
         let snap = self.inner.snapshot();
+        if self.inner.generation() != generation {
+            return; // a reload in between: next turn
+        }
+        if generation != self.generation {
+            self.retarget(&snap, generation);
+        }
         let now = Instant::now();
         self.prober.dispatch(now, |id| probed(&snap, id));
         let wait = self.prober.next_wait(now);
@@ -121,9 +126,8 @@ impl Turns {
         self.inner.publish(&changes);
     }
 
-    fn retarget(&mut self, generation: u64) {
-        let snap = self.inner.snapshot();
-        let targets = probe_targets(&snap);
+    fn retarget(&mut self, snap: &Snapshot, generation: u64) {
+        let targets = probe_targets(snap);
         let wanted = !targets.is_empty();
         let resets = self
             .prober
@@ -134,7 +138,6 @@ impl Turns {
             self.inner
                 .maintenance_stats_mut(|m| m.error = Some(msg.into()));
         }
-        drop(snap);
         self.inner.publish(&resets);
         self.generation = generation;
     }

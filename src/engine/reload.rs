@@ -58,6 +58,9 @@ impl Inner {
     /// validate a whole new snapshot off the query path, then swap it in.
     pub(crate) fn reload(&self, why: &str) -> Result<(), ConfigError> {
         let source = self.writer.lock();
+        // The watch's view of the files as they are before they are read: a
+        // change made while the build reads them is seen by the next check.
+        let before = self.stamps(&source);
         let cur = self.cell.load_full();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.fault_point(Fault::ReloadPanic);
@@ -77,6 +80,9 @@ impl Inner {
         let outcome = match result {
             Ok(next) => {
                 next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
+                // Not ready until the maintenance loop has looked at the new
+                // targets (wait_ready must not see the old answer).
+                crate::health::service::Prober::unready(&self.board);
                 let old = self.cell.swap(Arc::new(next));
                 // Release pairs with the Acquire in `Inner::generation`.
                 self.generation.fetch_add(1, Ordering::Release);
@@ -108,8 +114,20 @@ impl Inner {
                 Err(e)
             }
         };
-        // What the watch compares against from now on.
-        let stamps = self.stamps(&source);
+        // What the watch compares against from now on: each file as it was
+        // before the build read it (files the new config names for the
+        // first time, as they are now).
+        let stamps = self
+            .watched_files(&source)
+            .into_iter()
+            .map(|p| match before.iter().find(|(q, _)| q == &p) {
+                Some((_, st)) => (p, *st),
+                None => {
+                    let st = super::watch::stamp(&p);
+                    (p, st)
+                }
+            })
+            .collect();
         drop(source);
         if let Ok(mut w) = self.watch.lock() {
             w.stamps = stamps;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// (mtime in ns, size, inode) of one watched file; None if it cannot be read.
-type Stamp = Option<(i128, u64, u64)>;
+pub(crate) type Stamp = Option<(i128, u64, u64)>;
 
 #[derive(Debug, Default)]
 pub(crate) struct WatchState {
@@ -19,7 +19,7 @@ pub(crate) struct WatchState {
     pub(crate) pending: Option<(Vec<(PathBuf, Stamp)>, Instant)>,
 }
 
-fn stamp(p: &Path) -> Stamp {
+pub(crate) fn stamp(p: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(p).ok()?;
     Some((
@@ -32,7 +32,7 @@ fn stamp(p: &Path) -> Stamp {
 impl Inner {
     /// The files a reload reads: the config file (if any) and the data
     /// files the current configuration names.
-    fn watched_files(&self, source: &Source) -> Vec<PathBuf> {
+    pub(crate) fn watched_files(&self, source: &Source) -> Vec<PathBuf> {
         let snap = self.cell.load();
         let mut v = Vec::new();
         if let Source::File(p) = source {

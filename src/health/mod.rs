@@ -51,6 +51,9 @@ impl AdminState {
     }
 }
 
+/// The bits of a health word that hold the monitor status.
+pub(crate) const STATUS_BITS: u32 = 0b11;
+
 /// Which per-profile summary mask.
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
@@ -202,7 +205,7 @@ impl HealthTable {
     /// Sets the monitor status of endpoint `id`, keeping the other bits.
     pub fn set_status(&self, id: u32, s: MonitorStatus) {
         let old = self.word(id);
-        self.set_word(id, (old & !0b11) | s as u32);
+        self.set_word(id, (old & !STATUS_BITS) | s as u32);
     }
 
     /// Sets the admin state of endpoint `id`, keeping the other bits.

@@ -224,6 +224,12 @@ impl Prober {
         }
     }
 
+    /// Marks the report not ready until the next collection looks again
+    /// (a new configuration may bring targets not probed yet).
+    pub fn unready(board: &Mutex<Board>) {
+        lock(board).ready = false;
+    }
+
     /// Takes the targets of a (new) configuration. A target whose key and
     /// settings are unchanged keeps its state and schedule; a new one, or
     /// one whose settings changed, starts CheckingEndpoint and is probed at
@@ -278,7 +284,8 @@ impl Prober {
         if self.workers.len() < self.cap {
             self.grow_pool(self.cap);
         }
-        self.in_flight = slots.iter().filter(|s| s.in_flight).count();
+        // `in_flight` counts jobs sent and not yet finished, whether their
+        // target is still here or not: every finish takes one off.
         {
             let mut b = lock(&self.board);
             b.eps

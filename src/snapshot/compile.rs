@@ -12,7 +12,7 @@ use crate::answer::records;
 use crate::config::{Config, ConfigError, EndpointCfg, EndpointKind, ProfileCfg, Routing};
 use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
 use crate::geo::{GeoTable, LatencyTable};
-use crate::health::HealthTable;
+use crate::health::{HealthTable, STATUS_BITS};
 use std::collections::HashMap;
 
 /// The name table: full lowercase name without trailing dot → node.
@@ -351,23 +351,32 @@ fn health_table(
     health
 }
 
-/// Copies the health word of each endpoint that `prev` has too.
+/// Copies the health word of each endpoint that `prev` has too (the one
+/// mechanism by which health crosses a reload). The admin override always
+/// carries; the monitor status only while the profile stays monitored, or
+/// stays unmonitored: a probe's verdict must not outlive the monitor that
+/// made it, nor a status set from outside become a probe's.
 fn carry_health(
     prev: &Snapshot,
     profiles: &[Profile],
     endpoints: &[Endpoint],
     health: &HealthTable,
 ) {
-    let mut old: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut old: HashMap<(&str, &str), (u32, bool)> = HashMap::new();
     for (id, e) in prev.endpoints.iter().enumerate() {
-        old.insert(
-            (&prev.profiles[e.profile as usize].fqdn, &e.name),
-            id as u32,
-        );
+        let p = &prev.profiles[e.profile as usize];
+        old.insert((&p.fqdn, &e.name), (id as u32, p.monitor.is_some()));
     }
     for (id, e) in endpoints.iter().enumerate() {
-        if let Some(oid) = old.get(&(&*profiles[e.profile as usize].fqdn, &*e.name)) {
-            health.set_word(id as u32, prev.health.word(*oid));
+        let p = &profiles[e.profile as usize];
+        if let Some(&(oid, was_monitored)) = old.get(&(&*p.fqdn, &*e.name)) {
+            let word = prev.health.word(oid);
+            let word = if was_monitored == p.monitor.is_some() {
+                word
+            } else {
+                word & !STATUS_BITS
+            };
+            health.set_word(id as u32, word);
         }
     }
 }
