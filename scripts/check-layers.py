@@ -10,7 +10,8 @@ import sys
 # Bottom first. A module of layer n may use the modules of layers < n.
 LAYERS = [
     ["log", "name", "geo"],
-    ["answer", "config"],
+    ["answer"],
+    ["config"],
     ["health"],
     ["snapshot"],
     ["routing"],

@@ -1,4 +1,4 @@
-//! Multivalue: the first 16 candidates in priority order; the answer takes
+//! Multivalue: the first [`super::MAX_PICKS`] candidates in priority order; the answer takes
 //! up to `max_answers` addresses of the asked family from them, in order
 //! (an endpoint without that family is passed over).
 

@@ -95,7 +95,13 @@ pub(super) fn profile(
         None => 60,
     };
     let max_answers = match rp.max_answers {
-        Some(n) => in_range(loc, &join(&base, &[key("max_answers")]), n, 1, 8)? as u8,
+        Some(n) => in_range(
+            loc,
+            &join(&base, &[key("max_answers")]),
+            n,
+            1,
+            crate::answer::MAX_ANSWERS as i64,
+        )? as u8,
         None => 3,
     };
     let all_down = all_down(loc, &base, rp.all_down.as_deref())?;
