@@ -592,7 +592,11 @@ fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
         let (tx, rx) = std::sync::mpsc::channel();
         let e2 = e.clone();
         // Detached: a hanging reload must fail the test, not hang it.
-        std::thread::spawn(move || tx.send(e2.reload().map_err(|x| x.to_string())));
+        std::thread::spawn(move || {
+            let r = e2.reload().map_err(|x| x.to_string());
+            drop(e2); // before the answer: the test then holds the only reference
+            let _ = tx.send(r);
+        });
         let r = rx
             .recv_timeout(Duration::from_secs(5))
             .unwrap_or_else(|_| panic!("reload of {} hangs", target.display()));
