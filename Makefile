@@ -112,7 +112,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(DATADIR)/doc/trafficmgr
-SYSCONFDIR ?= $(PREFIX)/etc
+# /usr installs keep their configuration in /etc, as Debian and the FHS do.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 # Debian's AppArmor profile for named maps modules only from /usr/lib/bind/*.so.
 BINDDLZDIR ?= /usr/lib/bind

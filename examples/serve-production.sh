@@ -3,7 +3,7 @@
 # and response-rate limiting ON (it is off by default). See
 # docs/OPERATIONS.md, "The embedded front in production".
 #
-#   examples/serve-production.sh /etc/trafficmgr.toml 192.0.2.53:53 [2001:db8::53]:53 ...
+#   examples/serve-production.sh /etc/trafficmgr/trafficmgr.toml 192.0.2.53:53 [2001:db8::53]:53 ...
 #
 # SERVE_BIN overrides the binary (default: target/release/examples/serve).
 # Extra options after `--` are passed on (a later option wins).

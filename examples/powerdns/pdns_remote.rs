@@ -6,7 +6,7 @@
 //! UDP distributors + TCP), which is why the remote backend is used.
 //!
 //! ```text
-//! cargo run --release --example pdns-remote -- --config /etc/trafficmgr.toml --socket /run/pdns/tm.sock \
+//! cargo run --release --example pdns-remote -- --config /etc/trafficmgr/trafficmgr.toml --socket /run/pdns/tm.sock \
 //!     [--socket-group pdns] [--socket-mode 0660] [--max-connections 256] \
 //!     [--request-timeout 10] [--idle-timeout 0] [--max-line 65536]
 //! ```

@@ -79,6 +79,18 @@ function trafficmgr(o)
   assert(type(o.config) == "string", "trafficmgr: config (the TOML file's path) is required")
   assert(type(o.zones) == "table" and #o.zones > 0, "trafficmgr: zones (the [[zone]] names) are required")
   local lib = o.lib or ("libtrafficmgr.so." .. TM_ABI)
+  -- Checked now, at configuration time, so a missing library or one of
+  -- another ABI stops dnsdist at start instead of failing every query.
+  local ffi = require("ffi")
+  pcall(ffi.cdef, "uint32_t tm_abi_version(void);")
+  local ok, tm = pcall(ffi.load, lib)
+  if not ok then
+    error("trafficmgr: cannot load " .. lib .. ": " .. tostring(tm) ..
+          " (give lib = \"/full/path/libtrafficmgr.so.1\", or install the package)")
+  end
+  if tm.tm_abi_version() ~= TM_ABI then
+    error("trafficmgr: " .. lib .. " has ABI " .. tm.tm_abi_version() .. ", this glue expects " .. TM_ABI)
+  end
   local zones = newSuffixMatchNode()
   for _, z in ipairs(o.zones) do zones:add(newDNSName(z)) end
   addAction(SuffixMatchNodeRule(zones),

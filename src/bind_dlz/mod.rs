@@ -2,7 +2,7 @@
 //! same `libtrafficmgr.so`, so that `named` loads it with one stanza:
 //!
 //! ```text
-//! dlz "trafficmgr" { database "dlopen /usr/lib/bind/libtrafficmgr.so /etc/trafficmgr.toml"; };
+//! dlz "trafficmgr" { database "dlopen /usr/lib/bind/libtrafficmgr.so /etc/bind/trafficmgr.toml"; };
 //! ```
 //!
 //! Our own declarations of the ABI, written from BIND 9.18's
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn dlz_create(
             say(
                 LogLevel::Error,
                 &format!(
-                    "dlz {name}: the database line needs the config file: \"dlopen /path/libtrafficmgr.so /etc/trafficmgr.toml\""
+                    "dlz {name}: the database line needs the config file: \"dlopen /usr/lib/bind/libtrafficmgr.so /etc/bind/trafficmgr.toml\""
                 ),
             );
             return ISC_R_FAILURE;
