@@ -35,6 +35,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
+    /// An error tied to no place in the file (a record that cannot be
+    /// encoded, a thread that cannot start, a panic while loading).
+    pub(crate) fn general(message: String) -> ConfigError {
+        ConfigError {
+            file: String::new(),
+            line: 0,
+            col: 0,
+            path: String::new(),
+            message,
+        }
+    }
+
     /// A data file named by the config key `key` (`engine.geoip_db`,
     /// `engine.latency_table`) could not be read: the same file, line,
     /// column and message, at that key.

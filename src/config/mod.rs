@@ -15,7 +15,7 @@ pub use model::{
     AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, GeoCode, MonitorCfg, ProbeProtocol,
     ProfileCfg, RegionCfg, Routing, ZoneCfg,
 };
-pub use raw::{
+pub(crate) use raw::{
     RawConfig, RawEndpoint, RawEngine, RawMonitor, RawProbe, RawProfile, RawRegion, RawZone, parse,
 };
 pub use rules::{is_secret_header, valid_dns_name};

@@ -150,14 +150,9 @@ impl Inner {
         if changes.is_empty() {
             return;
         }
-        {
-            let _w = self.writer_lock();
-            let cur = self.snapshot();
-            for t in changes {
-                if let Some(id) = cur.find_endpoint(&t.key.0, &t.key.1) {
-                    cur.health.set_status(id, t.status);
-                }
-            }
+        for t in changes {
+            // A target gone from the configuration meanwhile: nothing to write.
+            let _ = self.write_health(&t.key.0, &t.key.1, |h, id| h.set_status(id, t.status));
         }
         for t in changes {
             let level = match t.status {

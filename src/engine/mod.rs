@@ -158,8 +158,22 @@ impl Inner {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub(crate) fn writer_lock(&self) -> parking_lot::MutexGuard<'_, Source> {
-        self.writer.lock()
+    /// Writes one endpoint's health word in the current snapshot, found by
+    /// name, under the writer lock: the one way every writer (admin and
+    /// monitor calls, the probe service) changes health without a reload.
+    pub(crate) fn write_health(
+        &self,
+        profile: &str,
+        endpoint: &str,
+        write: impl FnOnce(&crate::health::HealthTable, u32),
+    ) -> Result<(), String> {
+        let _w = self.writer.lock();
+        let snap = self.cell.load();
+        let id = snap
+            .find_endpoint(profile, endpoint)
+            .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
+        write(&snap.health, id);
+        Ok(())
     }
 }
 
@@ -288,13 +302,9 @@ impl Engine {
         let maintenance = match Maintenance::start(inner.clone(), prober) {
             Ok(m) => Some(m),
             Err(err) => {
-                return Err(ConfigError {
-                    file: String::new(),
-                    line: 0,
-                    col: 0,
-                    path: String::new(),
-                    message: format!("cannot start the maintenance thread: {err}"),
-                });
+                return Err(ConfigError::general(format!(
+                    "cannot start the maintenance thread: {err}"
+                )));
             }
         };
         let e = Engine { inner, maintenance };
@@ -423,7 +433,9 @@ impl Engine {
         )
     }
 
-    /// The current snapshot (for inspection; queries use their own load).
+    /// The current snapshot (for the project's own tests; queries use
+    /// their own load).
+    #[doc(hidden)]
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.cell.load_full()
     }
@@ -435,13 +447,8 @@ impl Engine {
         endpoint: &str,
         status: MonitorStatus,
     ) -> Result<(), String> {
-        let _w = self.inner.writer.lock();
-        let snap = self.inner.cell.load();
-        let id = snap
-            .find_endpoint(profile, endpoint)
-            .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
-        snap.health.set_status(id, status);
-        Ok(())
+        self.inner
+            .write_health(profile, endpoint, |h, id| h.set_status(id, status))
     }
 
     /// Sets an operator override of an endpoint, at once and without a
@@ -454,13 +461,8 @@ impl Engine {
         endpoint: &str,
         state: AdminState,
     ) -> Result<(), String> {
-        let _w = self.inner.writer.lock();
-        let snap = self.inner.cell.load();
-        let id = snap
-            .find_endpoint(profile, endpoint)
-            .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
-        snap.health.set_admin(id, state);
-        drop(_w);
+        self.inner
+            .write_health(profile, endpoint, |h, id| h.set_admin(id, state))?;
         self.log(
             LogLevel::Info,
             &format!(

@@ -67,13 +67,10 @@ impl Inner {
             build(&source, Some(&cur))
         }))
         .unwrap_or_else(|p| {
-            Err(ConfigError {
-                file: String::new(),
-                line: 0,
-                col: 0,
-                path: String::new(),
-                message: format!("internal error while loading: {}", panic_message(&*p)),
-            })
+            Err(ConfigError::general(format!(
+                "internal error while loading: {}",
+                panic_message(&*p)
+            )))
         });
         drop(cur);
         let now = now_unix();

@@ -9,7 +9,11 @@
 //! drained, admin-enabled) are kept in step by the writers, so a query reads
 //! four words per profile instead of one per endpoint.
 
+// The probe and the probe service: the engine's, public only for the
+// project's own tests.
+#[doc(hidden)]
 pub mod probe;
+#[doc(hidden)]
 pub mod service;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -60,13 +60,7 @@ impl Snapshot {
 
 /// A compile error: what could not be encoded, and why.
 fn rec_err(what: &str, e: String) -> ConfigError {
-    ConfigError {
-        file: String::new(),
-        line: 0,
-        col: 0,
-        path: String::new(),
-        message: format!("{what}: {e}"),
-    }
+    ConfigError::general(format!("{what}: {e}"))
 }
 
 /// The SOA serial comes from the config text, so every server loading the
