@@ -189,159 +189,145 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
     let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else {
         return Err(WireError::Drop);
     };
-    if b.len() < 12 {
-        return Err(WireError::Drop);
-    }
-    if flags & 0x8000 != 0 {
+    if b.len() < 12 || flags & 0x8000 != 0 {
         return Err(WireError::Drop);
     }
     let opcode = ((flags >> 11) & 0xF) as u8;
     let rd = flags & 0x0100 != 0;
     let cd = flags & 0x0010 != 0;
-    let qd = u16_at(b, 4).unwrap_or(0);
-    let an = u16_at(b, 6).unwrap_or(0);
-    let ns = u16_at(b, 8).unwrap_or(0);
-    let ar = u16_at(b, 10).unwrap_or(0);
-    let formerr = |question| {
+    let count = |at| u16_at(b, at).unwrap_or(0);
+    let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
+    let refuse = |rcode, question| {
         Ok(Parsed::Error {
             id,
             opcode,
             rd,
-            rcode: Rcode::FormErr,
+            rcode,
             question,
         })
     };
     if qd != 1 {
-        return if opcode != 0 {
-            Ok(Parsed::Error {
-                id,
-                opcode,
-                rd,
-                rcode: Rcode::NotImp,
-                question: &[],
-            })
+        let rcode = if opcode != 0 {
+            Rcode::NotImp
         } else {
-            formerr(&[])
+            Rcode::FormErr
         };
+        return refuse(rcode, &[]);
     }
-    // Question: uncompressed labels.
-    let mut name = NameBuf::root();
-    let mut i = 12;
-    loop {
-        let Some(&len) = b.get(i) else {
-            return formerr(&[]);
-        };
-        if len == 0 {
-            i += 1;
-            break;
-        }
-        if len & 0xC0 != 0 {
-            return formerr(&[]);
-        }
-        let Some(label) = b.get(i + 1..i + 1 + usize::from(len)) else {
-            return formerr(&[]);
-        };
-        if name.push_label(label).is_err() {
-            return formerr(&[]);
-        }
-        i += 1 + usize::from(len);
-    }
-    let qname_wire_len = i - 12;
-    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else {
-        return formerr(&[]);
-    };
-    i += 4;
-    let question = b.get(12..i).unwrap_or_default();
-    if opcode != 0 {
-        return Ok(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: Rcode::NotImp,
-            question,
-        });
-    }
-    // Skip answer and authority records (an OPT record belongs only in
-    // the additional section: RFC 6891 §6.1.1).
-    for _ in 0..(u32::from(an) + u32::from(ns)) {
-        let Some(j) = skip_name(b, i) else {
-            return formerr(question);
-        };
-        let (Some(t), Some(rdlen)) = (u16_at(b, j), u16_at(b, j + 8)) else {
-            return formerr(question);
-        };
-        if t == rtype::OPT {
-            return formerr(question);
-        }
-        i = j + 10 + usize::from(rdlen);
-        if i > b.len() {
-            return formerr(question);
-        }
-    }
+    // Built in place: the 256-octet name is never copied.
     let mut q = WireQuery {
         id,
         opcode,
         rd,
         cd,
-        name,
-        qname_wire_len,
-        qtype,
-        qclass,
-        question,
+        name: NameBuf::root(),
+        qname_wire_len: 0,
+        qtype: 0,
+        qclass: 0,
+        question: &[],
         edns: false,
         edns_version: 0,
         udp_size: 512,
         dnssec_ok: false,
         ecs: None,
     };
-    for _ in 0..ar {
-        let Some(j) = skip_name(b, i) else {
-            return formerr(question);
-        };
-        let (Some(t), Some(class), Some(ttl_hi), Some(ttl_lo), Some(rdlen)) = (
-            u16_at(b, j),
-            u16_at(b, j + 2),
-            u16_at(b, j + 4),
-            u16_at(b, j + 6),
-            u16_at(b, j + 8),
-        ) else {
-            return formerr(question);
-        };
-        let rd_start = j + 10;
-        let rd_end = rd_start + usize::from(rdlen);
-        let Some(rdata) = b.get(rd_start..rd_end) else {
-            return formerr(question);
-        };
+    let Some(end) = question(b, &mut q) else {
+        return refuse(Rcode::FormErr, &[]);
+    };
+    let question = b.get(12..end).unwrap_or_default();
+    if opcode != 0 {
+        return refuse(Rcode::NotImp, question);
+    }
+    q.question = question;
+    let after = skip_records(b, end, u32::from(an) + u32::from(ns));
+    match after.and_then(|i| additional(b, i, ar, &mut q)) {
+        Some(()) => Ok(Parsed::Query(q)),
+        None => refuse(Rcode::FormErr, question),
+    }
+}
+
+/// Reads the question at offset 12 into `q` (name from uncompressed
+/// labels, type, class); returns the offset after it.
+fn question(b: &[u8], q: &mut WireQuery) -> Option<usize> {
+    let name = &mut q.name;
+    let mut i = 12;
+    loop {
+        let len = *b.get(i)?;
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        let label = b.get(i + 1..i + 1 + usize::from(len))?;
+        name.push_label(label).ok()?;
+        i += 1 + usize::from(len);
+    }
+    q.qname_wire_len = i - 12;
+    q.qtype = u16_at(b, i)?;
+    q.qclass = u16_at(b, i + 2)?;
+    Some(i + 4)
+}
+
+/// Skips `n` answer and authority records from offset `i`; an OPT record
+/// there is malformed (it belongs only in the additional section: RFC 6891
+/// §6.1.1).
+fn skip_records(b: &[u8], mut i: usize, n: u32) -> Option<usize> {
+    for _ in 0..n {
+        let j = skip_name(b, i)?;
+        let (t, rdlen) = (u16_at(b, j)?, u16_at(b, j + 8)?);
+        if t == rtype::OPT {
+            return None;
+        }
+        i = j + 10 + usize::from(rdlen);
+        if i > b.len() {
+            return None;
+        }
+    }
+    Some(i)
+}
+
+/// Reads `n` additional records from offset `i` into `q`: EDNS from the
+/// one OPT record (owned by the root), others skipped.
+fn additional(b: &[u8], mut i: usize, n: u16, q: &mut WireQuery) -> Option<()> {
+    for _ in 0..n {
+        let j = skip_name(b, i)?;
+        let (t, class) = (u16_at(b, j)?, u16_at(b, j + 2)?);
+        let (ttl_hi, ttl_lo, rdlen) = (u16_at(b, j + 4)?, u16_at(b, j + 6)?, u16_at(b, j + 8)?);
+        let rd_end = j + 10 + usize::from(rdlen);
+        let rdata = b.get(j + 10..rd_end)?;
         if t == rtype::OPT {
             if q.edns || b.get(i) != Some(&0) {
-                return formerr(question);
+                return None;
             }
             q.edns = true;
             q.udp_size = class.max(512);
             q.edns_version = (ttl_hi & 0xFF) as u8;
             q.dnssec_ok = ttl_lo & 0x8000 != 0;
-            let mut k = 0;
-            while let (Some(code), Some(olen)) = (u16_at(rdata, k), u16_at(rdata, k + 2)) {
-                let olen = usize::from(olen);
-                let Some(opt) = rdata.get(k + 4..k + 4 + olen) else {
-                    return formerr(question);
-                };
-                if code == 8 {
-                    // One ECS option at most (RFC 7871 §7.1.1).
-                    match parse_ecs(opt) {
-                        Some(e) if q.ecs.is_none() => q.ecs = Some(e),
-                        _ => return formerr(question),
-                    }
-                }
-                k += 4 + olen;
-            }
-            if k != rdata.len() {
-                return formerr(question);
-            }
+            edns_options(rdata, q)?;
         }
         i = rd_end;
     }
-    Ok(Parsed::Query(q))
+    Some(())
+}
+
+/// The options of the OPT record: ECS (at most one, RFC 7871 §7.1.1) is
+/// kept, others skipped; the options must fill RDATA exactly.
+fn edns_options(rdata: &[u8], q: &mut WireQuery) -> Option<()> {
+    let mut k = 0;
+    while let (Some(code), Some(olen)) = (u16_at(rdata, k), u16_at(rdata, k + 2)) {
+        let olen = usize::from(olen);
+        let opt = rdata.get(k + 4..k + 4 + olen)?;
+        if code == 8 {
+            if q.ecs.is_some() {
+                return None;
+            }
+            q.ecs = Some(parse_ecs(opt)?);
+        }
+        k += 4 + olen;
+    }
+    (k == rdata.len()).then_some(())
 }
 
 /// RFC 7871 §6 and §7.1.1: family 1 or 2, source within the family, scope 0
