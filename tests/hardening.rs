@@ -665,3 +665,28 @@ fn a_removed_monitor_takes_its_verdict_with_it() {
     let ep = ep_status(&e, "p.tm.example", "a");
     assert_eq!(ep["status"], "Online", "{ep}");
 }
+
+/// Found by the hostile review: a CNAME target equal to the profile's own
+/// name (a loop no resolver can follow) was accepted.
+#[test]
+fn a_target_that_is_the_profile_itself_is_refused() {
+    for target in ["p.tm.example", "P.TM.Example."] {
+        let cfg = format!(
+            "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"p\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"a\"\ntarget = \"{target}\"\n"
+        );
+        let err = Engine::from_toml(&cfg, None).unwrap_err().to_string();
+        assert!(
+            err.contains("profile[0].endpoint[0].target") && err.contains("own name"),
+            "{target}: {err}"
+        );
+    }
+    // Another profile's name is a fine target (a CNAME chain we answer too).
+    let cfg = "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+               [[profile]]\nname = \"p\"\nrouting = \"priority\"\n\
+               [[profile.endpoint]]\nname = \"a\"\ntarget = \"q.tm.example\"\n\
+               [[profile]]\nname = \"q\"\nrouting = \"priority\"\n\
+               [[profile.endpoint]]\nname = \"b\"\ntarget = \"b.example\"\n";
+    assert!(Engine::from_toml(cfg, None).is_ok());
+}

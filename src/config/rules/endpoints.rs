@@ -18,6 +18,8 @@ use std::net::IpAddr;
 pub(super) struct EndpointScope<'a> {
     /// The profile's routing method.
     pub(super) routing: Routing,
+    /// This profile's full name.
+    pub(super) my_fqdn: &'a str,
     /// Every profile's full name, by position.
     pub(super) fqdns: &'a [String],
     /// The profile's zone (a nested `profile` may be named relative to it).
@@ -149,6 +151,12 @@ fn kind(
     }
     let kind = if let Some(t) = &re.target {
         valid_dns_name(t).map_err(|m| loc.error(&join(eb, &[key("target")]), m))?;
+        if normalized(t) == scope.my_fqdn {
+            return Err(loc.error(
+                &join(eb, &[key("target")]),
+                format!("`{t}` is this profile's own name: a CNAME to itself never resolves"),
+            ));
+        }
         EndpointKind::Target(normalized(t))
     } else if let Some(addrs) = &re.addresses {
         EndpointKind::Addresses(addresses(loc, eb, addrs)?)

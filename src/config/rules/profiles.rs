@@ -118,6 +118,7 @@ pub(super) fn profile(
     }
     let scope = EndpointScope {
         routing,
+        my_fqdn: &names.fqdns[pi],
         fqdns: &names.fqdns,
         my_zone: names.fqdns[pi]
             .get(normalized(&rp.name).len() + 1..)
