@@ -1,6 +1,6 @@
 //! The repository is the whole product: no tracked file refers to a path
 //! outside it. A relative path that climbs out of the repository from both
-//! the file's folder and the top (`../shared/...`, `../../x`), or an
+//! the file's folder and the top (`../../x`, the old sibling folder), or an
 //! absolute path into a developer's machine (`/work/...`, `/home/...`),
 //! fails this test; so does a reference to the old sibling folder
 //! `shared/` of the project's first workspace.
@@ -66,6 +66,10 @@ fn escapes(depth: usize, rel: &str) -> bool {
     false
 }
 
+/// The folder this repository once sat beside, spelt so that this file does
+/// not itself contain the reference it looks for.
+const SIBLING: &str = concat!("..", "/", "shared");
+
 /// The references to outside paths in `text`, for a file `depth` folders
 /// below the top.
 fn outside_refs(text: &str, depth: usize) -> Vec<String> {
@@ -92,7 +96,7 @@ fn outside_refs(text: &str, depth: usize) -> Vec<String> {
     }
     for pat in [
         // The folder this repository once sat beside, however it is reached.
-        "../shared",
+        SIBLING,
         "..\\shared",
         "/work/",
         "/home/",
@@ -115,12 +119,12 @@ fn outside_refs(text: &str, depth: usize) -> Vec<String> {
 
 #[test]
 fn the_checker_sees_outside_references() {
-    assert_eq!(outside_refs("see ../shared/SPEC.md", 0).len(), 3);
+    assert_eq!(outside_refs(&format!("see {SIBLING}/SPEC.md"), 0).len(), 3);
     assert_eq!(outside_refs("python3 ../../tools/x", 1), ["../../tools/x"]);
     assert!(!outside_refs("/home/dev/checkout/x", 0).is_empty());
-    // From a subfolder, `../shared/x` stays inside lexically; still caught.
-    assert!(!outside_refs("see ../shared/x", 1).is_empty());
-    assert!(!outside_refs("$(CURDIR)/../shared/x", 0).is_empty());
+    // From a subfolder, the sibling's path stays inside lexically; still caught.
+    assert!(!outside_refs(&format!("see {SIBLING}/x"), 1).is_empty());
+    assert!(!outside_refs(&format!("$(CURDIR)/{SIBLING}/x"), 0).is_empty());
     assert!(outside_refs("#[path = \"../tools/make-latency-table.rs\"]", 1).is_empty());
     assert!(outside_refs("cd .. && ls ../README.md", 1).is_empty());
     assert!(outside_refs("tm_engine_open_shared(a)", 0).is_empty());
