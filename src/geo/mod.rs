@@ -111,17 +111,12 @@ impl LatencyTable {
         file: &str,
         known_region: &dyn Fn(&str) -> bool,
     ) -> Result<LatencyTable, GeoError> {
-        let err = |line: usize, col: usize, message: String| GeoError {
-            file: file.to_string(),
-            line,
-            col,
-            message,
-        };
+        let at = At(file);
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut lines = bytes.split(|b| *b == b'\n').enumerate().map(|(i, l)| {
             let l = l.strip_suffix(b"\r").unwrap_or(l);
             std::str::from_utf8(l).map(|t| (i + 1, t)).map_err(|e| {
-                err(
+                at.err(
                     i + 1,
                     e.valid_up_to() + 1,
                     "the line is not valid UTF-8".into(),
@@ -132,50 +127,7 @@ impl LatencyTable {
             Some(h) => h?.1,
             None => "",
         };
-        if header.trim().is_empty() {
-            return Err(err(
-                1,
-                1,
-                "the file is empty; expected a header `prefix,<region>,…`".into(),
-            ));
-        }
-        let mut cols = header.split(',');
-        if cols.next().map(str::trim) != Some("prefix") {
-            return Err(err(
-                1,
-                1,
-                "the header must start with `prefix`, then region names".into(),
-            ));
-        }
-        let mut columns = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut col = "prefix,".len() + 1;
-        for c in cols {
-            let name = c.trim().to_ascii_lowercase();
-            if !known_region(&name) {
-                return Err(err(
-                    1,
-                    col,
-                    format!(
-                        "column `{}` is not a known region; add it with [[region]]",
-                        shown(c.trim())
-                    ),
-                ));
-            }
-            if !seen.insert(name.clone()) {
-                return Err(err(
-                    1,
-                    col,
-                    format!("region `{}` has two columns", shown(&name)),
-                ));
-            }
-            columns.push(name);
-            col += c.len() + 1;
-        }
-        if columns.is_empty() {
-            return Err(err(1, 1, "the header names no region".into()));
-        }
-        drop(seen);
+        let columns = header_columns(&at, header, known_region)?;
         let n = columns.len();
         let mut cells: Vec<u16> = Vec::new();
         let mut distinct: HashMap<Vec<u16>, u32> = HashMap::new();
@@ -187,60 +139,11 @@ impl LatencyTable {
             if line.trim().is_empty() {
                 continue;
             }
-            let mut fields = line.split(',');
-            let pfx = fields.next().unwrap_or("").trim();
-            let (addr, plen) = parse_prefix(pfx).ok_or_else(|| {
-                err(
-                    lineno,
-                    1,
-                    format!(
-                        "`{}` is not an IPv4 or IPv6 prefix such as 203.0.113.0/24",
-                        shown(pfx)
-                    ),
-                )
-            })?;
-            let mut col = pfx.len() + 2;
-            let mut count = 0;
-            for (ci, f) in fields.enumerate() {
-                if ci >= n {
-                    return Err(err(
-                        lineno,
-                        col,
-                        format!("more cells than the header's {n} regions"),
-                    ));
-                }
-                let t = f.trim();
-                row[ci] = if t.is_empty() {
-                    RTT_UNKNOWN
-                } else {
-                    match t.parse::<f64>() {
-                        Ok(ms) if (0.0..65535.0).contains(&ms) => ms.round() as u16,
-                        _ => {
-                            return Err(err(
-                                lineno,
-                                col,
-                                format!(
-                                    "`{}` is not a round-trip time in ms (0 ..= 65534, empty = unknown)",
-                                    shown(t)
-                                ),
-                            ));
-                        }
-                    }
-                };
-                col += f.len() + 1;
-                count += 1;
-            }
-            if count != n {
-                return Err(err(
-                    lineno,
-                    col,
-                    format!("{count} cells; the header has {n} regions"),
-                ));
-            }
+            let (addr, plen) = parse_row(&at, lineno, line, &mut row)?;
             let id = match distinct.get(&row) {
                 Some(id) => *id,
                 None if cells.len() / n > lpm::MAX_VALUE as usize => {
-                    return Err(err(
+                    return Err(at.err(
                         lineno,
                         1,
                         format!("more than {} distinct rows", lpm::MAX_VALUE),
@@ -257,33 +160,10 @@ impl LatencyTable {
             rows += 1;
         }
         let (prefixes, dup) = b.build_lenient();
-        let mut warnings = Vec::new();
-        if let Some(d) = dup {
-            // Rare: one more pass to name the lines of the first duplicate.
-            let (addr, plen) = d.example;
-            let key = masked(addr, plen);
-            let mut at = Vec::new();
-            for (i, l) in bytes.split(|b| *b == b'\n').enumerate().skip(1) {
-                let p = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|t| parse_prefix(t.split(',').next().unwrap_or("").trim()));
-                if p.is_some_and(|(a, pl)| masked(a, pl) == key) {
-                    at.push(i + 1);
-                    if at.len() == 2 {
-                        break;
-                    }
-                }
-            }
-            let (first, line) = (
-                at.first().copied().unwrap_or(0),
-                at.get(1).copied().unwrap_or(0),
-            );
-            warnings.push(format!(
-                "{file}:{line}: prefix {addr}/{plen} is also on line {first}; the later row wins \
-                 ({} prefix(es) of the table are listed more than once)",
-                d.count
-            ));
-        }
+        let warnings = dup
+            .map(|d| duplicate_warning(bytes, file, &d))
+            .into_iter()
+            .collect();
         cells.shrink_to_fit();
         Ok(LatencyTable {
             columns,
@@ -293,6 +173,160 @@ impl LatencyTable {
             warnings,
         })
     }
+}
+
+/// Where a latency-table error is: the file, for [`GeoError`]s at a line
+/// and column.
+struct At<'a>(&'a str);
+
+impl At<'_> {
+    fn err(&self, line: usize, col: usize, message: String) -> GeoError {
+        GeoError {
+            file: self.0.to_string(),
+            line,
+            col,
+            message,
+        }
+    }
+}
+
+/// The header `prefix,<region>,…`: the region columns, each a known region
+/// and none twice.
+fn header_columns(
+    at: &At<'_>,
+    header: &str,
+    known_region: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, GeoError> {
+    if header.trim().is_empty() {
+        return Err(at.err(
+            1,
+            1,
+            "the file is empty; expected a header `prefix,<region>,…`".into(),
+        ));
+    }
+    let mut cols = header.split(',');
+    if cols.next().map(str::trim) != Some("prefix") {
+        return Err(at.err(
+            1,
+            1,
+            "the header must start with `prefix`, then region names".into(),
+        ));
+    }
+    let mut columns = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut col = "prefix,".len() + 1;
+    for c in cols {
+        let name = c.trim().to_ascii_lowercase();
+        if !known_region(&name) {
+            return Err(at.err(
+                1,
+                col,
+                format!(
+                    "column `{}` is not a known region; add it with [[region]]",
+                    shown(c.trim())
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(at.err(1, col, format!("region `{}` has two columns", shown(&name))));
+        }
+        columns.push(name);
+        col += c.len() + 1;
+    }
+    if columns.is_empty() {
+        return Err(at.err(1, 1, "the header names no region".into()));
+    }
+    Ok(columns)
+}
+
+/// One data line: its prefix, and its cells into `row` (one per region,
+/// empty = unknown).
+fn parse_row(
+    at: &At<'_>,
+    lineno: usize,
+    line: &str,
+    row: &mut [u16],
+) -> Result<(IpAddr, u8), GeoError> {
+    let n = row.len();
+    let mut fields = line.split(',');
+    let pfx = fields.next().unwrap_or("").trim();
+    let (addr, plen) = parse_prefix(pfx).ok_or_else(|| {
+        at.err(
+            lineno,
+            1,
+            format!(
+                "`{}` is not an IPv4 or IPv6 prefix such as 203.0.113.0/24",
+                shown(pfx)
+            ),
+        )
+    })?;
+    let mut col = pfx.len() + 2;
+    let mut count = 0;
+    for (cell, f) in fields.enumerate() {
+        let Some(slot) = row.get_mut(cell) else {
+            return Err(at.err(
+                lineno,
+                col,
+                format!("more cells than the header's {n} regions"),
+            ));
+        };
+        let t = f.trim();
+        *slot = if t.is_empty() {
+            RTT_UNKNOWN
+        } else {
+            match t.parse::<f64>() {
+                Ok(ms) if (0.0..65535.0).contains(&ms) => ms.round() as u16,
+                _ => {
+                    return Err(at.err(
+                        lineno,
+                        col,
+                        format!(
+                            "`{}` is not a round-trip time in ms (0 ..= 65534, empty = unknown)",
+                            shown(t)
+                        ),
+                    ));
+                }
+            }
+        };
+        col += f.len() + 1;
+        count += 1;
+    }
+    if count != n {
+        return Err(at.err(
+            lineno,
+            col,
+            format!("{count} cells; the header has {n} regions"),
+        ));
+    }
+    Ok((addr, plen))
+}
+
+/// The warning for prefixes listed twice, naming the two lines of the first
+/// (rare: one more pass over the file).
+fn duplicate_warning(bytes: &[u8], file: &str, d: &lpm::Duplicate) -> String {
+    let (addr, plen) = d.example;
+    let key = masked(addr, plen);
+    let mut at = Vec::new();
+    for (i, l) in bytes.split(|b| *b == b'\n').enumerate().skip(1) {
+        let p = std::str::from_utf8(l)
+            .ok()
+            .and_then(|t| parse_prefix(t.split(',').next().unwrap_or("").trim()));
+        if p.is_some_and(|(a, pl)| masked(a, pl) == key) {
+            at.push(i + 1);
+            if at.len() == 2 {
+                break;
+            }
+        }
+    }
+    let (first, line) = (
+        at.first().copied().unwrap_or(0),
+        at.get(1).copied().unwrap_or(0),
+    );
+    format!(
+        "{file}:{line}: prefix {addr}/{plen} is also on line {first}; the later row wins \
+         ({} prefix(es) of the table are listed more than once)",
+        d.count
+    )
 }
 
 /// `s`, cut to 40 characters for an error message.
