@@ -49,7 +49,7 @@ check-layers:
 # The 1M-prefix table for the performance test and the benchmark: synthetic,
 # deterministic, made by the project's own generator (tools/make-latency-table.rs).
 latency-1m: $(LATENCY_1M)
-$(LATENCY_1M): tools/make-latency-table.rs
+$(LATENCY_1M): tools/make-latency-table.rs tools/default-regions.in
 	@mkdir -p target
 	$(CARGO) run --locked --example make-latency-table -- $@.tmp --ipv6
 	mv $@.tmp $@

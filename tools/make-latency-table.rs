@@ -29,22 +29,7 @@ use trafficmgr::geo::builtin;
 use trafficmgr::geo::distance::{estimated_rtt_ms, great_circle_km};
 
 /// The regions of the default table (the 14-region performance profile).
-pub const DEFAULT_REGIONS: [&str; 14] = [
-    "eastus",
-    "westus2",
-    "centralus",
-    "brazilsouth",
-    "westeurope",
-    "northeurope",
-    "uksouth",
-    "southafricanorth",
-    "uaenorth",
-    "centralindia",
-    "southeastasia",
-    "eastasia",
-    "japaneast",
-    "australiaeast",
-];
+pub const DEFAULT_REGIONS: [&str; 14] = include!("default-regions.in");
 
 /// IPv4 rows per prefix length, /8 to /32.
 const V4_ROWS: [u32; 25] = [

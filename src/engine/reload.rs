@@ -79,7 +79,9 @@ impl Inner {
                 next.warnings().for_each(|w| self.log(LogLevel::Warn, w));
                 // Not ready until the maintenance loop has looked at the new
                 // targets (wait_ready must not see the old answer).
-                crate::health::service::Prober::unready(&self.board);
+                if let Ok(mut b) = self.board.lock() {
+                    b.ready = false;
+                }
                 let old = self.cell.swap(Arc::new(next));
                 // Release pairs with the Acquire in `Inner::generation`.
                 self.generation.fetch_add(1, Ordering::Release);

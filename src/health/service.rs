@@ -224,12 +224,6 @@ impl Prober {
         }
     }
 
-    /// Marks the report not ready until the next collection looks again
-    /// (a new configuration may bring targets not probed yet).
-    pub fn unready(board: &Mutex<Board>) {
-        lock(board).ready = false;
-    }
-
     /// Takes the targets of a (new) configuration. A target whose key and
     /// settings are unchanged keeps its state and schedule; a new one, or
     /// one whose settings changed, starts CheckingEndpoint and is probed at

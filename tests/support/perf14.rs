@@ -3,22 +3,7 @@
 #![allow(dead_code)]
 
 /// The regions of `make-latency-table`'s default table.
-pub const REGIONS: [&str; 14] = [
-    "eastus",
-    "westus2",
-    "centralus",
-    "brazilsouth",
-    "westeurope",
-    "northeurope",
-    "uksouth",
-    "southafricanorth",
-    "uaenorth",
-    "centralindia",
-    "southeastasia",
-    "eastasia",
-    "japaneast",
-    "australiaeast",
-];
+pub const REGIONS: [&str; 14] = include!("../../tools/default-regions.in");
 
 /// A config with zone `tm.example` and profile `www` (performance) with one
 /// endpoint `<region>.example` per region, reading `table`.
