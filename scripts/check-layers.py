@@ -17,7 +17,7 @@ LAYERS = [
     ["log", "name", "geo"],
     ["answer"],
     ["config"],
-    ["health"],
+    ["health", "admin_file"],
     ["snapshot"],
     ["routing"],
     ["query"],
