@@ -54,7 +54,7 @@ pub enum Setting {
 
 impl Setting {
     /// Every setting, in the order the docs list them.
-    pub const ALL: [Setting; 5] = [
+    pub(crate) const ALL: [Setting; 5] = [
         Setting::Drain,
         Setting::Disabled,
         Setting::Enabled,
