@@ -309,21 +309,25 @@ fn failover_live_change_and_knotc_reload_inside_knotd() {
     let probes = knot.our_threads("tm-probe");
     assert!(probes >= 1, "the engine probes inside knotd");
     // knotc reload: Knot creates the new module instances, then drops the
-    // old; the engine is shared by path, so exactly one set of threads is
-    // left, and health is kept (the primary is answered at once).
+    // old; they hold the same engine (shared by path), so exactly one set
+    // of threads is left and health is kept: with the primary down, the
+    // answer right after each reload is still the secondary (a new engine
+    // would serve the primary until its first probe failed: the primary
+    // hangs, so a first probe takes the whole 500 ms timeout).
+    f.primary.set(common::backend::Mode::Hang);
+    wait_for(10, "failover before the reloads", || {
+        app(&knot) == "192.0.2.2"
+    });
     for _ in 0..3 {
         knot.knotc("reload");
-        wait_for(10, "answers after knotc reload", || {
-            app(&knot) == "192.0.2.1"
-        });
+        assert_eq!(app(&knot), "192.0.2.2", "health kept across knotc reload");
     }
     wait_for(10, "one set of threads", || {
         knot.our_threads("tm-maint") == 1 && knot.our_threads("tm-probe") == probes
     });
     // After the reloads the engine still follows its backends.
-    f.primary.set(common::backend::Mode::Status(503));
-    wait_for(10, "failover after reloads", || app(&knot) == "192.0.2.2");
     f.primary.set(common::backend::Mode::Status(200));
+    wait_for(10, "recovery after reloads", || app(&knot) == "192.0.2.1");
     let log = knot.stop();
     assert!(
         log.contains("configuration reloaded (file changed)"),
