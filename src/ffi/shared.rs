@@ -12,11 +12,13 @@
 //! path's. Opens of a path that is being built wait for that build.
 
 use super::handle::{ErrBuf, Out, free_handle, into_handle, str_arg, tm_engine};
+use super::life::{HookKey, host_key, keyed_host_log, tm_host};
 use super::{entry, install_panic_hook, tm_result};
-use crate::engine::Engine;
+use crate::engine::{Engine, LogFn, LogLevel};
 use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 enum Entry {
     /// One caller is building the engine, outside the lock.
@@ -25,11 +27,39 @@ enum Entry {
     Ready {
         engine: *mut tm_engine,
         holders: usize,
+        sinks: Arc<Sinks>,
     },
 }
 // SAFETY: the engine is Sync; it is freed only after it has left the
 // registry (under its lock), by the one caller that removed it.
 unsafe impl Send for Entry {}
+
+/// The log hooks the holders of one shared engine gave
+/// (`tm_engine_open_shared_host`), oldest first. Each line goes to the
+/// newest; a hook is called under this lock only, so once its holder's
+/// release has taken it out, it is never called again.
+#[derive(Default)]
+struct Sinks(Mutex<Vec<(HookKey, LogFn)>>);
+
+impl Sinks {
+    fn lock(&self) -> MutexGuard<'_, Vec<(HookKey, LogFn)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, level: LogLevel, msg: &str) {
+        if let Some((_, log)) = self.lock().last() {
+            log(level, msg);
+        }
+    }
+
+    /// Takes out the newest hook with this key.
+    fn remove(&self, key: HookKey) {
+        let mut v = self.lock();
+        if let Some(i) = v.iter().rposition(|(k, _)| *k == key) {
+            drop(v.remove(i));
+        }
+    }
+}
 
 type Registry = Option<HashMap<String, Entry>>;
 
@@ -89,13 +119,56 @@ pub unsafe extern "C" fn tm_engine_open_shared(
     errbuf_len: usize,
     engine_out: *mut *const tm_engine,
 ) -> tm_result {
+    // SAFETY: the same contract, without a host.
+    unsafe {
+        tm_engine_open_shared_host(
+            config_path,
+            config_path_len,
+            std::ptr::null(),
+            errbuf,
+            errbuf_len,
+            engine_out,
+        )
+    }
+}
+
+/// As `tm_engine_open_shared`, for a host whose log the shared engine
+/// should write to (Knot DNS: one module instance per zone, each with its
+/// own log context): the `host`'s log hook joins the engine's for as long
+/// as this hold lasts. Each line goes to the newest hook among the holds
+/// still open, once; when the holder whose hook that is releases, the
+/// next newest takes over.
+///
+/// **Ownership:** as `tm_engine_open_shared`; release this hold with
+/// `tm_engine_release_shared_host` and the same `host`.
+/// **NULL:** `config_path` and `engine_out` must not be NULL; `host` may be
+/// (no hook: as `tm_engine_open_shared`), and `errbuf` may be.
+/// **Threads:** safe from any thread.
+/// **Lifetime:** `host` is read during the call; its `log` hook and
+/// `userdata` are kept and may be called (from any thread) until the
+/// matching `tm_engine_release_shared_host` returns, never after.
+/// **Returns:** as `tm_engine_new`.
+///
+/// # Safety
+/// As `tm_engine_open_shared`; `host` is NULL or a readable `tm_host` of
+/// its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_open_shared_host(
+    config_path: *const c_char,
+    config_path_len: usize,
+    host: *const tm_host,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+    engine_out: *mut *const tm_engine,
+) -> tm_result {
     entry(|| {
         install_panic_hook();
         // SAFETY: the caller's pointers, per this function's contract.
-        let (out, path, errbuf) = unsafe {
+        let (out, path, hook, errbuf) = unsafe {
             (
                 Out::new(engine_out)?,
                 str_arg(config_path, config_path_len)?,
+                keyed_host_log(host)?,
                 ErrBuf::new(errbuf, errbuf_len),
             )
         };
@@ -103,8 +176,15 @@ pub unsafe extern "C" fn tm_engine_open_shared(
         loop {
             let map = guard.get_or_insert_with(HashMap::new);
             match map.get_mut(path) {
-                Some(Entry::Ready { engine, holders }) => {
+                Some(Entry::Ready {
+                    engine,
+                    holders,
+                    sinks,
+                }) => {
                     *holders += 1;
+                    if let Some(h) = hook {
+                        sinks.lock().push(h);
+                    }
                     out.write(*engine);
                     return Ok(());
                 }
@@ -122,7 +202,16 @@ pub unsafe extern "C" fn tm_engine_open_shared(
         // Built outside the lock: reading the files and starting the
         // threads may take long, and must not hold up other paths.
         let mut building = Building { path, done: false };
-        let engine = Engine::from_file(path).map_err(|e| errbuf.config_invalid(&e))?;
+        let sinks = Arc::new(Sinks::default());
+        if let Some(h) = hook {
+            sinks.lock().push(h);
+        }
+        let log = {
+            let sinks = Arc::clone(&sinks);
+            Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
+        };
+        let engine = Engine::from_file_with_log(Path::new(path), Some(log))
+            .map_err(|e| errbuf.config_invalid(&e))?;
         let handle = into_handle(engine);
         let mut guard = registry();
         guard.get_or_insert_with(HashMap::new).insert(
@@ -130,6 +219,7 @@ pub unsafe extern "C" fn tm_engine_open_shared(
             Entry::Ready {
                 engine: handle,
                 holders: 1,
+                sinks,
             },
         );
         building.done = true;
@@ -154,26 +244,61 @@ pub unsafe extern "C" fn tm_engine_open_shared(
 /// handles, never dereferenced unless found there).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> tm_result {
+    // SAFETY: the same contract, without a host.
+    unsafe { tm_engine_release_shared_host(engine, std::ptr::null()) }
+}
+
+/// Releases one hold from `tm_engine_open_shared_host`, taking that hold's
+/// log hook out of the engine's; the last release stops and joins the
+/// engine's threads (its last lines still reach this hook) and frees it.
+///
+/// **Ownership:** gives back the hold; `host` is the one given to the open
+/// (its `log` and `userdata` identify the hook).
+/// **NULL:** calling with a NULL `engine` is fine; `host` may be NULL (a
+/// hold opened without a hook).
+/// **Threads:** safe from any thread; the caller must not use the engine
+/// afterwards, and no call of the caller's on it may still be running.
+/// **Lifetime:** when it returns, the hook is not called any more.
+/// **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine),
+/// `TM_RESULT_STRUCT_TOO_SMALL`, `TM_RESULT_PANIC`.
+///
+/// # Safety
+/// `engine` is NULL or any pointer (only compared with the registry's
+/// handles); `host` is NULL or a readable `tm_host` of its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_release_shared_host(
+    engine: *const tm_engine,
+    host: *const tm_host,
+) -> tm_result {
     entry(|| {
         if engine.is_null() {
             return Ok(());
         }
+        // SAFETY: the caller's pointer, per this function's contract.
+        let key = unsafe { host_key(host) }?;
         let mut guard = registry();
         let map = guard.as_mut().ok_or(tm_result::NotFound)?;
-        let key = map
+        let path = map
             .iter()
             .find(|(_, v)| matches!(v, Entry::Ready { engine: e, .. } if std::ptr::eq(*e, engine)))
             .map(|(k, _)| k.clone())
             .ok_or(tm_result::NotFound)?;
-        let last = match map.get_mut(&key) {
-            Some(Entry::Ready { holders, .. }) => {
+        let last = match map.get_mut(&path) {
+            Some(Entry::Ready { holders, sinks, .. }) => {
                 *holders -= 1;
+                if *holders > 0
+                    && let Some(k) = key
+                {
+                    // Out now, under the sinks' lock: no line reaches this
+                    // hook once the call returns.
+                    sinks.remove(k);
+                }
                 Some(*holders == 0)
             }
             _ => None,
         };
         let unlinked = if last == Some(true) {
-            map.remove(&key)
+            map.remove(&path)
         } else {
             None
         };
@@ -185,10 +310,12 @@ pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> t
         // which may take a while, and must not hold up other engines'
         // opens and releases.
         drop(guard);
-        if let Some(Entry::Ready { engine, .. }) = unlinked {
+        if let Some(Entry::Ready { engine, sinks, .. }) = unlinked {
             // SAFETY: made by into_handle above; no holder is left and the
-            // registry no longer hands it out.
+            // registry no longer hands it out. Its last lines go to the
+            // last holder's hook, still valid during this call.
             unsafe { free_handle(engine) };
+            sinks.lock().clear();
         }
         Ok(())
     })
@@ -225,6 +352,106 @@ mod tests {
         };
         assert_eq!(r, tm_result::Ok);
         out
+    }
+
+    /// A log hook that records the lines it gets, tagged with its name.
+    ///
+    /// # Safety
+    /// `ud` is a live `(&str, Mutex<Vec<String>>)`; `msg` is `len` readable bytes.
+    unsafe extern "C" fn record(
+        ud: *mut std::ffi::c_void,
+        _level: u32,
+        msg: *const c_char,
+        len: usize,
+    ) {
+        // SAFETY: userdata is a live (&str, Mutex<Vec<String>>) of the test.
+        let (tag, lines) = unsafe { &*(ud as *const (&str, Mutex<Vec<String>>)) };
+        // SAFETY: msg is len readable bytes (the library's contract).
+        let text = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+        lines
+            .lock()
+            .unwrap()
+            .push(format!("{tag}: {}", String::from_utf8_lossy(text)));
+    }
+
+    fn open_host(path: &str, host: &tm_host) -> *const tm_engine {
+        let mut out: *const tm_engine = std::ptr::null();
+        // SAFETY: valid pointers and lengths.
+        let r = unsafe {
+            tm_engine_open_shared_host(
+                path.as_ptr().cast(),
+                path.len(),
+                host,
+                std::ptr::null_mut(),
+                0,
+                &mut out,
+            )
+        };
+        assert_eq!(r, tm_result::Ok);
+        out
+    }
+
+    /// A shared engine writes each line to the newest holder's log hook,
+    /// once; a released holder's hook is never called again, and the last
+    /// holder still gets the engine's lines until its release returns.
+    #[test]
+    fn shared_engine_logs_to_the_newest_holder() {
+        use crate::ffi::life::tm_engine_reload;
+        let dir = std::env::temp_dir().join(format!("tm-registry-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = config(&dir, "log.toml");
+        let a: (&str, Mutex<Vec<String>>) = ("a", Mutex::new(Vec::new()));
+        let b: (&str, Mutex<Vec<String>>) = ("b", Mutex::new(Vec::new()));
+        let host = |ud: &(&str, Mutex<Vec<String>>)| tm_host {
+            struct_size: std::mem::size_of::<tm_host>() as u32,
+            userdata: ud as *const _ as *mut std::ffi::c_void,
+            log: Some(record),
+        };
+        let (ha, hb) = (host(&a), host(&b));
+        let ea = open_host(&path, &ha);
+        let eb = open_host(&path, &hb);
+        assert!(std::ptr::eq(ea, eb), "one engine per path");
+        let reload = |e| {
+            // SAFETY: a live shared handle; no error buffer.
+            let r = unsafe { tm_engine_reload(e, std::ptr::null_mut(), 0) };
+            assert_eq!(r, tm_result::Ok);
+        };
+        let count = |x: &(&str, Mutex<Vec<String>>)| x.1.lock().unwrap().len();
+        // The build's lines (its config warnings) went to a, the only hook then.
+        let built = count(&a);
+        assert!(built > 0, "the creator's hook gets the build's lines");
+        assert_eq!(count(&b), 0);
+        reload(ea);
+        assert_eq!(
+            (count(&a), count(&b)),
+            (built, 1),
+            "the newest holder's hook"
+        );
+        assert_eq!(
+            // SAFETY: b's hold, with b's host.
+            unsafe { tm_engine_release_shared_host(eb, &hb) },
+            tm_result::Ok
+        );
+        reload(ea);
+        assert_eq!(
+            (count(&a), count(&b)),
+            (built + 1, 1),
+            "b is out, a takes over"
+        );
+        assert!(a.1.lock().unwrap()[built].contains("configuration reloaded"));
+        assert_eq!(
+            // SAFETY: a's hold, the last.
+            unsafe { tm_engine_release_shared_host(ea, &ha) },
+            tm_result::Ok
+        );
+        // Freed: a new open builds a new engine, and nothing reaches a or b.
+        let (before_a, before_b) = (count(&a), count(&b));
+        let e = open(&path);
+        reload(e);
+        // SAFETY: the one hold.
+        assert_eq!(unsafe { tm_engine_release_shared(e) }, tm_result::Ok);
+        assert_eq!((count(&a), count(&b)), (before_a, before_b));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Defect 12: releasing the last hold on an engine joined its threads
