@@ -102,7 +102,8 @@
 #define TM_STATUS_DEGRADED 2
 
 /**
- * Admin state for `tm_engine_set_admin_state`: follow the configuration.
+ * Admin state for `tm_engine_set_admin_state`: clear the override (the
+ * admin-state file's state applies, else the configuration).
  */
 #define TM_ADMIN_NONE 0
 
@@ -209,6 +210,11 @@ typedef enum tm_result tm_result;
 typedef uint32_t tm_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * What a key of the file sets.
+ */
+typedef struct Setting Setting;
 
 /**
  * An engine: one configuration, its snapshot and its health state.
@@ -393,6 +399,8 @@ typedef struct {
    */
   tm_address client;
 } tm_wire_request;
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -609,7 +617,9 @@ tm_result tm_engine_answer_in_place(const tm_engine *engine,
 
 /**
  * Sets the monitor status of one endpoint (`TM_STATUS_*`), as an external
- * monitor or a test would. Takes effect for the next query.
+ * monitor or a test would. Takes effect for the next query. A verdict like
+ * a probe's: the next probe result replaces it, and the admin-state file's
+ * `up`/`down` win over it.
  *
  * `profile` is the profile's name or full DNS name; both strings are
  * pointer + length UTF-8.
@@ -633,8 +643,10 @@ tm_result tm_engine_set_monitor_status(const tm_engine *engine,
 
 /**
  * Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
- * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
- * config again. Shown in the status report; kept across reloads.
+ * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to clear the
+ * override. While set it wins over the admin-state file's admin state;
+ * cleared, the file's state applies again, else the config. Shown in the
+ * status report; kept across reloads.
  *
  * **Ownership:** borrows everything; nothing is kept after the call.
  * **NULL:** no pointer may be NULL.

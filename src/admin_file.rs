@@ -247,8 +247,15 @@ impl AdminFile {
             path: String::new(),
             message,
         };
-        if !path.exists() {
-            return Ok(AdminFile::default());
+        // Only "not found" is an empty file: a path that cannot be looked
+        // at (a folder without search permission) is an error, not "no
+        // overrides".
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(AdminFile::default());
+            }
+            Err(e) => return Err(fail(format!("cannot read: {e}"))),
+            Ok(_) => {}
         }
         let bytes = crate::geo::read_data_file(path, MAX_ADMIN_FILE, "admin-state file")
             .map_err(|e| fail(e.message))?;
@@ -463,6 +470,16 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "\"app/x\" = ");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // Missing is empty; a path that cannot be looked at is an error
+        // (here: under a regular file, ENOTDIR; as root, permissions would
+        // not stop a look).
+        assert_eq!(
+            AdminFile::read(&dir.join("none.toml")).unwrap(),
+            AdminFile::default()
+        );
+        let e = AdminFile::read(&path.join("admin.toml")).unwrap_err();
+        assert!(e.message.contains("cannot read"), "{e}");
+        assert!(AdminFile::read(&dir).is_err(), "a folder is not a file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,7 +3,8 @@
 //! `dig` over UDP and TCP; answers compared with the Rust API's; client
 //! address (`-b`) and ECS (`+subnet`) reach the module; health failover with
 //! a real HTTP backend; a live config change picked up inside named;
-//! SIGHUP re-creating the instances without leaking threads; a clean stop.
+//! SIGHUP re-creating the instances without leaking threads; the
+//! admin-state file applied inside named; a clean stop.
 
 mod common;
 use common::dns::{BASIC_ROWS, Compare, DigOut, assert_host_matches, dig_raw, free_port};
@@ -268,4 +269,62 @@ fn concurrent_lookups_under_dnsperf() {
         "primary.contoso.example."
     );
     named.stop();
+}
+
+/// The admin-state file inside named: `drain` written next to the config
+/// moves dig's answer without a reload, `down` overrides a passing probe,
+/// the state holds across SIGHUP (new instance, same file), and
+/// `restore` brings the config's answer back.
+#[test]
+fn admin_file_drain_and_down_inside_named() {
+    use trafficmgr::admin_file::{self, Setting};
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("bind-admin");
+    let f = Failover::new(&dir);
+    let text = std::fs::read_to_string(&f.config).unwrap().replacen(
+        "[engine]\n",
+        "[engine]\nadmin_state = \"admin.toml\"\n",
+        1,
+    );
+    std::fs::write(&f.config, text).unwrap();
+    let admin = dir.join("admin.toml");
+    let named = Named::start(&dir, &[("tm", &f.config)]);
+    let app = |n: &Named| {
+        dig(n.port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    wait_for(10, "primary", || app(&named) == "192.0.2.1");
+    admin_file::edit(&admin, |a| a.set("app/primary", Setting::Drain)).unwrap();
+    let t0 = Instant::now();
+    wait_for(5, "drain seen by dig", || app(&named) == "192.0.2.2");
+    println!(
+        "named: drain seen after {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    // Drain → down: still out, now as a forced state over a passing probe.
+    admin_file::edit(&admin, |a| a.set("app/primary", Setting::Down)).unwrap();
+    // A new instance (SIGHUP) starts from the file: never the primary.
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(named.pid(), libc::SIGHUP) };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        let a = app(&named);
+        assert!(
+            a == "192.0.2.2" || a.is_empty(),
+            "answered {a:?} after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(app(&named), "192.0.2.2");
+    admin_file::edit(&admin, |a| Ok(a.remove("app/primary"))).unwrap();
+    wait_for(5, "restore seen by dig", || app(&named) == "192.0.2.1");
+    let log = named.stop();
+    assert!(log.contains("admin-state file"), "{log}");
+    assert!(
+        !log.contains("configuration reloaded (file changed)"),
+        "the admin file must not reload the config: {log}"
+    );
 }

@@ -14,16 +14,40 @@ use counting_alloc::allocs;
 
 #[test]
 fn lookups_do_not_allocate() {
+    check("");
+}
+
+/// The same with overrides of the admin-state file in the health words:
+/// forced states (down, up) and admin states (drain, disabled).
+#[test]
+fn lookups_with_forced_and_admin_states_do_not_allocate() {
+    let dir = fresh_dir("no-alloc-admin");
+    let admin = dir.join("admin.toml");
+    std::fs::write(
+        &admin,
+        "\"prio/*\" = \"down\"\n\"perf/*\" = \"up\"\n\"weighted/*\" = \"drain\"\n\"addrs/*\" = \"disabled\"\n\"deep.sub/*\" = \"down\"\n",
+    )
+    .unwrap();
+    check(&format!("admin_state = \"{}\"\n", admin.display()));
+}
+
+/// `engine_extra`: more `[engine]` keys.
+fn check(engine_extra: &str) {
     let cfg = std::fs::read_to_string(data("basic.toml"))
         .unwrap()
         .replace(
             "latency_table = \"latency.csv\"",
             &format!(
-                "latency_table = \"latency.csv\"\ngeoip_db = \"{}\"",
+                "latency_table = \"latency.csv\"\ngeoip_db = \"{}\"\n{engine_extra}",
                 data("geo-sample.mmdb").display()
             ),
         );
     let e = Engine::from_toml(&cfg, Some(&data(""))).unwrap();
+    if !engine_extra.is_empty() {
+        let st: serde_json::Value = serde_json::from_str(&e.status_json()).unwrap();
+        assert_eq!(st["admin_file"]["entries"], 5, "{st}");
+        assert_eq!(st["admin_file"]["unmatched"], serde_json::json!([]), "{st}");
+    }
     let names: &[(&str, u16)] = &[
         ("perf.tm.example", 1),
         ("PERF.tm.example.", 28),

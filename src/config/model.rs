@@ -36,6 +36,8 @@ pub struct EngineSettings {
     pub geoip_db: Option<PathBuf>,
     /// Absolute or base-relative path.
     pub latency_table: Option<PathBuf>,
+    /// The admin-state file, absolute or base-relative (it need not exist).
+    pub admin_state: Option<PathBuf>,
 }
 
 /// One region.

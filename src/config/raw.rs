@@ -18,6 +18,8 @@ pub struct RawEngine {
     pub geoip_db: Option<String>,
     /// Latency table CSV (docs/ROUTING.md, "Latency and location").
     pub latency_table: Option<String>,
+    /// The admin-state file (docs/OPERATIONS.md, "The admin-state file").
+    pub admin_state: Option<String>,
 }
 
 /// `[[region]]`: adds to or overrides the built-in regions.

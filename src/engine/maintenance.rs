@@ -1,6 +1,7 @@
 //! The engine's maintenance loop: one thread per engine (`tm-maint`),
 //! started with it and stopped and joined by its drop (`tm_engine_free`,
-//! `dlz_destroy`). Each turn it runs the file watch, reaps retired
+//! `dlz_destroy`). Each turn it runs the file watch (the config's and the
+//! admin-state file's), reaps retired
 //! snapshots, hands the probe service ([`Prober`]) the targets of a new
 //! configuration, sends the probes that are due, and publishes the status
 //! changes that come back into the current snapshot's health words.
@@ -107,6 +108,7 @@ impl Turns {
     fn turn(&mut self) {
         self.inner.fault_point(Fault::MaintenancePanic);
         self.inner.watch_tick();
+        self.inner.admin_tick();
         self.inner.reap();
         // One snapshot for the whole turn, and the generation it is: the
         // prober's ids come from it, and `probed` reads it.

@@ -7,8 +7,11 @@
 //! - [`watch`]: the file watch that triggers it;
 //! - [`maintenance`]: the engine's thread, which runs the watch, reaps old
 //!   snapshots and drives the probe service (`health::service`);
+//! - [`admin`]: the operator's overrides (API calls and the admin-state
+//!   file), kept apart and combined into the health words;
 //! - [`status`]: the status report, which reads all of the above.
 
+mod admin;
 mod maintenance;
 mod reload;
 mod status;
@@ -100,6 +103,9 @@ pub(crate) struct Inner {
     graveyard: std::sync::Mutex<Vec<Arc<Snapshot>>>,
     /// What the file watch last saw.
     watch: std::sync::Mutex<WatchState>,
+    /// The admin layers (API overrides, the admin-state file). Taken after
+    /// `writer` when both are held.
+    admin: Mutex<admin::AdminLayers>,
     /// Test-only fault injection ([`Engine::inject_fault`]): a `Fault` bit set.
     fault: std::sync::atomic::AtomicU32,
 }
@@ -293,8 +299,11 @@ impl Engine {
             reloads: std::sync::Mutex::new(ReloadStats::default()),
             graveyard: std::sync::Mutex::new(Vec::new()),
             watch: std::sync::Mutex::new(WatchState::default()),
+            admin: Mutex::new(admin::AdminLayers::default()),
             fault: std::sync::atomic::AtomicU32::new(0),
         });
+        // The admin-state file, in the first snapshot before any query.
+        inner.admin_start();
         if let Ok(mut w) = inner.watch.lock() {
             let source = inner.writer.lock();
             w.stamps = inner.stamps(&source);
@@ -440,7 +449,9 @@ impl Engine {
         self.inner.cell.load_full()
     }
 
-    /// Sets an endpoint's monitor status (tests, external monitors).
+    /// Sets an endpoint's monitor status (tests, external monitors): a
+    /// verdict like a probe's, which the next probe result replaces. A
+    /// forced state of the admin-state file (`up`, `down`) wins over it.
     pub fn set_monitor_status(
         &self,
         profile: &str,
@@ -454,15 +465,17 @@ impl Engine {
     /// Sets an operator override of an endpoint, at once and without a
     /// reload: `Enabled` serves it even if the config disables it,
     /// `Disabled` stops serving and probing it, `Drain` stops serving it but
-    /// keeps probing, `None` follows the config again. Kept across reloads.
+    /// keeps probing, `None` clears this override (the admin-state file's
+    /// state applies again, else the config). While set it wins over the
+    /// admin-state file's admin state. Kept across reloads while the
+    /// endpoint exists.
     pub fn set_admin_state(
         &self,
         profile: &str,
         endpoint: &str,
         state: AdminState,
     ) -> Result<(), String> {
-        self.inner
-            .write_health(profile, endpoint, |h, id| h.set_admin(id, state))?;
+        self.inner.set_api_admin(profile, endpoint, state)?;
         self.log(
             LogLevel::Info,
             &format!(
@@ -495,8 +508,9 @@ impl Engine {
         let snap = self.inner.cell.load_full();
         let reloads = self.inner.reload_stats();
         let maintenance = self.inner.maintenance_stats();
+        let admin = self.inner.admin_report();
         let board = self.inner.board.lock().unwrap_or_else(|e| e.into_inner());
-        status::render(&snap, &board, &reloads, &maintenance)
+        status::render(&snap, &board, &reloads, &maintenance, &admin)
     }
 
     /// Rebuilds the snapshot from the source (and the data files it names)

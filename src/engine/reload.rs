@@ -82,6 +82,10 @@ impl Inner {
                 if let Ok(mut b) = self.board.lock() {
                     b.ready = false;
                 }
+                // The admin layers into the new words before the swap: a new
+                // endpoint that a key of the admin-state file matches is
+                // drained (or forced) from its first query.
+                self.admin_into_new(&next);
                 let old = self.cell.swap(Arc::new(next));
                 // Release pairs with the Acquire in `Inner::generation`.
                 self.generation.fetch_add(1, Ordering::Release);

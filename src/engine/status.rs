@@ -2,9 +2,10 @@
 //! snapshot and the monitor's board. Format: `docs/OPERATIONS.md`.
 
 use super::ReloadStats;
+use super::admin::AdminReport;
 use super::maintenance::MaintenanceStats;
 use crate::health::service::Board;
-use crate::health::{AdminState, MonitorStatus};
+use crate::health::{AdminState, Forced, MonitorStatus};
 use crate::routing;
 use crate::snapshot::{Snapshot, Target};
 use serde_json::{Value, json};
@@ -16,8 +17,19 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Azure's name for the endpoint's state.
-fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
+/// Azure's name for a monitor status.
+fn monitor_name(s: MonitorStatus) -> &'static str {
+    match s {
+        MonitorStatus::CheckingEndpoint => "CheckingEndpoint",
+        MonitorStatus::Online => "Online",
+        MonitorStatus::Degraded => "Degraded",
+    }
+}
+
+/// Azure's name for the endpoint's state: the effective one, or with
+/// `verdict`, what the monitor (probes, `set_monitor_status`, a nested
+/// endpoint's children) concluded whatever is forced.
+fn endpoint_state(snap: &Snapshot, board: &Board, id: u32, verdict: bool) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
         return "Unknown";
     };
@@ -42,6 +54,11 @@ fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
         if !cp.enabled || !any_enabled {
             return "Stopped";
         }
+        match snap.health.forced(id) {
+            Forced::Up if !verdict => return "Online",
+            Forced::Down if !verdict => return "Degraded",
+            _ => {}
+        }
         let (online, checking) = routing::child_counts(snap, child, 0);
         return if online >= min_children {
             if online - checking >= min_children {
@@ -53,23 +70,25 @@ fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
             "Degraded"
         };
     }
+    match snap.health.forced(id) {
+        Forced::Up if !verdict => return "Online",
+        Forced::Down if !verdict => return "Degraded",
+        _ => {}
+    }
     if p.monitor.is_none() {
-        return match snap.health.status(id) {
+        return match snap.health.verdict(id) {
             MonitorStatus::Degraded => "Degraded",
             _ => "Online",
         };
     }
     let key = (p.fqdn.to_string(), e.name.to_string());
-    match board
-        .eps
-        .get(&key)
-        .map(|r| r.status)
-        .unwrap_or(snap.health.status(id))
-    {
-        MonitorStatus::CheckingEndpoint => "CheckingEndpoint",
-        MonitorStatus::Online => "Online",
-        MonitorStatus::Degraded => "Degraded",
-    }
+    monitor_name(
+        board
+            .eps
+            .get(&key)
+            .map(|r| r.status)
+            .unwrap_or(snap.health.verdict(id)),
+    )
 }
 
 /// Renders the whole report.
@@ -78,6 +97,7 @@ pub(crate) fn render(
     board: &Board,
     reloads: &ReloadStats,
     maintenance: &MaintenanceStats,
+    admin_layers: &AdminReport,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -85,14 +105,24 @@ pub(crate) fn render(
         let mut states = Vec::new();
         for id in p.endpoint_ids() {
             let e = &snap.endpoints[id as usize];
-            let state = endpoint_state(snap, board, id);
+            let state = endpoint_state(snap, board, id, false);
             states.push(state);
             let admin = snap.health.admin(id);
+            let admin_source = if admin_layers.has_api_override(&p.fqdn, &e.name) {
+                Some("api")
+            } else if admin != AdminState::None {
+                Some("file")
+            } else {
+                None
+            };
             let rec = board.eps.get(&(p.fqdn.to_string(), e.name.to_string()));
             let mut o = json!({
                 "name": &*e.name,
                 "status": state,
                 "admin": admin.as_str(),
+                "admin_source": admin_source,
+                "forced": snap.health.forced(id).as_str(),
+                "monitor_status": endpoint_state(snap, board, id, true),
                 "enabled": e.enabled,
                 "serving": routing::servable(snap, id) && admin != AdminState::Drain,
                 "priority": e.priority,
@@ -156,6 +186,15 @@ pub(crate) fn render(
             "error": maintenance.error,
             "panics": maintenance.panics,
             "last_panic": maintenance.last_panic,
+        },
+        "admin_file": {
+            "path": admin_layers.path,
+            "loaded_at": admin_layers.loaded_at,
+            "entries": admin_layers.entries,
+            "error": admin_layers.error,
+            "error_at": admin_layers.error_at,
+            "errors": admin_layers.errors,
+            "unmatched": admin_layers.unmatched,
         },
         "profiles": profiles,
     });

@@ -17,7 +17,8 @@ pub const TM_STATUS_ONLINE: u32 = 1;
 /// Monitor status: probes fail (not served unless every endpoint is degraded).
 pub const TM_STATUS_DEGRADED: u32 = 2;
 
-/// Admin state for `tm_engine_set_admin_state`: follow the configuration.
+/// Admin state for `tm_engine_set_admin_state`: clear the override (the
+/// admin-state file's state applies, else the configuration).
 pub const TM_ADMIN_NONE: u32 = 0;
 /// Admin state: served (and probed) even if the config disables it.
 pub const TM_ADMIN_ENABLED: u32 = 1;
@@ -49,7 +50,9 @@ unsafe fn endpoint_args<'a>(
 }
 
 /// Sets the monitor status of one endpoint (`TM_STATUS_*`), as an external
-/// monitor or a test would. Takes effect for the next query.
+/// monitor or a test would. Takes effect for the next query. A verdict like
+/// a probe's: the next probe result replaces it, and the admin-state file's
+/// `up`/`down` win over it.
 ///
 /// `profile` is the profile's name or full DNS name; both strings are
 /// pointer + length UTF-8.
@@ -88,8 +91,10 @@ pub unsafe extern "C" fn tm_engine_set_monitor_status(
 }
 
 /// Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
-/// `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to follow the
-/// config again. Shown in the status report; kept across reloads.
+/// `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to clear the
+/// override. While set it wins over the admin-state file's admin state;
+/// cleared, the file's state applies again, else the config. Shown in the
+/// status report; kept across reloads.
 ///
 /// **Ownership:** borrows everything; nothing is kept after the call.
 /// **NULL:** no pointer may be NULL.

@@ -3,11 +3,15 @@
 //! with `Acquire`; writers (the probe thread, admin calls, tests) store with
 //! `Release` while holding the engine's writer lock.
 //!
-//! Word layout (bits): `0..2` monitor status ([`MonitorStatus`]); `2..4`
-//! admin override ([`AdminState`]); the rest is reserved. Per profile, four
-//! summary bitmasks of its first 64 endpoints (degraded, admin-disabled,
-//! drained, admin-enabled) are kept in step by the writers, so a query reads
-//! four words per profile instead of one per endpoint.
+//! Word layout (bits): `0..2` the monitor's verdict ([`MonitorStatus`]: the
+//! probes', or `set_monitor_status`); `2..4` the effective admin override
+//! ([`AdminState`]); `4..6` a forced monitor state ([`Forced`], the
+//! admin-state file's `up`/`down`), which wins over the verdict; the rest is
+//! reserved. [`HealthTable::status`] is the effective status (forced, else
+//! the verdict). Per profile, four summary bitmasks of its first 64
+//! endpoints (effectively degraded, admin-disabled, drained, admin-enabled)
+//! are kept in step by the writers, so a query reads four words per profile
+//! instead of one per endpoint.
 
 // The probe and the probe service: the engine's, public only for the
 // project's own tests.
@@ -55,14 +59,55 @@ impl AdminState {
     }
 }
 
-/// The bits of a health word that hold the monitor status.
+/// The bits of a health word that hold the monitor's verdict.
 pub(crate) const STATUS_BITS: u32 = 0b11;
+/// The bits of a health word that hold the admin override.
+pub(crate) const ADMIN_BITS: u32 = 0b11 << 2;
+/// The bits of a health word that hold the forced monitor state.
+pub(crate) const FORCED_BITS: u32 = 0b11 << 4;
+
+/// A monitor state forced by the operator (the admin-state file's `up` and
+/// `down`): it wins over the probes' verdict, which is still kept and
+/// reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Forced {
+    /// Not forced: the verdict counts.
+    None = 0,
+    /// Forced Online.
+    Up = 1,
+    /// Forced Degraded.
+    Down = 2,
+}
+
+impl Forced {
+    /// Decodes the forced bits of a word.
+    #[inline]
+    pub fn from_word(w: u32) -> Forced {
+        match (w >> 4) & 0b11 {
+            1 => Forced::Up,
+            2 => Forced::Down,
+            _ => Forced::None,
+        }
+    }
+
+    /// The name used in the status JSON and the admin-state file (`None`
+    /// has none).
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Forced::None => None,
+            Forced::Up => Some("up"),
+            Forced::Down => Some("down"),
+        }
+    }
+}
 
 /// Which per-profile summary mask.
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
 pub enum Mask {
-    /// Monitor status Degraded.
+    /// Effective monitor status Degraded (forced down, or the verdict when
+    /// not forced).
     Degraded = 0,
     /// Admin Disabled.
     Disabled = 1,
@@ -85,13 +130,25 @@ pub enum MonitorStatus {
 }
 
 impl MonitorStatus {
-    /// Decodes the status bits of a word.
+    /// Decodes the verdict bits of a word (what the monitor concluded,
+    /// whatever is forced).
     #[inline]
     pub fn from_word(w: u32) -> MonitorStatus {
         match w & 0b11 {
             1 => MonitorStatus::Online,
             2 => MonitorStatus::Degraded,
             _ => MonitorStatus::CheckingEndpoint,
+        }
+    }
+
+    /// The effective status of a word: the forced state if any, else the
+    /// verdict.
+    #[inline]
+    pub fn effective(w: u32) -> MonitorStatus {
+        match Forced::from_word(w) {
+            Forced::Up => MonitorStatus::Online,
+            Forced::Down => MonitorStatus::Degraded,
+            Forced::None => MonitorStatus::from_word(w),
         }
     }
 
@@ -128,11 +185,37 @@ impl HealthTable {
         }
     }
 
-    /// The monitor status of endpoint `id` (CheckingEndpoint if out of range).
+    /// The effective monitor status of endpoint `id`: the forced state if
+    /// any, else the verdict (CheckingEndpoint if out of range).
     #[inline]
     pub fn status(&self, id: u32) -> MonitorStatus {
         // Acquire pairs with the Release in `set_word`.
+        MonitorStatus::effective(
+            self.words
+                .get(id as usize)
+                .map(|w| w.load(Ordering::Acquire))
+                .unwrap_or(0),
+        )
+    }
+
+    /// The monitor's verdict on endpoint `id` (probes or
+    /// `set_monitor_status`), whatever is forced.
+    #[inline]
+    pub fn verdict(&self, id: u32) -> MonitorStatus {
+        // Acquire pairs with the Release in `set_word`.
         MonitorStatus::from_word(
+            self.words
+                .get(id as usize)
+                .map(|w| w.load(Ordering::Acquire))
+                .unwrap_or(0),
+        )
+    }
+
+    /// The forced monitor state of endpoint `id`.
+    #[inline]
+    pub fn forced(&self, id: u32) -> Forced {
+        // Acquire pairs with the Release in `set_word`.
+        Forced::from_word(
             self.words
                 .get(id as usize)
                 .map(|w| w.load(Ordering::Acquire))
@@ -191,7 +274,7 @@ impl HealthTable {
         let bit = 1u64 << i;
         let admin = AdminState::from_word(word);
         let set = [
-            MonitorStatus::from_word(word) == MonitorStatus::Degraded,
+            MonitorStatus::effective(word) == MonitorStatus::Degraded,
             admin == AdminState::Disabled,
             admin == AdminState::Drain,
             admin == AdminState::Enabled,
@@ -206,7 +289,8 @@ impl HealthTable {
         }
     }
 
-    /// Sets the monitor status of endpoint `id`, keeping the other bits.
+    /// Sets the monitor's verdict on endpoint `id`, keeping the other bits
+    /// (a forced state stays and keeps winning).
     pub fn set_status(&self, id: u32, s: MonitorStatus) {
         let old = self.word(id);
         self.set_word(id, (old & !STATUS_BITS) | s as u32);
@@ -215,7 +299,14 @@ impl HealthTable {
     /// Sets the admin state of endpoint `id`, keeping the other bits.
     pub fn set_admin(&self, id: u32, a: AdminState) {
         let old = self.word(id);
-        self.set_word(id, (old & !0b1100) | ((a as u32) << 2));
+        self.set_word(id, (old & !ADMIN_BITS) | ((a as u32) << 2));
+    }
+
+    /// Sets (or clears) the forced monitor state of endpoint `id`, keeping
+    /// the other bits.
+    pub fn set_forced(&self, id: u32, f: Forced) {
+        let old = self.word(id);
+        self.set_word(id, (old & !FORCED_BITS) | ((f as u32) << 4));
     }
 
     /// Number of endpoints.
@@ -226,5 +317,42 @@ impl HealthTable {
     /// Whether there are no endpoints.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forced state wins over the verdict in `status` and in the
+    /// Degraded mask; the verdict is kept underneath and writing it does
+    /// not clear what is forced.
+    #[test]
+    fn forced_state_wins_over_the_verdict_and_survives_its_writes() {
+        let h = HealthTable::new(vec![(0, 0), (0, 1)], 1);
+        h.set_status(0, MonitorStatus::Online);
+        h.set_forced(0, Forced::Down);
+        assert_eq!(h.status(0), MonitorStatus::Degraded);
+        assert_eq!(h.verdict(0), MonitorStatus::Online);
+        assert_eq!(h.mask(0, Mask::Degraded), 0b01);
+        // A probe result arrives: stored, but the forced state stays.
+        h.set_status(0, MonitorStatus::Online);
+        h.set_admin(0, AdminState::Drain);
+        assert_eq!(h.forced(0), Forced::Down);
+        assert_eq!(h.status(0), MonitorStatus::Degraded);
+        assert_eq!(h.mask(0, Mask::Degraded), 0b01);
+        // Forced up over a failing verdict.
+        h.set_status(1, MonitorStatus::Degraded);
+        assert_eq!(h.mask(0, Mask::Degraded), 0b11);
+        h.set_forced(1, Forced::Up);
+        assert_eq!(h.status(1), MonitorStatus::Online);
+        assert_eq!(h.mask(0, Mask::Degraded), 0b01);
+        // Cleared: the verdict counts again.
+        h.set_forced(0, Forced::None);
+        h.set_forced(1, Forced::None);
+        assert_eq!(h.status(0), MonitorStatus::Online);
+        assert_eq!(h.status(1), MonitorStatus::Degraded);
+        assert_eq!(h.mask(0, Mask::Degraded), 0b10);
+        assert_eq!(h.admin(0), AdminState::Drain);
     }
 }

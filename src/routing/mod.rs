@@ -13,8 +13,9 @@
 //! | yes             | yes         | no         | fail-open   | every enabled one     |
 //! | yes             | yes         | no         | fail-closed | none → NODATA         |
 //!
-//! Online = enabled and not Degraded; a nested endpoint is online when its
-//! child has at least `min_children` online endpoints.
+//! Online = enabled and not Degraded (forced down, or so probed); a nested
+//! endpoint is online when forced up, or, not forced, when its child has at
+//! least `min_children` online endpoints.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 mod geographic;
@@ -25,7 +26,7 @@ mod subnet;
 mod weighted;
 
 use crate::config::{AllDown, Routing};
-use crate::health::{AdminState, Mask, MonitorStatus};
+use crate::health::{AdminState, Forced, Mask, MonitorStatus};
 
 use self::{enabled as enabled_fn, servable as servable_fn};
 use crate::snapshot::{Profile, Snapshot};
@@ -116,7 +117,12 @@ pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
     if !h.nested {
         return snap.health.status(id) != MonitorStatus::Degraded;
     }
-    nested_online(snap, h.child, h.min_children, depth)
+    // A forced state (the admin-state file's up/down) wins over the children.
+    match snap.health.forced(id) {
+        Forced::Up => true,
+        Forced::Down => false,
+        Forced::None => nested_online(snap, h.child, h.min_children, depth),
+    }
 }
 
 /// Counts of a child profile's endpoints: (online, checking) — for nested
@@ -268,6 +274,38 @@ mod tests {
         s.health.set_admin(0, AdminState::Drain);
         assert!(!servable(&s, 0));
         assert_eq!(pick(&s, None), Pick::One(1));
+    }
+
+    /// Forced states: `down` takes an online endpoint out, `up` keeps a
+    /// degraded one in, and on a nested endpoint they replace what its
+    /// child says.
+    #[test]
+    fn forced_states_win_over_verdicts_and_children() {
+        let s = snapshot(PRIO);
+        s.health.set_status(0, MonitorStatus::Online);
+        s.health.set_forced(0, Forced::Down);
+        assert_eq!(pick(&s, None), Pick::One(1));
+        s.health.set_status(0, MonitorStatus::Degraded);
+        s.health.set_forced(0, Forced::Up);
+        assert_eq!(pick(&s, None), Pick::One(0));
+        let n = snapshot(
+            "[[profile]]\nname = \"parent\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"kid\"\nprofile = \"child\"\n\
+             [[profile.endpoint]]\nname = \"b\"\ntarget = \"b.example\"\n\
+             [[profile]]\nname = \"child\"\nrouting = \"priority\"\n\
+             [[profile.endpoint]]\nname = \"c\"\ntarget = \"c.example\"\n",
+        );
+        let kid = n.find_endpoint("parent", "kid").unwrap();
+        let c = n.find_endpoint("child", "c").unwrap();
+        let parent = |n: &Snapshot| route(n, &n.profiles[0], &client(None), 0).0;
+        assert_eq!(parent(&n), Pick::One(kid));
+        n.health.set_forced(kid, Forced::Down);
+        assert_eq!(parent(&n), Pick::One(kid + 1));
+        n.health.set_forced(kid, Forced::None);
+        n.health.set_status(c, MonitorStatus::Degraded);
+        assert_eq!(parent(&n), Pick::One(kid + 1));
+        n.health.set_forced(kid, Forced::Up);
+        assert_eq!(parent(&n), Pick::One(kid));
     }
 
     /// Subnet routing: the longest prefix wins; the scope is the shortest

@@ -346,10 +346,12 @@ fn health_table(
 }
 
 /// Copies the health word of each endpoint that `prev` has too (the one
-/// mechanism by which health crosses a reload). The admin override always
-/// carries; the monitor status only while the profile stays monitored, or
-/// stays unmonitored: a probe's verdict must not outlive the monitor that
-/// made it, nor a status set from outside become a probe's.
+/// mechanism by which health crosses a reload). The admin override and the
+/// forced monitor state always carry (the engine then writes its admin
+/// layers over them before the swap); the monitor's verdict only while the
+/// profile stays monitored, or stays unmonitored: a probe's verdict must not
+/// outlive the monitor that made it, nor a status set from outside become a
+/// probe's.
 fn carry_health(
     prev: &Snapshot,
     profiles: &[Profile],
@@ -377,7 +379,7 @@ fn carry_health(
 
 #[cfg(test)]
 mod tests {
-    use crate::health::{AdminState, MonitorStatus};
+    use crate::health::{AdminState, Forced, MonitorStatus};
     use crate::snapshot::{Node, SourceInfo};
     use crate::testutil::snapshot;
 
@@ -415,6 +417,7 @@ mod tests {
         let old = snapshot(CFG);
         old.health.set_status(1, MonitorStatus::Degraded);
         old.health.set_admin(0, AdminState::Drain);
+        old.health.set_forced(0, Forced::Down);
         // Reordered, with a new endpoint first.
         let text = "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
              [[profile]]\nname = \"app.eu\"\nrouting = \"priority\"\n\
@@ -431,6 +434,10 @@ mod tests {
         let id = |n: &str| new.find_endpoint("app.eu", n).unwrap();
         assert_eq!(new.health.status(id("b")), MonitorStatus::Degraded);
         assert_eq!(new.health.admin(id("a")), AdminState::Drain);
+        // The forced state carries, with the verdict under it.
+        assert_eq!(new.health.forced(id("a")), Forced::Down);
+        assert_eq!(new.health.status(id("a")), MonitorStatus::Degraded);
+        assert_eq!(new.health.verdict(id("a")), MonitorStatus::CheckingEndpoint);
         assert_eq!(
             new.health.status(id("new")),
             MonitorStatus::CheckingEndpoint

@@ -1,4 +1,5 @@
-//! `[engine]`: the watch interval, the probe workers and the data-file paths.
+//! `[engine]`: the watch interval, the probe workers, the data-file paths
+//! and the admin-state file's path.
 
 use super::{Locator, in_range, key, parse_duration};
 use crate::config::error::ConfigError;
@@ -27,6 +28,7 @@ pub(super) fn settings(
     for (name, val) in [
         ("geoip_db", &raw.geoip_db),
         ("latency_table", &raw.latency_table),
+        ("admin_state", &raw.admin_state),
     ] {
         if val.as_deref() == Some("") {
             return Err(loc.error(
@@ -48,5 +50,6 @@ pub(super) fn settings(
         probe_workers,
         geoip_db: raw.geoip_db.as_deref().map(resolve),
         latency_table: raw.latency_table.as_deref().map(resolve),
+        admin_state: raw.admin_state.as_deref().map(resolve),
     })
 }
