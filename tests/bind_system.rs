@@ -281,13 +281,7 @@ fn admin_file_drain_and_down_inside_named() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = fresh_dir("bind-admin");
     let f = Failover::new(&dir);
-    let text = std::fs::read_to_string(&f.config).unwrap().replacen(
-        "[engine]\n",
-        "[engine]\nadmin_state = \"admin.toml\"\n",
-        1,
-    );
-    std::fs::write(&f.config, text).unwrap();
-    let admin = dir.join("admin.toml");
+    let admin = f.admin_file();
     let named = Named::start(&dir, &[("tm", &f.config)]);
     let app = |n: &Named| {
         dig(n.port, "app.tm.example", "A", &[])

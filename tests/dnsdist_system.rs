@@ -188,4 +188,5 @@ fn dnsdist_failover_and_live_change() {
     let (_backend, bport) = backend_front(&dir);
     let (_dd, port) = start_dnsdist(&dir, &f.config, &["tm.example"], bport);
     f.exercise(port, "dnsdist");
+    f.exercise_admin(port, "dnsdist");
 }

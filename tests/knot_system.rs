@@ -298,6 +298,7 @@ fn failover_live_change_and_knotc_reload_inside_knotd() {
     // Health failover with a real backend, and back; a live config change,
     // picked up by the engine's watch inside knotd.
     f.exercise(knot.port, "knotd");
+    f.exercise_admin(knot.port, "knotd");
     let app = |k: &Knot| {
         dig(k.port, "app.tm.example", "A", &[])
             .2

@@ -79,4 +79,5 @@ fn pdns_failover_and_live_change() {
     let port = free_port();
     let _pdns = start_pdns(&dir, &sock, port);
     f.exercise(port, "PowerDNS");
+    f.exercise_admin(port, "PowerDNS");
 }

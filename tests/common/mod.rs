@@ -198,12 +198,70 @@ impl Failover {
     }
 }
 
+impl Failover {
+    /// The admin-state file the config names (`admin.toml` beside it; absent
+    /// at first, which is no override).
+    pub fn admin_file(&self) -> PathBuf {
+        self.config.with_file_name("admin.toml")
+    }
+
+    /// Against the host on `port`: `trafficmgr drain`-style edits of the
+    /// admin-state file move `dig`'s answer without a reload — drain, down
+    /// (over a passing probe), up (over a failing probe), restore — each
+    /// within a few watch intervals.
+    pub fn exercise_admin(&self, port: u16, host: &str) {
+        use trafficmgr::admin_file::{self, Setting};
+        let first = || {
+            dns::dig_raw(port, "app.tm.example", "A", &[])
+                .2
+                .first()
+                .map(|a| a.2.clone())
+                .unwrap_or_default()
+        };
+        let admin = self.admin_file();
+        let set = |s: Setting| admin_file::edit(&admin, |a| a.set("app/prim*", s)).unwrap();
+        wait_for(10, "primary", || first() == "192.0.2.1");
+        set(Setting::Drain);
+        let t0 = std::time::Instant::now();
+        wait_for(5, "drain", || first() == "192.0.2.2");
+        println!(
+            "drain through {host} seen after {:.2} s",
+            t0.elapsed().as_secs_f64()
+        );
+        // Down over a probe that passes: still out.
+        set(Setting::Down);
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        assert_eq!(
+            first(),
+            "192.0.2.2",
+            "{host}: down must keep the primary out"
+        );
+        // Up over a probe that fails: served.
+        self.primary.set(backend::Mode::Status(503));
+        set(Setting::Up);
+        wait_for(5, "up", || first() == "192.0.2.1");
+        for _ in 0..6 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            assert_eq!(
+                first(),
+                "192.0.2.1",
+                "{host}: up must outlast failing probes"
+            );
+        }
+        // Restore: the failing probe's verdict counts again.
+        admin_file::edit(&admin, |a| Ok(a.remove("app/prim*"))).unwrap();
+        wait_for(5, "restore", || first() == "192.0.2.2");
+        self.primary.set(backend::Mode::Status(200));
+        wait_for(10, "recovery", || first() == "192.0.2.1");
+    }
+}
+
 /// A config for host life-cycle tests: `app` (priority, probed every 1 s:
 /// `primary` 192.0.2.1 and `secondary` 192.0.2.2 on the given backend
 /// ports) and `www` (a CNAME to `www_target`), watched every 200 ms.
 fn failover_config(primary: u16, secondary: u16, www_target: &str) -> String {
     format!(
-        "[engine]\nwatch_interval = \"200ms\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+        "[engine]\nwatch_interval = \"200ms\"\nadmin_state = \"admin.toml\"\n[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
          [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 5\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n\
          [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {primary} }}\n\
          [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {secondary} }}\n\
