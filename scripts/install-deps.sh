@@ -19,6 +19,8 @@ have openssl || need="$need openssl"
 have unshare || need="$need util-linux"
 [ -x /usr/sbin/named ] || need="$need bind9"
 have dnsdist || need="$need dnsdist"
+# tests/common/prometheus.rs: a real Prometheus scrapes the control listener
+[ -x /usr/bin/prometheus ] || need="$need prometheus"
 have pdns_server || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"
