@@ -420,7 +420,20 @@ fn reloads_keep_one_engine_while_dig_runs() {
         5,
         "each reload re-read the file"
     );
-    named.stop();
+    let log = named.stop();
+    // Each reload's old instance let go of the engine, which carried on;
+    // the last instance's destroy, at named's stop, joined its threads.
+    assert_eq!(
+        log.matches("destroyed; the engine carries on for 1 other instance(s)")
+            .count(),
+        5,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("engine stopped, threads joined").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Health lives in the one engine, so a reload keeps it: the primary,
@@ -512,7 +525,14 @@ fn a_broken_file_at_reload_keeps_the_running_config() {
         "changed.contoso.example."
     );
     assert_eq!(named.tids("tm-maint"), maint, "the engine was replaced");
-    named.stop();
+    // The failed dlz_create let go of its hold: at named's stop the last
+    // instance's destroy stops the engine.
+    let log = named.stop();
+    assert_eq!(
+        log.matches("engine stopped, threads joined").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Two views whose `dlz` stanzas name the same file (through a symlink and
@@ -549,5 +569,10 @@ fn two_views_naming_one_file_share_one_engine() {
         first(port, "prio.tm.example", &["-b", "127.0.0.2"]),
         "primary.contoso.example."
     );
-    named.stop();
+    let log = named.stop();
+    assert_eq!(
+        log.matches("engine stopped, threads joined").count(),
+        1,
+        "{log}"
+    );
 }

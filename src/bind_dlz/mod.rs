@@ -100,6 +100,9 @@ struct Instance {
     engine: Held,
     putrr: PutRr,
     _putnamedrr: Option<PutNamedRr>,
+    /// The `dlz` stanza's name and named's log, for `dlz_destroy`'s line.
+    name: String,
+    log: Option<BindLog>,
 }
 
 /// The engine an instance answers from: the one shared by every instance
@@ -322,14 +325,16 @@ pub unsafe extern "C" fn dlz_create(
                 return ISC_R_FAILURE;
             }
         };
+        say(LogLevel::Info, &format!("dlz {name}: serving {path}"));
         let inst = Box::new(Instance {
             engine: Held::Shared(held),
             putrr,
             _putnamedrr: putnamedrr,
+            name,
+            log,
         });
         // SAFETY: non-NULL output from named.
         unsafe { *dbdata = Box::into_raw(inst) as *mut c_void };
-        say(LogLevel::Info, &format!("dlz {name}: serving {path}"));
         ISC_R_SUCCESS
     })
 }
@@ -352,9 +357,30 @@ pub unsafe extern "C" fn dlz_create(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlz_destroy(dbdata: *mut c_void) {
     boundary((), || {
-        if !dbdata.is_null() {
-            // SAFETY: created by Box::into_raw in dlz_create; named calls destroy once.
-            drop(unsafe { Box::from_raw(dbdata as *mut Instance) });
+        if dbdata.is_null() {
+            return;
+        }
+        // SAFETY: created by Box::into_raw in dlz_create; named calls destroy once.
+        let inst = *unsafe { Box::from_raw(dbdata as *mut Instance) };
+        let Instance {
+            engine, name, log, ..
+        } = inst;
+        let left = match engine {
+            Held::Shared(held) => held.close(),
+            Held::Own(engine) => {
+                drop(engine);
+                0
+            }
+        };
+        if let Some(l) = log {
+            l.emit(
+                LogLevel::Info,
+                &if left == 0 {
+                    format!("dlz {name}: destroyed; it was the engine's last instance: engine stopped, threads joined")
+                } else {
+                    format!("dlz {name}: destroyed; the engine carries on for {left} other instance(s)")
+                },
+            );
         }
     })
 }
@@ -563,6 +589,8 @@ impl FuzzInstance {
             engine: Held::Own(engine),
             putrr: fuzz_putrr,
             _putnamedrr: None,
+            name: "fuzz".to_string(),
+            log: None,
         }))
     }
 }

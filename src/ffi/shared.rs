@@ -169,14 +169,32 @@ impl SharedEngine {
     }
 }
 
-impl Drop for SharedEngine {
-    fn drop(&mut self) {
+impl SharedEngine {
+    /// Releases the hold now (as dropping it does) and says how many
+    /// holders the engine has left: 0 when this was the last, and the
+    /// engine is stopped, its threads joined, and freed.
+    pub(crate) fn close(self) -> usize {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let left = this.finish();
+        // SAFETY: read once out of a ManuallyDrop that is never used again.
+        drop(unsafe { std::ptr::read(&this.relay) });
+        left
+    }
+
+    fn finish(&mut self) -> usize {
         // Released first, so that a last release's stop still logs through
-        // this hook; detached before the drop returns.
-        let _ = release(self.handle.as_ptr());
+        // this hook; detached before the caller returns.
+        let left = release(self.handle.as_ptr()).unwrap_or(0);
         if let Some(id) = self.sink {
             self.relay.detach(id);
         }
+        left
+    }
+}
+
+impl Drop for SharedEngine {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -258,8 +276,9 @@ pub(crate) fn open(path: &str, log: Option<LogFn>) -> Result<(SharedEngine, Open
 
 /// Releases one hold on the shared engine `engine`; the last release stops
 /// and joins its threads and frees it (outside the registry's lock).
-/// `NotFound` when `engine` is not a shared engine.
-fn release(engine: *const tm_engine) -> Result<(), tm_result> {
+/// Returns the holders left (0: freed); `NotFound` when `engine` is not a
+/// shared engine.
+fn release(engine: *const tm_engine) -> Result<usize, tm_result> {
     let mut guard = registry();
     let map = guard.as_mut().ok_or(tm_result::NotFound)?;
     let key = map
@@ -267,14 +286,14 @@ fn release(engine: *const tm_engine) -> Result<(), tm_result> {
         .find(|(_, v)| matches!(v, Entry::Ready { engine: e, .. } if std::ptr::eq(e.as_ptr(), engine)))
         .map(|(k, _)| k.clone())
         .ok_or(tm_result::NotFound)?;
-    let last = match map.get_mut(&key) {
+    let left = match map.get_mut(&key) {
         Some(Entry::Ready { holders, .. }) => {
             *holders -= 1;
-            Some(*holders == 0)
+            Some(*holders)
         }
         _ => None,
     };
-    let unlinked = if last == Some(true) {
+    let unlinked = if left == Some(0) {
         map.remove(&key)
     } else {
         None
@@ -292,7 +311,7 @@ fn release(engine: *const tm_engine) -> Result<(), tm_result> {
         // registry no longer hands it out.
         unsafe { free_handle(engine.as_ptr()) };
     }
-    Ok(())
+    Ok(left.unwrap_or(0))
 }
 
 /// Opens the engine for the config file at `config_path`, shared by every
@@ -357,7 +376,7 @@ pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> t
         if engine.is_null() {
             return Ok(());
         }
-        release(engine)
+        release(engine).map(|_| ())
     })
 }
 
@@ -422,7 +441,15 @@ mod tests {
         ));
         // SAFETY: the C hold taken above.
         assert_eq!(unsafe { tm_engine_release_shared(h) }, tm_result::Ok);
-        drop((a, b, c));
+        // Each release says how many holders are left; the last frees it.
+        assert_eq!(c.close(), 2);
+        assert_eq!(b.close(), 1);
+        assert_eq!(a.close(), 0);
+        assert!(
+            registry()
+                .as_ref()
+                .is_none_or(|m| !m.contains_key(&key_of(&real)))
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
