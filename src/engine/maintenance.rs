@@ -182,6 +182,7 @@ impl Inner {
         );
         self.reloads.clear_poison();
         self.graveyard.clear_poison();
+        self.totals.clear_poison();
         self.watch.clear_poison();
         self.maintenance_stats_mut(|m| {
             m.panics += 1;

@@ -7,9 +7,11 @@
 //! - [`watch`]: the file watch that triggers it;
 //! - [`maintenance`]: the engine's thread, which runs the watch, reaps old
 //!   snapshots and drives the probe service (`health::service`);
-//! - [`status`]: the status report, which reads all of the above.
+//! - [`status`]: the status report, which reads all of the above;
+//! - [`metrics`]: answer counts across reloads and the Prometheus page.
 
 mod maintenance;
+mod metrics;
 mod reload;
 mod status;
 mod watch;
@@ -102,6 +104,8 @@ pub(crate) struct Inner {
     watch: std::sync::Mutex<WatchState>,
     /// Test-only fault injection ([`Engine::inject_fault`]): a `Fault` bit set.
     fault: std::sync::atomic::AtomicU32,
+    /// Counts of reaped snapshots, by name (`metrics`).
+    totals: std::sync::Mutex<metrics::Totals>,
 }
 
 /// Faults a test can inject into an engine's own threads, to show that the
@@ -174,6 +178,16 @@ impl Inner {
             .ok_or_else(|| format!("no endpoint `{endpoint}` in profile `{profile}`"))?;
         write(&snap.health, id);
         Ok(())
+    }
+
+    /// The status report as JSON.
+    pub(crate) fn status_json(&self) -> String {
+        let counts = self.counts();
+        let snap = self.cell.load_full();
+        let reloads = self.reload_stats();
+        let maintenance = self.maintenance_stats();
+        let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        status::render(&snap, &board, &reloads, &maintenance, &counts)
     }
 }
 
@@ -294,6 +308,7 @@ impl Engine {
             graveyard: std::sync::Mutex::new(Vec::new()),
             watch: std::sync::Mutex::new(WatchState::default()),
             fault: std::sync::atomic::AtomicU32::new(0),
+            totals: std::sync::Mutex::new(metrics::Totals::default()),
         });
         if let Ok(mut w) = inner.watch.lock() {
             let source = inner.writer.lock();
@@ -492,11 +507,13 @@ impl Engine {
 
     /// The status report as JSON (see `docs/OPERATIONS.md`).
     pub fn status_json(&self) -> String {
-        let snap = self.inner.cell.load_full();
-        let reloads = self.inner.reload_stats();
-        let maintenance = self.inner.maintenance_stats();
-        let board = self.inner.board.lock().unwrap_or_else(|e| e.into_inner());
-        status::render(&snap, &board, &reloads, &maintenance)
+        self.inner.status_json()
+    }
+
+    /// The `/metrics` page of the control listener (Prometheus text
+    /// exposition; see `docs/OPERATIONS.md`), also without a listener.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
     }
 
     /// Rebuilds the snapshot from the source (and the data files it names)

@@ -3,6 +3,7 @@
 
 use super::ReloadStats;
 use super::maintenance::MaintenanceStats;
+use super::metrics::Totals;
 use crate::health::service::Board;
 use crate::health::{AdminState, MonitorStatus};
 use crate::routing;
@@ -16,13 +17,23 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Every name [`endpoint_state`] gives (the one-hot metric's values).
+pub(crate) const STATES: [&str; 6] = [
+    "Online",
+    "CheckingEndpoint",
+    "Degraded",
+    "Disabled",
+    "Inactive",
+    "Stopped",
+];
+
 /// Azure's name for the endpoint's state.
-fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
+pub(crate) fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     let Some(p) = snap.profiles.get(e.profile as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     if !p.enabled {
         return "Inactive";
@@ -78,6 +89,7 @@ pub(crate) fn render(
     board: &Board,
     reloads: &ReloadStats,
     maintenance: &MaintenanceStats,
+    counts: &Totals,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -95,8 +107,10 @@ pub(crate) fn render(
                 "admin": admin.as_str(),
                 "enabled": e.enabled,
                 "serving": routing::servable(snap, id) && admin != AdminState::Drain,
+                "up": routing::candidate(snap, p, id),
                 "priority": e.priority,
                 "weight": e.weight,
+                "answers": counts.answers.get(&(p.fqdn.clone(), e.name.clone())).copied().unwrap_or(0),
             });
             if let Some(r) = rec {
                 o["probe"] = json!({
