@@ -8,8 +8,10 @@
 //! - [`maintenance`]: the engine's thread, which runs the watch, reaps old
 //!   snapshots and drives the probe service (`health::service`);
 //! - [`status`]: the status report, which reads all of the above;
-//! - [`metrics`]: answer counts across reloads and the Prometheus page.
+//! - [`metrics`]: answer counts across reloads and the Prometheus page;
+//! - [`control`]: the control listener (`tm-ctl`) that serves them.
 
+mod control;
 mod maintenance;
 mod metrics;
 mod reload;
@@ -106,6 +108,12 @@ pub(crate) struct Inner {
     fault: std::sync::atomic::AtomicU32,
     /// Counts of reaped snapshots, by name (`metrics`).
     totals: std::sync::Mutex<metrics::Totals>,
+    /// The control listener's state, for the status report.
+    control: std::sync::Mutex<control::ControlState>,
+    /// When the maintenance loop last finished a turn (ms since `started`).
+    heartbeat: AtomicU64,
+    /// When the engine started (the heartbeat's origin).
+    started: Instant,
 }
 
 /// Faults a test can inject into an engine's own threads, to show that the
@@ -186,10 +194,42 @@ impl Inner {
         let snap = self.cell.load_full();
         let reloads = self.reload_stats();
         let maintenance = self.maintenance_stats();
+        let control = self
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
-        status::render(&snap, &board, &reloads, &maintenance, &counts)
+        status::render(&snap, &board, &reloads, &maintenance, &counts, &control)
+    }
+
+    /// Why `/healthz` says 503: the maintenance loop has not finished a
+    /// turn for [`STALL`] (it runs the watch, the probes and the reaping),
+    /// or probes cannot run. `None` = healthy (a snapshot always serves).
+    pub(crate) fn health_problem(&self) -> Option<String> {
+        let beat = Duration::from_millis(self.heartbeat.load(Ordering::Relaxed));
+        let since = self.started.elapsed().saturating_sub(beat);
+        if since > STALL {
+            return Some(format!(
+                "the maintenance loop has not finished a turn for {} s",
+                since.as_secs()
+            ));
+        }
+        self.maintenance_stats()
+            .error
+            .map(|e| format!("maintenance: {e}"))
+    }
+
+    /// Called by the maintenance loop after each turn.
+    pub(crate) fn beat(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.heartbeat.store(ms, Ordering::Relaxed);
     }
 }
+
+/// How long the maintenance loop may go without finishing a turn before
+/// `/healthz` fails (a reload of a big latency table takes about a second).
+const STALL: Duration = Duration::from_secs(30);
 
 /// One traffic-manager engine. `Sync`: share it by reference among threads.
 /// Dropping it stops and joins its threads (the maintenance loop and the
@@ -309,6 +349,9 @@ impl Engine {
             watch: std::sync::Mutex::new(WatchState::default()),
             fault: std::sync::atomic::AtomicU32::new(0),
             totals: std::sync::Mutex::new(metrics::Totals::default()),
+            control: std::sync::Mutex::new(control::ControlState::default()),
+            heartbeat: AtomicU64::new(0),
+            started: Instant::now(),
         });
         if let Ok(mut w) = inner.watch.lock() {
             let source = inner.writer.lock();

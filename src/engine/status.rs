@@ -2,6 +2,7 @@
 //! snapshot and the monitor's board. Format: `docs/OPERATIONS.md`.
 
 use super::ReloadStats;
+use super::control::ControlState;
 use super::maintenance::MaintenanceStats;
 use super::metrics::Totals;
 use crate::health::service::Board;
@@ -90,6 +91,7 @@ pub(crate) fn render(
     reloads: &ReloadStats,
     maintenance: &MaintenanceStats,
     counts: &Totals,
+    control: &ControlState,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -170,6 +172,11 @@ pub(crate) fn render(
             "error": maintenance.error,
             "panics": maintenance.panics,
             "last_panic": maintenance.last_panic,
+        },
+        "control": {
+            "address": control.address.map(|a| a.to_string()),
+            "listening": control.listening,
+            "error": control.error,
         },
         "profiles": profiles,
     });
