@@ -36,6 +36,9 @@ pub struct EngineSettings {
     pub geoip_db: Option<PathBuf>,
     /// Absolute or base-relative path.
     pub latency_table: Option<PathBuf>,
+    /// The control listener's address (`/metrics`, `/status`, `/healthz`,
+    /// the status page); `None` = off (the default).
+    pub control: Option<std::net::SocketAddr>,
 }
 
 /// One region.

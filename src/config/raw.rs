@@ -18,6 +18,10 @@ pub struct RawEngine {
     pub geoip_db: Option<String>,
     /// Latency table CSV (docs/ROUTING.md, "Latency and location").
     pub latency_table: Option<String>,
+    /// Address (`IP:port`) of the control listener (metrics, status, page); off by default.
+    pub control: Option<String>,
+    /// Allows a `control` address that is not loopback.
+    pub control_public: Option<bool>,
 }
 
 /// `[[region]]`: adds to or overrides the built-in regions.

@@ -2,7 +2,9 @@
 //! snapshot and the monitor's board. Format: `docs/OPERATIONS.md`.
 
 use super::ReloadStats;
+use super::control::ControlState;
 use super::maintenance::MaintenanceStats;
+use super::metrics::Totals;
 use crate::health::service::Board;
 use crate::health::{AdminState, MonitorStatus};
 use crate::routing;
@@ -16,13 +18,23 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Every name [`endpoint_state`] gives (the one-hot metric's values).
+pub(crate) const STATES: [&str; 6] = [
+    "Online",
+    "CheckingEndpoint",
+    "Degraded",
+    "Disabled",
+    "Inactive",
+    "Stopped",
+];
+
 /// Azure's name for the endpoint's state.
-fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
+pub(crate) fn endpoint_state(snap: &Snapshot, board: &Board, id: u32) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     let Some(p) = snap.profiles.get(e.profile as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     if !p.enabled {
         return "Inactive";
@@ -78,6 +90,8 @@ pub(crate) fn render(
     board: &Board,
     reloads: &ReloadStats,
     maintenance: &MaintenanceStats,
+    counts: &Totals,
+    control: &ControlState,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -95,8 +109,10 @@ pub(crate) fn render(
                 "admin": admin.as_str(),
                 "enabled": e.enabled,
                 "serving": routing::servable(snap, id) && admin != AdminState::Drain,
+                "up": routing::candidate(snap, p, id),
                 "priority": e.priority,
                 "weight": e.weight,
+                "answers": counts.answers.get(&(p.fqdn.clone(), e.name.clone())).copied().unwrap_or(0),
             });
             if let Some(r) = rec {
                 o["probe"] = json!({
@@ -156,6 +172,11 @@ pub(crate) fn render(
             "error": maintenance.error,
             "panics": maintenance.panics,
             "last_panic": maintenance.last_panic,
+        },
+        "control": {
+            "address": control.address.map(|a| a.to_string()),
+            "listening": control.listening,
+            "error": control.error,
         },
         "profiles": profiles,
     });
