@@ -576,3 +576,135 @@ fn two_views_naming_one_file_share_one_engine() {
         "{log}"
     );
 }
+
+/// The trap of issue 17: a real Prometheus scrapes the control listener of
+/// the engine inside a real named (every 1 s) while named is reloaded five
+/// times and a side thread GETs /metrics every 100 ms. The listener belongs
+/// to the one engine the instances share, so it never goes away: no gap
+/// between successful GETs longer than one scrape interval, `up` stayed 1
+/// in Prometheus, and the answer counts of known `dig` queries, read back
+/// through Prometheus's query API, carry on across the reloads.
+#[test]
+fn prometheus_scrapes_named_across_reloads() {
+    use common::prometheus::{Prometheus, free_addr};
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("bind-prometheus");
+    let ctl = free_addr();
+    let cfg = dir.join("tm.toml");
+    std::fs::write(
+        &cfg,
+        basic_text().replacen("[engine]\n", &format!("[engine]\ncontrol = \"{ctl}\"\n"), 1),
+    )
+    .unwrap();
+    let named = Named::start(&dir, &[("tm", &cfg)]);
+    let port = named.port;
+    // One GET of /metrics: true for a 200 with our exposition.
+    let get = || -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&ctl, Duration::from_secs(1)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.starts_with("HTTP/1.1 200") && body.contains("trafficmgr_answers_total")
+    };
+    wait_for(10, "the control listener", get);
+    let prom = Prometheus::start(&[ctl], Duration::from_secs(1));
+    prom.wait_for_value(
+        "up{job=\"trafficmgr\"}",
+        |v| v == 1.0,
+        Duration::from_secs(30),
+    );
+    let prio = "trafficmgr_answers_total{job=\"trafficmgr\",profile=\"prio.tm.example\",endpoint=\"primary\"}";
+    let addrs = "trafficmgr_answers_total{job=\"trafficmgr\",profile=\"addrs.tm.example\",endpoint=\"v4only\"}";
+    // Known queries: 7 for prio (its primary), 4 for addrs.
+    for _ in 0..7 {
+        assert_eq!(
+            first(port, "prio.tm.example", &[]),
+            "primary.contoso.example."
+        );
+    }
+    for _ in 0..4 {
+        assert!(!first(port, "addrs.tm.example", &[]).is_empty());
+    }
+    prom.wait_for_value(prio, |v| v == 7.0, Duration::from_secs(30));
+    prom.wait_for_value(addrs, |v| v == 4.0, Duration::from_secs(30));
+    // Five reloads, two prio queries after each, under scraping.
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let gets = std::thread::scope(|s| {
+        let side = s.spawn(|| {
+            let mut log = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                log.push((Instant::now(), get()));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            log.push((Instant::now(), get()));
+            log
+        });
+        for i in 0..5 {
+            assert!(named.reload(), "reload {i}:\n{}", named.log());
+            for _ in 0..2 {
+                assert_eq!(
+                    first(port, "prio.tm.example", &[]),
+                    "primary.contoso.example."
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1200));
+        }
+        stop.store(true, Ordering::SeqCst);
+        side.join().unwrap()
+    });
+    let window = started.elapsed();
+    let failed = gets.iter().filter(|(_, ok)| !ok).count();
+    let mut last_ok = started;
+    let mut worst = Duration::ZERO;
+    for (at, ok) in &gets {
+        if *ok {
+            worst = worst.max(at.duration_since(last_ok));
+            last_ok = *at;
+        }
+    }
+    worst = worst.max(gets.last().unwrap().0.duration_since(last_ok));
+    println!(
+        "{} GETs of /metrics over {window:?} across 5 reloads: {failed} failed, longest gap between successes {worst:?}",
+        gets.len()
+    );
+    assert!(
+        worst <= Duration::from_secs(1),
+        "/metrics was away for {worst:?} ({failed} of {} GETs failed)",
+        gets.len()
+    );
+    // Prometheus saw it up at every scrape of the window, and scraped.
+    prom.wait_for_value(prio, |v| v == 17.0, Duration::from_secs(30));
+    let secs = started.elapsed().as_secs() + 1;
+    let min_up = prom.query(&format!("min_over_time(up{{job=\"trafficmgr\"}}[{secs}s])"));
+    assert_eq!(min_up.len(), 1, "{min_up:?}");
+    assert_eq!(min_up[0].1, 1.0, "a scrape failed during the reloads");
+    let scrapes = prom.query(&format!(
+        "count_over_time(up{{job=\"trafficmgr\"}}[{secs}s])"
+    ));
+    assert!(
+        scrapes[0].1 >= (secs / 2) as f64,
+        "too few scrapes in {secs} s: {scrapes:?}"
+    );
+    assert_eq!(
+        prom.query(addrs)[0].1,
+        4.0,
+        "the counts carry on across reloads"
+    );
+    prom.wait_for_value(
+        "trafficmgr_reloads_total{job=\"trafficmgr\",result=\"ok\"}",
+        |v| v == 5.0,
+        Duration::from_secs(30),
+    );
+    drop(prom);
+    named.stop();
+}
