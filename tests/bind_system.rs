@@ -352,6 +352,10 @@ fn reloads_keep_one_engine_while_dig_runs() {
     wait_for(10, "primary", || {
         first(port, "app.tm.example", &[]) == "192.0.2.1"
     });
+    // Both endpoints probed: the probe pool is up.
+    wait_for(10, "first probes", || {
+        f.primary.requests() >= 1 && f.secondary.requests() >= 1
+    });
     let maint = named.tids("tm-maint");
     assert_eq!(maint.len(), 1, "one maintenance thread: {maint:?}");
     let probes = named.tids("tm-probe").len();
