@@ -8,7 +8,10 @@
 #   make bench          criterion benchmarks on the 1M-prefix latency table
 #   make header         regenerate include/trafficmgr.h
 #   make install        release build installed under PREFIX (/usr/local) into DESTDIR;
-#                       the BIND module goes to BINDDLZDIR (/usr/lib/bind). make uninstall
+#                       the BIND module goes to BINDDLZDIR (/usr/lib/bind), the Knot DNS
+#                       module to KNOTMODDIR (knotd's module dir). make uninstall
+#   make bench-knot     dnsperf: Knot serving a static zone vs the same answers through
+#                       mod-trafficmgr (scripts/bench-knot.sh; docs/PERFORMANCE.md)
 #   make deb            target/deb/trafficmgr_<version>_<arch>.deb (dpkg-deb)
 #   make test-package   installs that package on this machine, serves through the stock
 #                       named, removes and purges it (root; tests/package.rs)
@@ -26,7 +29,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := wire config dlz mmdb latency_csv pdns_request
 
 .PHONY: all deps check-layers build release test test-rust test-c test-valgrind test-asan demo bench header latency-1m clean fuzz \
-        install uninstall deb test-package
+        install uninstall deb test-package knot-module bench-knot
 
 all: build
 
@@ -41,6 +44,18 @@ ABI     := $(shell sed -n 's/^\#define TM_ABI_VERSION //p' include/trafficmgr.h)
 build:
 	$(CARGO) build --locked --lib --examples
 	ln -sf libtrafficmgr.so $(OUTDIR)/libtrafficmgr.so.$(ABI)
+	$(MAKE) --no-print-directory knot-module
+
+# The Knot DNS query module (mod-trafficmgr, knot/trafficmgr_knot.c): C,
+# compiled against the installed Knot headers (libknot-dev), linked to the
+# library beside it (RUNPATH $ORIGIN; installed, the linker's own path).
+KNOT_CFLAGS := $(shell pkg-config --cflags libknot 2>/dev/null)
+KNOT_LIBS   := $(shell pkg-config --libs libknot 2>/dev/null || echo -lknot)
+knot-module:
+	ln -sf libtrafficmgr.so $(OUTDIR)/libtrafficmgr.so.$(ABI)
+	$(CC) -std=gnu11 -O2 -g -fPIC -shared -Wall -Wextra -Werror -Iinclude $(KNOT_CFLAGS) \
+	    knot/trafficmgr_knot.c -o $(OUTDIR)/trafficmgr_knot.so \
+	    -L$(OUTDIR) -ltrafficmgr $(KNOT_LIBS) -Wl,-rpath,'$$ORIGIN'
 
 # The import graph goes down only (layers in the script; README "Architecture").
 check-layers:
@@ -117,22 +132,27 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 # Debian's AppArmor profile for named maps modules only from /usr/lib/bind/*.so.
 BINDDLZDIR ?= /usr/lib/bind
+# knotd loads every .so in its module dir at start (Debian 12: .../knot/modules-3.2).
+KNOTMODDIR ?= $(or $(shell pkg-config --variable=module_instdir knotd 2>/dev/null),$(LIBDIR)/knot)
 REL        := $(CURDIR)/target/release
 SUBST      := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
                   -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 
 release:
 	$(CARGO) build --locked --release --lib --example serve --example pdns-remote
+	ln -sf libtrafficmgr.so $(REL)/libtrafficmgr.so.$(ABI)
+	$(MAKE) --no-print-directory knot-module OUTDIR=$(REL)
 
 install: release
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-	    $(DESTDIR)$(BINDDLZDIR) $(DESTDIR)$(DATADIR)/trafficmgr/examples $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(BINDDLZDIR) $(DESTDIR)$(KNOTMODDIR) $(DESTDIR)$(DATADIR)/trafficmgr/examples $(DESTDIR)$(DOCDIR) \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/trafficmgr $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION)
 	ln -sf libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI)
 	ln -sf libtrafficmgr.so.$(ABI) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so
 	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so
+	install -m 0644 $(REL)/trafficmgr_knot.so $(DESTDIR)$(KNOTMODDIR)/trafficmgr.so
 	install -m 0644 include/trafficmgr.h $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h
 	$(SUBST) packaging/trafficmgr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc
 	install -m 0755 $(REL)/examples/serve $(DESTDIR)$(BINDIR)/trafficmgr-serve
@@ -140,7 +160,7 @@ install: release
 	install -m 0644 share/trafficmgr/dnsdist.lua $(DESTDIR)$(DATADIR)/trafficmgr/dnsdist.lua
 	sed 's|/usr/share/trafficmgr/|$(DATADIR)/trafficmgr/|' examples/dnsdist/dnsdist.conf \
 	    > $(DESTDIR)$(DATADIR)/trafficmgr/examples/dnsdist.conf
-	install -m 0644 examples/bind/named.conf examples/powerdns/pdns.conf examples/demo.toml \
+	install -m 0644 examples/bind/named.conf examples/powerdns/pdns.conf examples/knot/knot.conf examples/demo.toml \
 	    examples/demo-latency.csv $(DESTDIR)$(DATADIR)/trafficmgr/examples/
 	for u in trafficmgr-serve trafficmgr-pdns-remote; do \
 	    $(SUBST) packaging/systemd/$$u.service.in > $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
@@ -159,7 +179,7 @@ install: release
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI) \
 	    $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc \
-	    $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h \
+	    $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so $(DESTDIR)$(KNOTMODDIR)/trafficmgr.so $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h \
 	    $(DESTDIR)$(BINDIR)/trafficmgr-serve $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote \
 	    $(DESTDIR)$(UNITDIR)/trafficmgr-serve.service $(DESTDIR)$(UNITDIR)/trafficmgr-pdns-remote.service \
 	    $(DESTDIR)$(MANDIR)/man8/trafficmgr-serve.8 $(DESTDIR)$(MANDIR)/man8/trafficmgr-pdns-remote.8 \
@@ -173,5 +193,9 @@ deb: release
 # Installs the package on this machine, checks it serves through Debian's own
 # named (as the bind user, stock /etc/bind tree, a loopback port), removes and
 # purges it. Root only (skipped otherwise, saying so); it restores the machine.
+# Knot serving a static zone vs the same answers through mod-trafficmgr.
+bench-knot: release
+	sh scripts/bench-knot.sh
+
 test-package: deb
 	TM_DEB=$$(ls -t target/deb/trafficmgr_*.deb | head -n 1) $(CARGO) test --locked --test package -- --nocapture

@@ -730,6 +730,35 @@ tm_result tm_engine_open_shared(const char *config_path,
                                 const tm_engine **engine_out);
 
 /**
+ * As `tm_engine_open_shared`, for a host whose log the shared engine
+ * should write to (Knot DNS: one module instance per zone, each with its
+ * own log context): the `host`'s log hook joins the engine's for as long
+ * as this hold lasts. Each line goes to the newest hook among the holds
+ * still open, once; when the holder whose hook that is releases, the
+ * next newest takes over.
+ *
+ * **Ownership:** as `tm_engine_open_shared`; release this hold with
+ * `tm_engine_release_shared_host` and the same `host`.
+ * **NULL:** `config_path` and `engine_out` must not be NULL; `host` may be
+ * (no hook: as `tm_engine_open_shared`), and `errbuf` may be.
+ * **Threads:** safe from any thread.
+ * **Lifetime:** `host` is read during the call; its `log` hook and
+ * `userdata` are kept and may be called (from any thread) until the
+ * matching `tm_engine_release_shared_host` returns, never after.
+ * **Returns:** as `tm_engine_new`.
+ *
+ * # Safety
+ * As `tm_engine_open_shared`; `host` is NULL or a readable `tm_host` of
+ * its `struct_size`.
+ */
+tm_result tm_engine_open_shared_host(const char *config_path,
+                                     size_t config_path_len,
+                                     const tm_host *host,
+                                     char *errbuf,
+                                     size_t errbuf_len,
+                                     const tm_engine **engine_out);
+
+/**
  * Releases one hold on a shared engine; the last release stops and joins
  * its threads and frees it.
  *
@@ -744,6 +773,27 @@ tm_result tm_engine_open_shared(const char *config_path,
  * handles, never dereferenced unless found there).
  */
 tm_result tm_engine_release_shared(const tm_engine *engine);
+
+/**
+ * Releases one hold from `tm_engine_open_shared_host`, taking that hold's
+ * log hook out of the engine's; the last release stops and joins the
+ * engine's threads (its last lines still reach this hook) and frees it.
+ *
+ * **Ownership:** gives back the hold; `host` is the one given to the open
+ * (its `log` and `userdata` identify the hook).
+ * **NULL:** calling with a NULL `engine` is fine; `host` may be NULL (a
+ * hold opened without a hook).
+ * **Threads:** safe from any thread; the caller must not use the engine
+ * afterwards, and no call of the caller's on it may still be running.
+ * **Lifetime:** when it returns, the hook is not called any more.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine),
+ * `TM_RESULT_STRUCT_TOO_SMALL`, `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or any pointer (only compared with the registry's
+ * handles); `host` is NULL or a readable `tm_host` of its `struct_size`.
+ */
+tm_result tm_engine_release_shared_host(const tm_engine *engine, const tm_host *host);
 
 /**
  * The library's version string, e.g. `trafficmgr/0.1.0 hickory-proto/0.26.3`.

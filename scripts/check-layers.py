@@ -17,7 +17,7 @@ LAYERS = [
     ["log", "name", "geo", "counters"],
     ["answer"],
     ["config"],
-    ["health"],
+    ["health", "admin_file"],
     ["snapshot"],
     ["routing"],
     ["query"],

@@ -21,6 +21,9 @@ have unshare || need="$need util-linux"
 have dnsdist || need="$need dnsdist"
 # tests/common/prometheus.rs: a real Prometheus scrapes the control listener
 [ -x /usr/bin/prometheus ] || need="$need prometheus"
+# tests/knot_system.rs: knotd and knotc; the module builds against knot/module.h
+{ have knotd && have knotc; } || need="$need knot"
+[ -e /usr/include/knot/module.h ] || need="$need libknot-dev"
 have pdns_server || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds target/deb/trafficmgr_<version>_<arch>.deb with dpkg-deb from a
 # `make install` into a staging tree (Debian paths: /usr, /etc, the
-# multiarch library folder, /lib/systemd/system, /usr/lib/bind). Run by
+# multiarch library folder, /lib/systemd/system, /usr/lib/bind, knotd's
+# module folder /usr/lib/<multiarch>/knot/modules-<version>). Run by
 # `make deb` after the release build.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,11 +15,14 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/DEBIAN"
 make --no-print-directory install DESTDIR="$PWD/$STAGE" PREFIX=/usr SYSCONFDIR=/etc \
     LIBDIR="/usr/lib/$MULTIARCH" UNITDIR=/lib/systemd/system >/dev/null
+# The Knot module is found only where knotd looks (libknot-dev's knotd.pc).
+ls "$STAGE"/usr/lib/"$MULTIARCH"/knot/*/trafficmgr.so >/dev/null
 
 # Debian conventions: stripped objects, compressed man pages and changelog,
 # a copyright file.
 strip --strip-unneeded --remove-section=.comment --remove-section=.note \
-    "$STAGE/usr/lib/$MULTIARCH/libtrafficmgr.so.$VERSION" "$STAGE/usr/lib/bind/libtrafficmgr.so"
+    "$STAGE/usr/lib/$MULTIARCH/libtrafficmgr.so.$VERSION" "$STAGE/usr/lib/bind/libtrafficmgr.so" \
+    "$STAGE"/usr/lib/"$MULTIARCH"/knot/*/trafficmgr.so
 strip --remove-section=.comment --remove-section=.note \
     "$STAGE/usr/bin/trafficmgr-serve" "$STAGE/usr/bin/trafficmgr-pdns-remote"
 gzip -9n "$STAGE"/usr/share/man/man*/*

@@ -18,6 +18,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 // The Rust API: what a host written in Rust calls.
+pub mod admin_file;
 pub mod answer;
 pub mod config;
 pub mod engine;

@@ -18,6 +18,9 @@
 //!    listener, pid and key files in a scratch folder) and `controls { };`
 //!    is added; `named.conf.local` and `named.conf.default-zones` are the
 //!    stock files, and a stock zone (`localhost`) still answers beside ours.
+//!    Debian's own `knotd`, as the `knot` user, loads the packaged Knot
+//!    module from its module folder without a `module:` section and answers
+//!    the same configuration through `mod-trafficmgr`.
 //! 3. `dpkg -r` leaves nothing of the package but its conffiles; `dpkg -P`
 //!    leaves nothing at all (not the user either).
 //!
@@ -51,7 +54,7 @@ fn ok(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Kills named and purges the package, whatever happened.
+/// Kills named (or knotd) and purges the package, whatever happened.
 struct Cleanup {
     named: Option<Child>,
     installed: bool,
@@ -279,6 +282,84 @@ fn the_package_installs_serves_through_stock_named_and_uninstalls_cleanly() {
     wait_for(20, "named to stop", || named.try_wait().unwrap().is_some());
     let named_log = std::fs::read_to_string(dir.join("named.log")).unwrap();
     assert!(named_log.contains("trafficmgr"), "{named_log}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // 2b. Debian's knotd, as the knot user, loads the packaged module from
+    // its own module folder (no `module:` section) and answers the sample
+    // configuration through it.
+    let knot_module = paths
+        .iter()
+        .find(|p| p.ends_with("trafficmgr.so") && p.to_string_lossy().contains("/knot/"))
+        .expect("the package ships the Knot module")
+        .clone();
+    let dir = fresh_dir("package-knot");
+    let knot_uid = ok("id", &["-u", "knot"]).trim().parse::<u32>().unwrap();
+    let knot_gid = ok("id", &["-g", "knot"]).trim().parse::<u32>().unwrap();
+    std::os::unix::fs::chown(&dir, Some(knot_uid), Some(knot_gid)).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("tm.zone"),
+        "$ORIGIN trafficmanager.example.\n@ 300 IN SOA ns1.trafficmanager.example. hostmaster.trafficmanager.example. 1 900 300 2419200 300\n@ 300 IN NS ns1.trafficmanager.example.\n",
+    )
+    .unwrap();
+    let conf_path = dir.join("knot.conf");
+    std::fs::write(
+        &conf_path,
+        format!(
+            "server:\n    rundir: {d}\n    user: knot:knot\n    listen: 127.0.0.1@{port}\n    edns-client-subnet: on\n\
+             database:\n    storage: {d}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             mod-trafficmgr:\n  - id: default\n    config: /etc/trafficmgr/trafficmgr.toml\n\
+             template:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n    journal-content: none\n\
+             zone:\n  - domain: trafficmanager.example\n    file: {d}/tm.zone\n    module: mod-trafficmgr/default\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("knotd.log")).unwrap();
+    let knotd = Command::new("knotd")
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("knotd (knot) is installed");
+    let pid = knotd.id();
+    guard.named = Some(knotd);
+    let started = std::time::Instant::now();
+    while dig_raw(port, name, "A", &[]).0 != "NOERROR" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "knotd did not answer within 60 s:\n{}",
+            std::fs::read_to_string(dir.join("knotd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, aa, answer, _, _) = dig_raw(port, name, "A", &[]);
+    assert_eq!((status.as_str(), aa), ("NOERROR", true));
+    assert_eq!(
+        answer,
+        [(
+            "CNAME".to_string(),
+            60,
+            "contoso-primary.cloudapp.example.".to_string()
+        )]
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(
+        maps.contains(knot_module.to_str().unwrap()),
+        "knotd mapped {}",
+        knot_module.display()
+    );
+    let mut knotd = guard.named.take().unwrap();
+    // SAFETY: a signal to the knotd this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    wait_for(20, "knotd to stop", || knotd.try_wait().unwrap().is_some());
+    let knot_log = std::fs::read_to_string(dir.join("knotd.log")).unwrap();
+    assert!(
+        knot_log.contains("module 'mod-trafficmgr/default', serving"),
+        "{knot_log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 
     // 3. Remove: only the conffiles stay.

@@ -10,6 +10,7 @@ mod model;
 mod raw;
 mod rules;
 
+pub(crate) use error::line_col;
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, GeoCode, MonitorCfg, ProbeProtocol,

@@ -81,18 +81,50 @@ impl HostLog {
 /// `struct_size` bytes, whose hook and userdata may be used from any
 /// thread until the engine is freed.
 unsafe fn host_log(host: *const tm_host) -> Result<Option<LogFn>, tm_result> {
+    // SAFETY: forwarded contract.
+    Ok(unsafe { keyed_host_log(host) }?.map(|(_, log)| log))
+}
+
+/// What identifies one host log hook: its function and its userdata.
+pub(super) type HookKey = (usize, usize);
+
+/// As [`host_log`], with the hook's key, so a shared engine can tell its
+/// holders' hooks apart.
+///
+/// # Safety
+/// As [`host_log`], until the hook is taken back.
+pub(super) unsafe fn keyed_host_log(
+    host: *const tm_host,
+) -> Result<Option<(HookKey, LogFn)>, tm_result> {
     if host.is_null() {
         return Ok(None);
     }
     // SAFETY: forwarded contract.
     let h = unsafe { read_versioned(host) }?;
     Ok(h.log.map(|f| {
+        let key = (f as usize, h.userdata as usize);
         let hl = HostLog {
             userdata: h.userdata,
             f,
         };
-        Box::new(move |level: LogLevel, msg: &str| hl.emit(level, msg)) as LogFn
+        (
+            key,
+            Box::new(move |level: LogLevel, msg: &str| hl.emit(level, msg)) as LogFn,
+        )
     }))
+}
+
+/// The key of an optional `tm_host`'s log hook (NULL or no hook: none).
+///
+/// # Safety
+/// `host` is NULL or points at a readable `tm_host` of its `struct_size`.
+pub(super) unsafe fn host_key(host: *const tm_host) -> Result<Option<HookKey>, tm_result> {
+    if host.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    let h = unsafe { read_versioned(host) }?;
+    Ok(h.log.map(|f| (f as usize, h.userdata as usize)))
 }
 
 /// Creates an engine from a TOML config file: parse, validate, compile.

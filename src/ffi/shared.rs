@@ -1,21 +1,24 @@
 //! Engines shared by path within one process, for hosts whose instances
 //! cannot hand each other a pointer: dnsdist's `LuaFFIPerThreadAction` runs
 //! one Lua state per thread, and each state opens the engine by its config
-//! path; BIND's DLZ driver creates a new instance on every `rndc reload`
-//! before it destroys the old one (`bind_dlz`). The first open creates the
-//! engine; later opens of the same file get the same engine; it is freed
-//! (threads joined) when the last holder releases it. This registry is the
-//! library's one piece of process-wide state, and it is empty unless it is
-//! used.
+//! path; BIND's DLZ driver (`bind_dlz`) and Knot's module create a reload's
+//! new instances before they destroy the old ones. The first open creates
+//! the engine; later opens of the same file get the same engine; it is
+//! freed (threads joined) when the last holder releases it. This registry
+//! is the library's one piece of process-wide state, and it is empty unless
+//! it is used.
 //!
 //! The key is the file's canonical path (`realpath`: `./x.toml`, a symlink
 //! to it and its absolute path are one engine); a path that cannot be
 //! resolved (a missing file) is its own key, and its open fails anyway. The
 //! engine reads the file by the path its first opener gave.
 //!
-//! Logging: an engine built here logs to the newest live holder's log hook
-//! ([`open`]'s `log`); a holder's hook is detached before its release
-//! returns, so it is never called afterwards.
+//! Logging: an engine built here writes each line to the newest log hook
+//! among its holders' ([`Sinks`]); a holder's hook is taken out by its
+//! release, before the release returns, so it is never called afterwards.
+//!
+//! The Rust-level [`open`] / [`SharedEngine`] (dropping it releases) are
+//! what `bind_dlz` uses; the C calls below are made of the same parts.
 //!
 //! Its lock is held only to look entries up and change them: an engine is
 //! built (config and data files read, threads started) and freed (threads
@@ -23,6 +26,7 @@
 //! path's. Opens of a path that is being built wait for that build.
 
 use super::handle::{ErrBuf, Out, engine_of, free_handle, into_live_handle, str_arg, tm_engine};
+use super::life::{HookKey, host_key, keyed_host_log, tm_host};
 use super::{entry, install_panic_hook, tm_result};
 use crate::config::ConfigError;
 use crate::engine::{Engine, LogFn, LogLevel};
@@ -31,53 +35,65 @@ use std::ffi::c_char;
 use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// The log hooks of one shared engine's holders; the engine's own hook
-/// writes to the newest. A hook is called under this lock, so
-/// [`LogRelay::detach`] waits for a call in progress: once it returns, that
-/// hook is never called again.
-#[derive(Default)]
-struct LogRelay {
-    sinks: Mutex<(u64, Vec<(u64, LogFn)>)>,
-}
-
-impl LogRelay {
-    fn lock(&self) -> MutexGuard<'_, (u64, Vec<(u64, LogFn)>)> {
-        self.sinks.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn emit(&self, level: LogLevel, msg: &str) {
-        let g = self.lock();
-        if let Some((_, f)) = g.1.last() {
-            f(level, msg);
-        }
-    }
-
-    fn attach(&self, f: LogFn) -> u64 {
-        let mut g = self.lock();
-        g.0 += 1;
-        let id = g.0;
-        g.1.push((id, f));
-        id
-    }
-
-    fn detach(&self, id: u64) {
-        self.lock().1.retain(|(i, _)| *i != id);
-    }
-}
-
 enum Entry {
     /// One caller is building the engine, outside the lock.
     Loading,
     /// Built and shared.
     Ready {
         engine: NonNull<tm_engine>,
-        relay: Arc<LogRelay>,
         holders: usize,
+        sinks: Arc<Sinks>,
     },
 }
 // SAFETY: the engine is Sync; it is freed only after it has left the
 // registry (under its lock), by the one caller that removed it.
 unsafe impl Send for Entry {}
+
+/// The log hooks the holders of one shared engine gave, oldest first. Each
+/// line goes to the newest; a hook is called under this lock only, so once
+/// its holder's release has taken it out, it is never called again.
+///
+/// A C host's hook is keyed by its function and userdata ([`HookKey`]); a
+/// Rust holder's by `(0, n)`, `n` counted here (no function lives at 0).
+#[derive(Default)]
+struct Sinks(Mutex<(usize, Vec<(HookKey, LogFn)>)>);
+
+impl Sinks {
+    fn lock(&self) -> MutexGuard<'_, (usize, Vec<(HookKey, LogFn)>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, level: LogLevel, msg: &str) {
+        if let Some((_, log)) = self.lock().1.last() {
+            log(level, msg);
+        }
+    }
+
+    fn push(&self, hook: (HookKey, LogFn)) {
+        self.lock().1.push(hook);
+    }
+
+    /// Adds a Rust holder's hook under a key of its own.
+    fn push_unique(&self, log: LogFn) -> HookKey {
+        let mut g = self.lock();
+        g.0 += 1;
+        let key = (0, g.0);
+        g.1.push((key, log));
+        key
+    }
+
+    /// Takes out the newest hook with this key.
+    fn remove(&self, key: HookKey) {
+        let mut g = self.lock();
+        if let Some(i) = g.1.iter().rposition(|(k, _)| *k == key) {
+            drop(g.1.remove(i));
+        }
+    }
+
+    fn clear(&self) {
+        self.lock().1.clear();
+    }
+}
 
 type Registry = Option<HashMap<String, Entry>>;
 
@@ -132,18 +148,18 @@ pub(crate) enum Opened {
     Joined,
 }
 
-/// One hold on a shared engine, from [`open`]. Dropping it releases the
-/// hold (the last one stops and frees the engine) and then detaches its log
-/// hook: once the drop returns, neither the engine nor the hook is used on
-/// its behalf.
+/// One hold on a shared engine, from [`open`]. Dropping it (or
+/// [`SharedEngine::close`]) releases the hold, which takes its log hook
+/// out; the last release stops and frees the engine, its last lines still
+/// reaching this hook.
 pub(crate) struct SharedEngine {
     handle: NonNull<tm_engine>,
-    relay: Arc<LogRelay>,
-    sink: Option<u64>,
+    hook: Option<HookKey>,
+    released: bool,
 }
 
 // SAFETY: the engine is Sync and stays alive while this hold exists (the
-// registry frees it only after the last release); the relay is Sync.
+// registry frees it only after the last release).
 unsafe impl Send for SharedEngine {}
 // SAFETY: as above.
 unsafe impl Sync for SharedEngine {}
@@ -151,59 +167,63 @@ unsafe impl Sync for SharedEngine {}
 impl SharedEngine {
     /// The engine.
     pub(crate) fn engine(&self) -> &Engine {
-        // SAFETY: made by into_handle and held: not freed before our release.
+        // SAFETY: made by into_live_handle and held: not freed before our release.
         unsafe { engine_of(self.handle) }
     }
 
-    /// Gives up the hold without releasing it, for a C caller that will
-    /// release it with `tm_engine_release_shared`. Its log hook (if any) is
-    /// detached now.
-    fn into_raw(self) -> *mut tm_engine {
-        let this = std::mem::ManuallyDrop::new(self);
-        if let Some(id) = this.sink {
-            this.relay.detach(id);
-        }
-        // SAFETY: read once out of a ManuallyDrop that is never used again.
-        drop(unsafe { std::ptr::read(&this.relay) });
-        this.handle.as_ptr()
-    }
-}
-
-impl SharedEngine {
     /// Releases the hold now (as dropping it does) and says how many
     /// holders the engine has left: 0 when this was the last, and the
     /// engine is stopped, its threads joined, and freed.
-    pub(crate) fn close(self) -> usize {
-        let mut this = std::mem::ManuallyDrop::new(self);
-        let left = this.finish();
-        // SAFETY: read once out of a ManuallyDrop that is never used again.
-        drop(unsafe { std::ptr::read(&this.relay) });
-        left
+    pub(crate) fn close(mut self) -> usize {
+        self.released = true;
+        release(self.handle.as_ptr(), self.hook).unwrap_or(0)
     }
 
-    fn finish(&mut self) -> usize {
-        // Released first, so that a last release's stop still logs through
-        // this hook; detached before the caller returns.
-        let left = release(self.handle.as_ptr()).unwrap_or(0);
-        if let Some(id) = self.sink {
-            self.relay.detach(id);
-        }
-        left
+    /// Gives up the hold without releasing it, for a C caller that will
+    /// release it (and its hook) with `tm_engine_release_shared[_host]`.
+    fn into_raw(mut self) -> *const tm_engine {
+        self.released = true;
+        self.handle.as_ptr()
     }
 }
 
 impl Drop for SharedEngine {
     fn drop(&mut self) {
-        self.finish();
+        if !self.released {
+            let _ = release(self.handle.as_ptr(), self.hook);
+        }
     }
 }
 
 /// Opens the engine for the config file at `path`, shared by every holder
 /// in the process that opens the same file (by canonical path): the first
-/// open builds it (with `log` as its log hook, through the relay) and
-/// starts its threads; a later one joins it and adds `log` as the newest
-/// hook. On failure nothing is held.
+/// open builds it and starts its threads; a later one joins it. `log` (a
+/// Rust hook) becomes the newest of the engine's hooks for as long as the
+/// hold lasts. On failure nothing is held.
 pub(crate) fn open(path: &str, log: Option<LogFn>) -> Result<(SharedEngine, Opened), ConfigError> {
+    open_keyed(path, log.map(Hook::Unique))
+}
+
+/// A holder's log hook: a C host's (keyed by function and userdata) or a
+/// Rust holder's (keyed by the sinks).
+enum Hook {
+    Host(HookKey, LogFn),
+    Unique(LogFn),
+}
+
+impl Hook {
+    fn attach(self, sinks: &Sinks) -> HookKey {
+        match self {
+            Hook::Host(k, f) => {
+                sinks.push((k, f));
+                k
+            }
+            Hook::Unique(f) => sinks.push_unique(f),
+        }
+    }
+}
+
+fn open_keyed(path: &str, hook: Option<Hook>) -> Result<(SharedEngine, Opened), ConfigError> {
     let key = key_of(path);
     let mut guard = registry();
     loop {
@@ -211,21 +231,19 @@ pub(crate) fn open(path: &str, log: Option<LogFn>) -> Result<(SharedEngine, Open
         match map.get_mut(&key) {
             Some(Entry::Ready {
                 engine,
-                relay,
                 holders,
+                sinks,
             }) => {
                 *holders += 1;
-                let (handle, relay) = (*engine, relay.clone());
-                drop(guard);
-                let sink = log.map(|f| relay.attach(f));
-                return Ok((
-                    SharedEngine {
-                        handle,
-                        relay,
-                        sink,
-                    },
-                    Opened::Joined,
-                ));
+                // Attached under the registry lock, as the release takes
+                // it out: a racing last release cannot miss it.
+                let hook = hook.map(|h| h.attach(sinks));
+                let held = SharedEngine {
+                    handle: *engine,
+                    hook,
+                    released: false,
+                };
+                return Ok((held, Opened::Joined));
             }
             // Another caller builds this one: wait for it.
             Some(Entry::Loading) => {
@@ -244,41 +262,40 @@ pub(crate) fn open(path: &str, log: Option<LogFn>) -> Result<(SharedEngine, Open
         key: &key,
         done: false,
     };
-    let relay = Arc::new(LogRelay::default());
-    let sink = log.map(|f| relay.attach(f));
-    let hook: LogFn = {
-        let relay = relay.clone();
-        Box::new(move |level: LogLevel, msg: &str| relay.emit(level, msg))
+    let sinks = Arc::new(Sinks::default());
+    let hook = hook.map(|h| h.attach(&sinks));
+    let log = {
+        let sinks = Arc::clone(&sinks);
+        Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
     };
-    let engine = Engine::from_file_with_log(path, Some(hook))?;
+    let engine = Engine::from_file_with_log(path, Some(log))?;
     let handle = into_live_handle(engine);
     let mut guard = registry();
     guard.get_or_insert_with(HashMap::new).insert(
         key.clone(),
         Entry::Ready {
             engine: handle,
-            relay: relay.clone(),
             holders: 1,
+            sinks,
         },
     );
     building.done = true;
     drop(guard);
     drop(building);
-    Ok((
-        SharedEngine {
-            handle,
-            relay,
-            sink,
-        },
-        Opened::Built,
-    ))
+    let held = SharedEngine {
+        handle,
+        hook,
+        released: false,
+    };
+    Ok((held, Opened::Built))
 }
 
-/// Releases one hold on the shared engine `engine`; the last release stops
-/// and joins its threads and frees it (outside the registry's lock).
-/// Returns the holders left (0: freed); `NotFound` when `engine` is not a
-/// shared engine.
-fn release(engine: *const tm_engine) -> Result<usize, tm_result> {
+/// Releases one hold on the shared engine `engine`, taking the hold's log
+/// hook (`hook`) out; the last release stops and joins the engine's
+/// threads (outside the registry's lock; its last lines still reach that
+/// hook) and frees it. Returns the holders left (0: freed); `NotFound`
+/// when `engine` is not a shared engine.
+fn release(engine: *const tm_engine, hook: Option<HookKey>) -> Result<usize, tm_result> {
     let mut guard = registry();
     let map = guard.as_mut().ok_or(tm_result::NotFound)?;
     let key = map
@@ -287,17 +304,20 @@ fn release(engine: *const tm_engine) -> Result<usize, tm_result> {
         .map(|(k, _)| k.clone())
         .ok_or(tm_result::NotFound)?;
     let left = match map.get_mut(&key) {
-        Some(Entry::Ready { holders, .. }) => {
+        Some(Entry::Ready { holders, sinks, .. }) => {
             *holders -= 1;
-            Some(*holders)
+            if *holders > 0
+                && let Some(k) = hook
+            {
+                // Out now, under the sinks' lock: no line reaches this
+                // hook once the call returns.
+                sinks.remove(k);
+            }
+            *holders
         }
-        _ => None,
+        _ => return Err(tm_result::NotFound),
     };
-    let unlinked = if left == Some(0) {
-        map.remove(&key)
-    } else {
-        None
-    };
+    let unlinked = if left == 0 { map.remove(&key) } else { None };
     if map.is_empty() {
         // Nothing shared any more: free the registry itself too.
         *guard = None;
@@ -306,12 +326,14 @@ fn release(engine: *const tm_engine) -> Result<usize, tm_result> {
     // may take a while, and must not hold up other engines' opens and
     // releases.
     drop(guard);
-    if let Some(Entry::Ready { engine, .. }) = unlinked {
-        // SAFETY: made by into_handle in `open`; no holder is left and the
-        // registry no longer hands it out.
+    if let Some(Entry::Ready { engine, sinks, .. }) = unlinked {
+        // SAFETY: made by into_live_handle in open_keyed; no holder is left
+        // and the registry no longer hands it out. Its last lines go to the
+        // last holder's hook, still valid during this call.
         unsafe { free_handle(engine.as_ptr()) };
+        sinks.clear();
     }
-    Ok(left.unwrap_or(0))
+    Ok(left)
 }
 
 /// Opens the engine for the config file at `config_path`, shared by every
@@ -342,18 +364,62 @@ pub unsafe extern "C" fn tm_engine_open_shared(
     errbuf_len: usize,
     engine_out: *mut *const tm_engine,
 ) -> tm_result {
+    // SAFETY: the same contract, without a host.
+    unsafe {
+        tm_engine_open_shared_host(
+            config_path,
+            config_path_len,
+            std::ptr::null(),
+            errbuf,
+            errbuf_len,
+            engine_out,
+        )
+    }
+}
+
+/// As `tm_engine_open_shared`, for a host whose log the shared engine
+/// should write to (Knot DNS: one module instance per zone, each with its
+/// own log context): the `host`'s log hook joins the engine's for as long
+/// as this hold lasts. Each line goes to the newest hook among the holds
+/// still open, once; when the holder whose hook that is releases, the
+/// next newest takes over.
+///
+/// **Ownership:** as `tm_engine_open_shared`; release this hold with
+/// `tm_engine_release_shared_host` and the same `host`.
+/// **NULL:** `config_path` and `engine_out` must not be NULL; `host` may be
+/// (no hook: as `tm_engine_open_shared`), and `errbuf` may be.
+/// **Threads:** safe from any thread.
+/// **Lifetime:** `host` is read during the call; its `log` hook and
+/// `userdata` are kept and may be called (from any thread) until the
+/// matching `tm_engine_release_shared_host` returns, never after.
+/// **Returns:** as `tm_engine_new`.
+///
+/// # Safety
+/// As `tm_engine_open_shared`; `host` is NULL or a readable `tm_host` of
+/// its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_open_shared_host(
+    config_path: *const c_char,
+    config_path_len: usize,
+    host: *const tm_host,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+    engine_out: *mut *const tm_engine,
+) -> tm_result {
     entry(|| {
         install_panic_hook();
         // SAFETY: the caller's pointers, per this function's contract.
-        let (out, path, errbuf) = unsafe {
+        let (out, path, hook, errbuf) = unsafe {
             (
                 Out::new(engine_out)?,
                 str_arg(config_path, config_path_len)?,
+                keyed_host_log(host)?,
                 ErrBuf::new(errbuf, errbuf_len),
             )
         };
-        let (hold, _) = open(path, None).map_err(|e| errbuf.config_invalid(&e))?;
-        out.write(hold.into_raw());
+        let (held, _) = open_keyed(path, hook.map(|(k, f)| Hook::Host(k, f)))
+            .map_err(|e| errbuf.config_invalid(&e))?;
+        out.write(held.into_raw());
         Ok(())
     })
 }
@@ -372,11 +438,39 @@ pub unsafe extern "C" fn tm_engine_open_shared(
 /// handles, never dereferenced unless found there).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tm_engine_release_shared(engine: *const tm_engine) -> tm_result {
+    // SAFETY: the same contract, without a host.
+    unsafe { tm_engine_release_shared_host(engine, std::ptr::null()) }
+}
+
+/// Releases one hold from `tm_engine_open_shared_host`, taking that hold's
+/// log hook out of the engine's; the last release stops and joins the
+/// engine's threads (its last lines still reach this hook) and frees it.
+///
+/// **Ownership:** gives back the hold; `host` is the one given to the open
+/// (its `log` and `userdata` identify the hook).
+/// **NULL:** calling with a NULL `engine` is fine; `host` may be NULL (a
+/// hold opened without a hook).
+/// **Threads:** safe from any thread; the caller must not use the engine
+/// afterwards, and no call of the caller's on it may still be running.
+/// **Lifetime:** when it returns, the hook is not called any more.
+/// **Returns:** `TM_RESULT_OK`, `TM_RESULT_NOT_FOUND` (not a shared engine),
+/// `TM_RESULT_STRUCT_TOO_SMALL`, `TM_RESULT_PANIC`.
+///
+/// # Safety
+/// `engine` is NULL or any pointer (only compared with the registry's
+/// handles); `host` is NULL or a readable `tm_host` of its `struct_size`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tm_engine_release_shared_host(
+    engine: *const tm_engine,
+    host: *const tm_host,
+) -> tm_result {
     entry(|| {
         if engine.is_null() {
             return Ok(());
         }
-        release(engine).map(|_| ())
+        // SAFETY: the caller's pointer, per this function's contract.
+        let hook = unsafe { host_key(host) }?;
+        release(engine, hook).map(|_| ())
     })
 }
 
@@ -411,6 +505,106 @@ mod tests {
         };
         assert_eq!(r, tm_result::Ok);
         out
+    }
+
+    /// A log hook that records the lines it gets, tagged with its name.
+    ///
+    /// # Safety
+    /// `ud` is a live `(&str, Mutex<Vec<String>>)`; `msg` is `len` readable bytes.
+    unsafe extern "C" fn record(
+        ud: *mut std::ffi::c_void,
+        _level: u32,
+        msg: *const c_char,
+        len: usize,
+    ) {
+        // SAFETY: userdata is a live (&str, Mutex<Vec<String>>) of the test.
+        let (tag, lines) = unsafe { &*(ud as *const (&str, Mutex<Vec<String>>)) };
+        // SAFETY: msg is len readable bytes (the library's contract).
+        let text = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+        lines
+            .lock()
+            .unwrap()
+            .push(format!("{tag}: {}", String::from_utf8_lossy(text)));
+    }
+
+    fn open_host(path: &str, host: &tm_host) -> *const tm_engine {
+        let mut out: *const tm_engine = std::ptr::null();
+        // SAFETY: valid pointers and lengths.
+        let r = unsafe {
+            tm_engine_open_shared_host(
+                path.as_ptr().cast(),
+                path.len(),
+                host,
+                std::ptr::null_mut(),
+                0,
+                &mut out,
+            )
+        };
+        assert_eq!(r, tm_result::Ok);
+        out
+    }
+
+    /// A shared engine writes each line to the newest holder's log hook,
+    /// once; a released holder's hook is never called again, and the last
+    /// holder still gets the engine's lines until its release returns.
+    #[test]
+    fn shared_engine_logs_to_the_newest_holder() {
+        use crate::ffi::life::tm_engine_reload;
+        let dir = std::env::temp_dir().join(format!("tm-registry-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = config(&dir, "log.toml");
+        let a: (&str, Mutex<Vec<String>>) = ("a", Mutex::new(Vec::new()));
+        let b: (&str, Mutex<Vec<String>>) = ("b", Mutex::new(Vec::new()));
+        let host = |ud: &(&str, Mutex<Vec<String>>)| tm_host {
+            struct_size: std::mem::size_of::<tm_host>() as u32,
+            userdata: ud as *const _ as *mut std::ffi::c_void,
+            log: Some(record),
+        };
+        let (ha, hb) = (host(&a), host(&b));
+        let ea = open_host(&path, &ha);
+        let eb = open_host(&path, &hb);
+        assert!(std::ptr::eq(ea, eb), "one engine per path");
+        let reload = |e| {
+            // SAFETY: a live shared handle; no error buffer.
+            let r = unsafe { tm_engine_reload(e, std::ptr::null_mut(), 0) };
+            assert_eq!(r, tm_result::Ok);
+        };
+        let count = |x: &(&str, Mutex<Vec<String>>)| x.1.lock().unwrap().len();
+        // The build's lines (its config warnings) went to a, the only hook then.
+        let built = count(&a);
+        assert!(built > 0, "the creator's hook gets the build's lines");
+        assert_eq!(count(&b), 0);
+        reload(ea);
+        assert_eq!(
+            (count(&a), count(&b)),
+            (built, 1),
+            "the newest holder's hook"
+        );
+        assert_eq!(
+            // SAFETY: b's hold, with b's host.
+            unsafe { tm_engine_release_shared_host(eb, &hb) },
+            tm_result::Ok
+        );
+        reload(ea);
+        assert_eq!(
+            (count(&a), count(&b)),
+            (built + 1, 1),
+            "b is out, a takes over"
+        );
+        assert!(a.1.lock().unwrap()[built].contains("configuration reloaded"));
+        assert_eq!(
+            // SAFETY: a's hold, the last.
+            unsafe { tm_engine_release_shared_host(ea, &ha) },
+            tm_result::Ok
+        );
+        // Freed: a new open builds a new engine, and nothing reaches a or b.
+        let (before_a, before_b) = (count(&a), count(&b));
+        let e = open(&path);
+        reload(e);
+        // SAFETY: the one hold.
+        assert_eq!(unsafe { tm_engine_release_shared(e) }, tm_result::Ok);
+        assert_eq!((count(&a), count(&b)), (before_a, before_b));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `./x.toml`, a symlink to it and `dir/sub/../x.toml` are one file:
@@ -467,7 +661,7 @@ mod tests {
     #[test]
     fn a_released_holders_log_hook_is_never_called_again() {
         use std::sync::Mutex as M;
-        let dir = std::env::temp_dir().join(format!("tm-registry-log-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tm-registry-hooks-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = config(&dir, "x.toml");
         let lines = Arc::new(M::new(Vec::<(char, String)>::new()));

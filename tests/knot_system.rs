@@ -1,0 +1,341 @@
+//! Knot DNS loads trafficmgr as a query module (mod-trafficmgr,
+//! `knot/trafficmgr_knot.c`, built by `make knot-module` against the
+//! installed libknot-dev headers): a real `knotd` on a loopback port with a
+//! temporary directory, queried with `dig` over UDP and TCP; answers
+//! compared with the Rust API's, with the client address (`-b`), ECS
+//! (`+subnet`) and the scope the decision used; several configs and zones in
+//! one knotd (one engine per config file); health failover with a real HTTP
+//! backend; a live config change; `knotc reload` keeping exactly one set of
+//! threads; a clean stop.
+
+mod common;
+use common::dns::{BASIC_ROWS, Compare, DigOut, assert_host_matches, dig_raw, free_port};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use trafficmgr::Engine;
+
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds the module beside the library of this test build (the same
+/// recipe `make build` runs) and returns its path.
+fn module() -> PathBuf {
+    let out = target_dir();
+    let st = Command::new("make")
+        .args([
+            "--no-print-directory",
+            "-s",
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+        ])
+        .arg("knot-module")
+        .arg(format!("OUTDIR={}", out.display()))
+        .status()
+        .expect("make is installed");
+    assert!(
+        st.success(),
+        "make knot-module failed (libknot-dev installed?)"
+    );
+    out.join("trafficmgr_knot.so")
+}
+
+/// One Knot zone served through mod-trafficmgr: (zone, module id, config).
+type ZoneSpec<'a> = (&'a str, &'a str, &'a Path);
+
+struct Knot {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Knot {
+    /// Starts `knotd` on a free loopback port with a zone per `zones`
+    /// entry, each holding the SOA and NS the config's engine gives for its
+    /// apex (plus `extra` records for the first zone).
+    fn start(dir: &Path, zones: &[ZoneSpec], extra: &str) -> Knot {
+        let port = free_port();
+        let mut mods = String::new();
+        let mut seen = Vec::new();
+        let mut zone_list = String::new();
+        for (i, (zone, id, cfg)) in zones.iter().enumerate() {
+            if !seen.contains(id) {
+                seen.push(*id);
+                mods.push_str(&format!("  - id: {id}\n    config: {}\n", cfg.display()));
+            }
+            let engine = Engine::from_file(cfg).unwrap();
+            let mut text = format!("$ORIGIN {zone}.\n");
+            for t in [6, 2] {
+                for (ty, ttl, rdata) in ask(&engine, zone, t, None, None).answer {
+                    text.push_str(&format!("@ {ttl} IN {ty} {rdata}\n"));
+                }
+            }
+            if i == 0 {
+                text.push_str(extra);
+            }
+            std::fs::write(dir.join(format!("{zone}.zone")), text).unwrap();
+            zone_list.push_str(&format!(
+                "  - domain: {zone}\n    file: {}/{zone}.zone\n    module: mod-trafficmgr/{id}\n",
+                dir.display()
+            ));
+        }
+        let conf = format!(
+            "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n    edns-client-subnet: on\n    \
+             udp-workers: 2\n    tcp-workers: 2\n    background-workers: 1\n\
+             database:\n    storage: {d}\n\
+             log:\n  - target: stderr\n    any: info\n\
+             module:\n  - id: mod-trafficmgr\n    file: {m}\n\
+             mod-trafficmgr:\n{mods}\
+             template:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n    journal-content: none\n\
+             zone:\n{zone_list}",
+            d = dir.display(),
+            m = module().display(),
+        );
+        std::fs::write(dir.join("knot.conf"), conf).unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(dir.join("knot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("knotd.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("knotd (Debian's knot) is installed");
+        let k = Knot {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        let first = zones[0].0;
+        wait_for(30, "knotd answering", || {
+            dig_raw(port, first, "SOA", &[]).0 == "NOERROR"
+        });
+        k
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Threads of knotd whose name starts with `prefix` (`tm-maint`: one
+    /// per engine; `tm-probe-N`).
+    fn our_threads(&self, prefix: &str) -> usize {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return 0;
+        };
+        rd.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+
+    fn knotc(&self, cmd: &str) {
+        let out = Command::new("knotc")
+            .arg("-c")
+            .arg(self.dir.join("knot.conf"))
+            .arg(cmd)
+            .output()
+            .expect("knotc (Debian's knot) is installed");
+        assert!(
+            out.status.success(),
+            "knotc {cmd}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("knotd.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM; knotd must exit 0 within 20 s. Returns its log.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "knotd exited with {st}\n{}", self.log());
+                break;
+            }
+            assert!(Instant::now() < deadline, "knotd did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.log()
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dig(port: u16, name: &str, t: &str, extra: &[&str]) -> DigOut {
+    let mut d = dig_raw(port, name, t, extra);
+    d.2.sort();
+    d
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Records the first zone holds besides SOA and NS: a name the config does
+/// not have, a profile name that answers NODATA for some types, and a
+/// profile name that answers for every type.
+const ZONE_EXTRA: &str = "static 300 IN A 192.0.2.99\naddrs 300 IN TXT \"from the zone\"\nprio 300 IN TXT \"hidden by the module\"\n";
+
+#[test]
+fn knot_answers_like_the_rust_api() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-answers");
+    let cfg = basic_in(&dir);
+    // A second config with two zones, both Knot zones using it.
+    let second = dir.join("second.toml");
+    std::fs::write(&second, "[[zone]]\nname = \"second.example\"\nnameservers = [\"ns.second.example\"]\n[[zone]]\nname = \"third.example\"\nnameservers = [\"ns.third.example\"]\n[[profile]]\nname = \"www\"\nzone = \"second.example\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"second-target.example\"\n[[profile]]\nname = \"www\"\nzone = \"third.example\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"third-target.example\"\n").unwrap();
+    let knot = Knot::start(
+        &dir,
+        &[
+            ("tm.example", "tm", &cfg),
+            ("second.example", "second", &second),
+            ("third.example", "second", &second),
+        ],
+        ZONE_EXTRA,
+    );
+    let engine = Engine::from_file(&cfg).unwrap();
+    // Every row of the answer table, UDP and TCP, from the row's source
+    // address, with its ECS and the scope the decision used.
+    assert_host_matches(
+        knot.port,
+        &engine,
+        BASIC_ROWS,
+        Compare {
+            bind_source: true,
+            sorted: true,
+            scope: true,
+        },
+    );
+    // The scope is the decision's, written back through qdata->ecs.
+    let got = dig(
+        knot.port,
+        "perf.tm.example",
+        "A",
+        &["-b", "127.0.0.2", "+subnet=203.0.113.0/24"],
+    );
+    assert_eq!(got.2[0].2, "asia.contoso.example.");
+    let want = ask(
+        &engine,
+        "perf.tm.example",
+        1,
+        Some("127.0.0.2"),
+        Some(("203.0.113.0", 24)),
+    );
+    assert!(want.scope > 0, "the decision depends on the subnet");
+    assert_eq!(
+        got.4.as_deref(),
+        Some(format!("203.0.113.0/24/{}", want.scope).as_str())
+    );
+    // Names the zone has: below the apex, a name the config does not have
+    // is the zone's; a profile answering NODATA leaves the zone's records
+    // for that type; a profile with an answer hides the zone's.
+    assert_eq!(
+        dig(knot.port, "static.tm.example", "A", &[]).2,
+        vec![("A".to_string(), 300, "192.0.2.99".to_string())]
+    );
+    assert_eq!(
+        dig(knot.port, "addrs.tm.example", "TXT", &[]).2,
+        vec![("TXT".to_string(), 300, "\"from the zone\"".to_string())]
+    );
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "TXT", &[]).2,
+        vec![(
+            "CNAME".to_string(),
+            30,
+            "primary.contoso.example.".to_string()
+        )]
+    );
+    // Several configs in one knotd; two zones share one engine.
+    assert_eq!(
+        dig(knot.port, "www.second.example", "A", &[]).2[0].2,
+        "second-target.example."
+    );
+    assert_eq!(
+        dig(knot.port, "www.third.example", "A", &[]).2[0].2,
+        "third-target.example."
+    );
+    assert_eq!(
+        knot.our_threads("tm-maint"),
+        2,
+        "one engine per config file"
+    );
+    // A name under no zone of knotd: Knot's own REFUSED.
+    assert_eq!(dig(knot.port, "www.example.org", "A", &[]).0, "REFUSED");
+    let log = knot.stop();
+    assert!(
+        log.contains("module 'mod-trafficmgr/tm', serving"),
+        "the module's lines go to Knot's log: {log}"
+    );
+    assert!(
+        log.contains("module 'mod-trafficmgr/tm', trafficmgr"),
+        "the engine's own lines go to Knot's log: {log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn failover_live_change_and_knotc_reload_inside_knotd() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-life");
+    let f = Failover::new(&dir);
+    let knot = Knot::start(&dir, &[("tm.example", "tm", &f.config)], "");
+    // Health failover with a real backend, and back; a live config change,
+    // picked up by the engine's watch inside knotd.
+    f.exercise(knot.port, "knotd");
+    let app = |k: &Knot| {
+        dig(k.port, "app.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(knot.our_threads("tm-maint"), 1);
+    let probes = knot.our_threads("tm-probe");
+    assert!(probes >= 1, "the engine probes inside knotd");
+    // knotc reload: Knot creates the new module instances, then drops the
+    // old; they hold the same engine (shared by path), so exactly one set
+    // of threads is left and health is kept: with the primary down, the
+    // answer right after each reload is still the secondary (a new engine
+    // would serve the primary until its first probe failed: the primary
+    // hangs, so a first probe takes the whole 500 ms timeout).
+    f.primary.set(common::backend::Mode::Hang);
+    wait_for(10, "failover before the reloads", || {
+        app(&knot) == "192.0.2.2"
+    });
+    for _ in 0..3 {
+        knot.knotc("reload");
+        assert_eq!(app(&knot), "192.0.2.2", "health kept across knotc reload");
+    }
+    wait_for(10, "one set of threads", || {
+        knot.our_threads("tm-maint") == 1 && knot.our_threads("tm-probe") == probes
+    });
+    // After the reloads the engine still follows its backends.
+    f.primary.set(common::backend::Mode::Status(200));
+    wait_for(10, "recovery after reloads", || app(&knot) == "192.0.2.1");
+    let log = knot.stop();
+    assert!(
+        log.contains("configuration reloaded (file changed)"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("module 'mod-trafficmgr/tm', serving").count(),
+        4,
+        "one instance at start and one per knotc reload: {log}"
+    );
+}
