@@ -708,8 +708,12 @@ const char *tm_result_str(uint32_t result);
 
 /**
  * Opens the engine for the config file at `config_path`, shared by every
- * caller in the process that opens the same path (the first call creates it
- * and starts its threads).
+ * caller in the process that opens the same file (the first call creates
+ * it and starts its threads; later calls get the same engine and do not
+ * read the file again). The file is recognised by its canonical path
+ * (`realpath`), so a relative path, a symlink and the absolute path of one
+ * file are one engine. BIND's DLZ instances of a file share its engine
+ * with these callers.
  *
  * **Ownership:** each successful call must be matched by one
  * `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.

@@ -14,7 +14,7 @@ import sys
 
 # Bottom first. A module of layer n may use the modules of layers < n.
 LAYERS = [
-    ["log", "name", "geo"],
+    ["log", "name", "geo", "counters"],
     ["answer"],
     ["config"],
     ["health", "admin_file"],

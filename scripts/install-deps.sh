@@ -19,6 +19,8 @@ have openssl || need="$need openssl"
 have unshare || need="$need util-linux"
 [ -x /usr/sbin/named ] || need="$need bind9"
 have dnsdist || need="$need dnsdist"
+# tests/common/prometheus.rs: a real Prometheus scrapes the control listener
+[ -x /usr/bin/prometheus ] || need="$need prometheus"
 # tests/knot_system.rs: knotd and knotc; the module builds against knot/module.h
 { have knotd && have knotc; } || need="$need knot"
 [ -e /usr/include/knot/module.h ] || need="$need libknot-dev"

@@ -34,7 +34,8 @@ pub mod geo;
 #[doc(hidden)]
 pub mod snapshot;
 
-// The hot path and routing: reached only through `Engine`.
+// The hot path, its counters and routing: reached only through `Engine`.
+mod counters;
 mod query;
 mod routing;
 

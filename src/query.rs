@@ -5,6 +5,7 @@
 
 use crate::answer::records::rtype;
 use crate::answer::{Answer, Rcode};
+use crate::counters::Response;
 pub use crate::name::{NameBuf, NameError};
 use crate::routing::{self, Client, Pick};
 use crate::snapshot::{Node, Profile, Snapshot, Target, Zone};
@@ -12,7 +13,7 @@ use crate::snapshot::{Node, Profile, Snapshot, Target, Zone};
 /// Where a name falls.
 enum Place<'a> {
     Node(Node),
-    Under(&'a Zone),
+    Under(u32, &'a Zone),
     NotOurs,
 }
 
@@ -28,7 +29,7 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
             && let Some(Node::Apex(z)) = snap.names.get(tail)
             && let Some(zone) = snap.zones.get(*z as usize)
         {
-            return Place::Under(zone);
+            return Place::Under(*z, zone);
         }
     }
     Place::NotOurs
@@ -43,9 +44,22 @@ pub fn resolve<'s>(
     client: &Client,
     out: &mut Answer<'s>,
 ) {
-    match place(snap, name) {
+    let place = place(snap, name);
+    let counted = Counted::of(&place);
+    answer_place(snap, place, qtype, client, out);
+    counted.count(snap, out);
+}
+
+fn answer_place<'s>(
+    snap: &'s Snapshot,
+    place: Place<'s>,
+    qtype: u16,
+    client: &Client,
+    out: &mut Answer<'s>,
+) {
+    match place {
         Place::NotOurs => out.set_not_ours(),
-        Place::Under(zone) => out.set_negative(zone, Rcode::NxDomain, 0),
+        Place::Under(_, zone) => out.set_negative(zone, Rcode::NxDomain, 0),
         Place::Node(Node::Empty(z)) => match snap.zones.get(z as usize) {
             Some(zone) => out.set_negative(zone, Rcode::NoError, 0),
             None => out.set_not_ours(),
@@ -111,6 +125,9 @@ fn profile_answer<'s>(
                         return out.set_negative(zone, Rcode::NoError, scope);
                     };
                     profile_answer(snap, zone, cp, qtype, client, depth + 1, out);
+                    if !out.records.is_empty() {
+                        snap.counters.answer(id);
+                    }
                     // A child's NXDOMAIN is not the parent's: the parent name exists.
                     if out.rcode == Rcode::NxDomain {
                         out.rcode = Rcode::NoError;
@@ -129,6 +146,7 @@ fn profile_answer<'s>(
                 else {
                     continue;
                 };
+                let before = out.records.len();
                 if matches!(qtype, rtype::A | rtype::ANY) && n4 < cap {
                     let take = v4.len().min(cap - n4);
                     out.records.push(v4.get(..take).unwrap_or_default());
@@ -139,13 +157,54 @@ fn profile_answer<'s>(
                     out.records.push(v6.get(..take).unwrap_or_default());
                     n6 += take;
                 }
+                if out.records.len() > before {
+                    snap.counters.answer(*id);
+                }
             }
         }
     }
     if out.records.is_empty() {
         return out.set_negative(zone, Rcode::NoError, scope);
     }
+    if let Pick::One(id) = pick {
+        snap.counters.answer(id);
+    }
     out.set_positive(zone, scope)
+}
+
+/// Whose counter a response goes to (`crate::counters`).
+#[derive(Clone, Copy)]
+enum Counted {
+    Profile(u32),
+    Zone(u32),
+    NotOurs,
+}
+
+impl Counted {
+    fn of(place: &Place<'_>) -> Counted {
+        match *place {
+            Place::Node(Node::Profile(p)) => Counted::Profile(p),
+            Place::Node(Node::Apex(z) | Node::Empty(z)) | Place::Under(z, _) => Counted::Zone(z),
+            Place::NotOurs => Counted::NotOurs,
+        }
+    }
+
+    #[inline]
+    fn count(self, snap: &Snapshot, out: &Answer<'_>) {
+        let r = match out.rcode {
+            Rcode::NxDomain => Response::NxDomain,
+            Rcode::NoError if out.records.is_empty() => Response::NoData,
+            Rcode::NoError => Response::Answer,
+            // A place that was ours but answers "not ours" (cannot happen
+            // with a consistent snapshot) counts as not ours.
+            _ => return snap.counters.not_ours(),
+        };
+        match self {
+            Counted::Profile(p) => snap.counters.profile_response(p, r),
+            Counted::Zone(z) => snap.counters.zone_response(z, r),
+            Counted::NotOurs => snap.counters.not_ours(),
+        }
+    }
 }
 
 #[cfg(test)]

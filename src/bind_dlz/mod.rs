@@ -17,11 +17,18 @@
 //! - The client is BIND's `sourceip` callback, or the EDNS Client Subnet
 //!   from clientinfo v3 (9.18.1 and later); BIND cannot take a scope from a
 //!   module, so ECS replies carry scope /0.
+//! - One engine per config file in the process: on `rndc reload` named
+//!   creates the new instance before it destroys the old, and the new one
+//!   takes the running engine (through `crate::ffi::shared`) and has it
+//!   re-read the file, so health, probe threads and counters carry on and
+//!   only one set of threads ever runs. The last `dlz_destroy` of a file
+//!   stops and joins the engine's threads.
 //! - Every entry point runs inside the panic boundary and returns
 //!   `ISC_R_FAILURE` (or NOTFOUND for lookups) rather than unwinding into named.
 
 use crate::engine::{Engine, LogFn, LogLevel, Query};
 use crate::ffi::boundary;
+use crate::ffi::shared::{Opened, SharedEngine};
 use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -90,9 +97,30 @@ struct SockAddrHead {
 }
 
 struct Instance {
-    engine: Engine,
+    engine: Held,
     putrr: PutRr,
     _putnamedrr: Option<PutNamedRr>,
+    /// The `dlz` stanza's name and named's log, for `dlz_destroy`'s line.
+    name: String,
+    log: Option<BindLog>,
+}
+
+/// The engine an instance answers from: the one shared by every instance
+/// of the same config file in this named (`crate::ffi::shared`), or, for
+/// the fuzz target, its own.
+enum Held {
+    Shared(SharedEngine),
+    Own(Engine),
+}
+
+impl Instance {
+    #[inline]
+    fn engine(&self) -> &Engine {
+        match &self.engine {
+            Held::Shared(s) => s.engine(),
+            Held::Own(e) => e,
+        }
+    }
 }
 
 // SAFETY: the callbacks are plain functions of named, callable from any of its threads.
@@ -162,16 +190,25 @@ unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
 /// (name, function) pairs named passes: log, putrr, putnamedrr,
 /// writeable_zone, then NULL.
 ///
-/// **Ownership:** on `ISC_R_SUCCESS`, `*dbdata` owns the instance (engine
-/// and threads) until `dlz_destroy`; on failure it is left untouched and
-/// named's `log` says why.
+/// Every instance of one config file in this named (a reload's new one, a
+/// second view's) shares one engine (`crate::ffi::shared`, keyed by the
+/// file's canonical path): the first builds it; a later one takes it and
+/// has it re-read the file at once (what `rndc reload` means to an
+/// operator). If that re-read fails, this `dlz_create` fails (named keeps
+/// its previous configuration, whose instance goes on serving the previous
+/// snapshot) and the error, with file:line:col, goes to named's log.
+///
+/// **Ownership:** on `ISC_R_SUCCESS`, `*dbdata` owns the instance (a hold
+/// on the shared engine) until `dlz_destroy`; on failure it is left
+/// untouched, nothing is held, and named's `log` says why.
 /// **NULL:** `dbdata` and `argv` must not be NULL and `putrr` must be
 /// passed; `dlzname` and the `log` pair may be missing.
 /// **Threads:** named calls it from its configuration path (start-up,
 /// `rndc reload`/`reconfig`); on a reload the new instance is created
 /// before the old one is destroyed, and both may serve meanwhile.
 /// **Lifetime:** `log` and `putrr` are kept and called until `dlz_destroy`
-/// returns (`log` from the library's own threads too).
+/// returns (`log` from the library's own threads too: the shared engine
+/// logs through the newest live instance's `log`).
 /// **Returns:** `ISC_R_SUCCESS` or `ISC_R_FAILURE` (also for a caught panic).
 ///
 /// # Safety
@@ -262,43 +299,88 @@ pub unsafe extern "C" fn dlz_create(
         };
         let hook: Option<LogFn> =
             log.map(|l| Box::new(move |level: LogLevel, msg: &str| l.emit(level, msg)) as LogFn);
-        match Engine::from_file_with_log(path, hook) {
-            Ok(engine) => {
-                let inst = Box::new(Instance {
-                    engine,
-                    putrr,
-                    _putnamedrr: putnamedrr,
-                });
-                // SAFETY: non-NULL output from named.
-                unsafe { *dbdata = Box::into_raw(inst) as *mut c_void };
-                say(LogLevel::Info, &format!("dlz {name}: serving {path}"));
-                ISC_R_SUCCESS
+        // One engine per config file in this named: a reload's new instance
+        // takes the running engine (health, counters and threads carry on)
+        // and has it re-read the file now.
+        let held = match crate::ffi::shared::open(path, hook) {
+            Ok((held, Opened::Built)) => held,
+            Ok((held, Opened::Joined)) => {
+                // The engine logs the error itself (file:line:col), through
+                // the newest instance's log: this one's.
+                if held.engine().reload().is_err() {
+                    say(
+                        LogLevel::Error,
+                        &format!(
+                            "dlz {name}: not created: {path} did not load (error above); named keeps its previous configuration"
+                        ),
+                    );
+                    // Our hold (and log hook) goes before we return.
+                    drop(held);
+                    return ISC_R_FAILURE;
+                }
+                held
             }
             Err(e) => {
                 say(LogLevel::Error, &format!("dlz {name}: {e}"));
-                ISC_R_FAILURE
+                return ISC_R_FAILURE;
             }
-        }
+        };
+        say(LogLevel::Info, &format!("dlz {name}: serving {path}"));
+        let inst = Box::new(Instance {
+            engine: Held::Shared(held),
+            putrr,
+            _putnamedrr: putnamedrr,
+            name,
+            log,
+        });
+        // SAFETY: non-NULL output from named.
+        unsafe { *dbdata = Box::into_raw(inst) as *mut c_void };
+        ISC_R_SUCCESS
     })
 }
 
-/// Destroys an instance: stops and joins its threads before returning.
+/// Destroys an instance: releases its hold on the shared engine; the last
+/// instance of a config file stops and joins the engine's threads before
+/// returning.
 ///
 /// **Ownership:** takes back the instance `dlz_create` stored in `*dbdata`.
 /// **NULL:** `dbdata` may be NULL (nothing happens).
 /// **Threads:** named calls it from its configuration path (a reload, or
 /// shutdown), once per instance, when the view that used the instance is
 /// released: no lookup on it is running or to come.
-/// **Returns:** nothing; `log` and `putrr` are not called after it returns.
+/// **Returns:** nothing; this instance's `log` and `putrr` are not called
+/// after it returns (the engine, if other instances still hold it, logs
+/// through theirs).
 ///
 /// # Safety
 /// `dbdata` is what `dlz_create` stored, or NULL, and is not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dlz_destroy(dbdata: *mut c_void) {
     boundary((), || {
-        if !dbdata.is_null() {
-            // SAFETY: created by Box::into_raw in dlz_create; named calls destroy once.
-            drop(unsafe { Box::from_raw(dbdata as *mut Instance) });
+        if dbdata.is_null() {
+            return;
+        }
+        // SAFETY: created by Box::into_raw in dlz_create; named calls destroy once.
+        let inst = *unsafe { Box::from_raw(dbdata as *mut Instance) };
+        let Instance {
+            engine, name, log, ..
+        } = inst;
+        let left = match engine {
+            Held::Shared(held) => held.close(),
+            Held::Own(engine) => {
+                drop(engine);
+                0
+            }
+        };
+        if let Some(l) = log {
+            l.emit(
+                LogLevel::Info,
+                &if left == 0 {
+                    format!("dlz {name}: destroyed; it was the engine's last instance: engine stopped, threads joined")
+                } else {
+                    format!("dlz {name}: destroyed; the engine carries on for {left} other instance(s)")
+                },
+            );
         }
     })
 }
@@ -337,7 +419,7 @@ pub unsafe extern "C" fn dlz_findzonedb(
         let (Some(inst), Some(name)) = (unsafe { instance(dbdata) }, unsafe { cstr(name) }) else {
             return ISC_R_NOTFOUND;
         };
-        if inst.engine.is_zone(name) {
+        if inst.engine().is_zone(name) {
             ISC_R_SUCCESS
         } else {
             ISC_R_NOTFOUND
@@ -469,7 +551,7 @@ pub unsafe extern "C" fn dlz_lookup(
             client: peer,
             ecs,
         };
-        let r = inst.engine.lookup(&q, |a, _| {
+        let r = inst.engine().lookup(&q, |a, _| {
             if a.rcode == crate::answer::Rcode::Refused || a.rcode == crate::answer::Rcode::NxDomain
             {
                 return ISC_R_NOTFOUND;
@@ -504,9 +586,11 @@ impl FuzzInstance {
     /// Wraps `engine` with a `putrr` that checks what it is handed.
     pub fn new(engine: Engine) -> FuzzInstance {
         FuzzInstance(Box::new(Instance {
-            engine,
+            engine: Held::Own(engine),
             putrr: fuzz_putrr,
             _putnamedrr: None,
+            name: "fuzz".to_string(),
+            log: None,
         }))
     }
 }

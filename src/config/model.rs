@@ -38,6 +38,9 @@ pub struct EngineSettings {
     pub latency_table: Option<PathBuf>,
     /// The admin-state file, absolute or base-relative (it need not exist).
     pub admin_state: Option<PathBuf>,
+    /// The control listener's address (`/metrics`, `/status`, `/healthz`,
+    /// the status page); `None` = off (the default).
+    pub control: Option<std::net::SocketAddr>,
 }
 
 /// One region.

@@ -20,6 +20,10 @@ pub struct RawEngine {
     pub latency_table: Option<String>,
     /// The admin-state file (docs/OPERATIONS.md, "The admin-state file").
     pub admin_state: Option<String>,
+    /// Address (`IP:port`) of the control listener (metrics, status, page); off by default.
+    pub control: Option<String>,
+    /// Allows a `control` address that is not loopback.
+    pub control_public: Option<bool>,
 }
 
 /// `[[region]]`: adds to or overrides the built-in regions.

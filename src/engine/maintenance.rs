@@ -16,6 +16,7 @@
 //!
 //! A panic in a turn is caught, logged and counted, and the loop goes on.
 
+use super::control::Control;
 use super::{Fault, Inner, panic_message};
 use crate::health::service::{ProbeTarget, Prober, Stopper, Transition};
 use crate::health::{AdminState, MonitorStatus};
@@ -54,6 +55,7 @@ impl Maintenance {
             prober,
             stop: stop.clone(),
             generation: u64::MAX,
+            control: None,
         };
         let thread = std::thread::Builder::new()
             .name("tm-maint".into())
@@ -88,6 +90,8 @@ struct Turns {
     stop: Arc<AtomicBool>,
     /// The snapshot generation whose targets the prober has.
     generation: u64,
+    /// The control listener, while the configuration has one.
+    control: Option<Control>,
 }
 
 impl Turns {
@@ -101,7 +105,33 @@ impl Turns {
             }
         }
         self.inner.fault_point(Fault::SlowStop);
+        if let Some(mut c) = self.control.take() {
+            c.stop();
+        }
         self.prober.stop();
+    }
+
+    /// Starts the control listener when the configuration has one, stops
+    /// it when it no longer has (the listener follows the address itself).
+    fn follow_control(&mut self, snap: &Snapshot) {
+        match (snap.settings.control.is_some(), self.control.is_some()) {
+            (true, false) => match Control::start(self.inner.clone()) {
+                Ok(c) => self.control = Some(c),
+                Err(e) => {
+                    let msg = format!("cannot start the control listener's thread: {e}");
+                    self.inner.log(LogLevel::Error, &msg);
+                    if let Ok(mut g) = self.inner.control.lock() {
+                        g.error = Some(msg);
+                    }
+                }
+            },
+            (false, true) => {
+                if let Some(mut c) = self.control.take() {
+                    c.stop();
+                }
+            }
+            _ => {}
+        }
     }
 
     /// One turn: file watch, reaping, targets, probes sent and collected.
@@ -120,12 +150,14 @@ impl Turns {
         if generation != self.generation {
             self.retarget(&snap, generation);
         }
+        self.follow_control(&snap);
         let now = Instant::now();
         self.prober.dispatch(now, |id| probed(&snap, id));
         let wait = self.prober.next_wait(now);
         let changes = self.prober.collect(wait, |id| probed(&snap, id));
         drop(snap);
         self.inner.publish(&changes);
+        self.inner.beat();
     }
 
     fn retarget(&mut self, snap: &Snapshot, generation: u64) {
@@ -184,6 +216,8 @@ impl Inner {
         );
         self.reloads.clear_poison();
         self.graveyard.clear_poison();
+        self.totals.clear_poison();
+        self.control.clear_poison();
         self.watch.clear_poison();
         self.maintenance_stats_mut(|m| {
             m.panics += 1;

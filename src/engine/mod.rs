@@ -9,10 +9,14 @@
 //!   snapshots and drives the probe service (`health::service`);
 //! - [`admin`]: the operator's overrides (API calls and the admin-state
 //!   file), kept apart and combined into the health words;
-//! - [`status`]: the status report, which reads all of the above.
+//! - [`status`]: the status report, which reads all of the above;
+//! - [`metrics`]: answer counts across reloads and the Prometheus page;
+//! - [`control`]: the control listener (`tm-ctl`) that serves them.
 
 mod admin;
+mod control;
 mod maintenance;
+mod metrics;
 mod reload;
 mod status;
 mod watch;
@@ -108,6 +112,14 @@ pub(crate) struct Inner {
     admin: Mutex<admin::AdminLayers>,
     /// Test-only fault injection ([`Engine::inject_fault`]): a `Fault` bit set.
     fault: std::sync::atomic::AtomicU32,
+    /// Counts of reaped snapshots, by name (`metrics`).
+    totals: std::sync::Mutex<metrics::Totals>,
+    /// The control listener's state, for the status report.
+    control: std::sync::Mutex<control::ControlState>,
+    /// When the maintenance loop last finished a turn (ms since `started`).
+    heartbeat: AtomicU64,
+    /// When the engine started (the heartbeat's origin).
+    started: Instant,
 }
 
 /// Faults a test can inject into an engine's own threads, to show that the
@@ -181,7 +193,58 @@ impl Inner {
         write(&snap.health, id);
         Ok(())
     }
+
+    /// The status report as JSON.
+    pub(crate) fn status_json(&self) -> String {
+        let counts = self.counts();
+        let snap = self.cell.load_full();
+        let reloads = self.reload_stats();
+        let maintenance = self.maintenance_stats();
+        let admin = self.admin_report();
+        let control = self
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        status::render(
+            &snap,
+            &board,
+            &reloads,
+            &maintenance,
+            &admin,
+            &counts,
+            &control,
+        )
+    }
+
+    /// Why `/healthz` says 503: the maintenance loop has not finished a
+    /// turn for [`STALL`] (it runs the watch, the probes and the reaping),
+    /// or probes cannot run. `None` = healthy (a snapshot always serves).
+    pub(crate) fn health_problem(&self) -> Option<String> {
+        let beat = Duration::from_millis(self.heartbeat.load(Ordering::Relaxed));
+        let since = self.started.elapsed().saturating_sub(beat);
+        if since > STALL {
+            return Some(format!(
+                "the maintenance loop has not finished a turn for {} s",
+                since.as_secs()
+            ));
+        }
+        self.maintenance_stats()
+            .error
+            .map(|e| format!("maintenance: {e}"))
+    }
+
+    /// Called by the maintenance loop after each turn.
+    pub(crate) fn beat(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.heartbeat.store(ms, Ordering::Relaxed);
+    }
 }
+
+/// How long the maintenance loop may go without finishing a turn before
+/// `/healthz` fails (a reload of a big latency table takes about a second).
+const STALL: Duration = Duration::from_secs(30);
 
 /// One traffic-manager engine. `Sync`: share it by reference among threads.
 /// Dropping it stops and joins its threads (the maintenance loop and the
@@ -301,6 +364,10 @@ impl Engine {
             watch: std::sync::Mutex::new(WatchState::default()),
             admin: Mutex::new(admin::AdminLayers::default()),
             fault: std::sync::atomic::AtomicU32::new(0),
+            totals: std::sync::Mutex::new(metrics::Totals::default()),
+            control: std::sync::Mutex::new(control::ControlState::default()),
+            heartbeat: AtomicU64::new(0),
+            started: Instant::now(),
         });
         // The admin-state file, in the first snapshot before any query.
         inner.admin_start();
@@ -505,12 +572,13 @@ impl Engine {
 
     /// The status report as JSON (see `docs/OPERATIONS.md`).
     pub fn status_json(&self) -> String {
-        let snap = self.inner.cell.load_full();
-        let reloads = self.inner.reload_stats();
-        let maintenance = self.inner.maintenance_stats();
-        let admin = self.inner.admin_report();
-        let board = self.inner.board.lock().unwrap_or_else(|e| e.into_inner());
-        status::render(&snap, &board, &reloads, &maintenance, &admin)
+        self.inner.status_json()
+    }
+
+    /// The `/metrics` page of the control listener (Prometheus text
+    /// exposition; see `docs/OPERATIONS.md`), also without a listener.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
     }
 
     /// Rebuilds the snapshot from the source (and the data files it names)

@@ -1,7 +1,7 @@
 //! Reloads: the one path by which a new configuration becomes current —
 //! build and validate a whole snapshot off the query path, carry health
 //! over, then swap; a failure changes nothing and is kept for the status.
-//! Old snapshots are reaped here too, off the query path.
+//! Old snapshots go to the graveyard, reaped by `engine::metrics`.
 
 use super::{Fault, Inner, Source, panic_message};
 use crate::config::{self, ConfigError, Origin};
@@ -86,12 +86,16 @@ impl Inner {
                 // endpoint that a key of the admin-state file matches is
                 // drained (or forced) from its first query.
                 self.admin_into_new(&next);
-                let old = self.cell.swap(Arc::new(next));
-                // Release pairs with the Acquire in `Inner::generation`.
-                self.generation.fetch_add(1, Ordering::Release);
-                if let Ok(mut g) = self.graveyard.lock() {
+                {
+                    // Swapped and buried under the graveyard lock, so a
+                    // scrape never misses the old snapshot's counts
+                    // (engine::metrics).
+                    let mut g = self.graveyard.lock().unwrap_or_else(|e| e.into_inner());
+                    let old = self.cell.swap(Arc::new(next));
                     g.push(old);
                 }
+                // Release pairs with the Acquire in `Inner::generation`.
+                self.generation.fetch_add(1, Ordering::Release);
                 if let Ok(mut r) = self.reloads.lock() {
                     r.ok += 1;
                     r.last_error = None;
@@ -137,15 +141,6 @@ impl Inner {
             w.pending = None;
         }
         outcome
-    }
-
-    /// Drops retired snapshots that no reader holds any more (off the query
-    /// path: a query thread never pays for freeing a big table).
-    pub(crate) fn reap(&self) {
-        let Ok(mut g) = self.graveyard.lock() else {
-            return;
-        };
-        g.retain(|s| Arc::strong_count(s) > 1);
     }
 
     /// Reload counters.

@@ -3,7 +3,9 @@
 
 use super::ReloadStats;
 use super::admin::AdminReport;
+use super::control::ControlState;
 use super::maintenance::MaintenanceStats;
+use super::metrics::Totals;
 use crate::health::service::Board;
 use crate::health::{AdminState, Forced, MonitorStatus};
 use crate::routing;
@@ -17,6 +19,16 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Every name [`endpoint_state`] gives (the one-hot metric's values).
+pub(crate) const STATES: [&str; 6] = [
+    "Online",
+    "CheckingEndpoint",
+    "Degraded",
+    "Disabled",
+    "Inactive",
+    "Stopped",
+];
+
 /// Azure's name for a monitor status.
 fn monitor_name(s: MonitorStatus) -> &'static str {
     match s {
@@ -29,12 +41,12 @@ fn monitor_name(s: MonitorStatus) -> &'static str {
 /// Azure's name for the endpoint's state: the effective one, or with
 /// `verdict`, what the monitor (probes, `set_monitor_status`, a nested
 /// endpoint's children) concluded whatever is forced.
-fn endpoint_state(snap: &Snapshot, board: &Board, id: u32, verdict: bool) -> &'static str {
+pub(crate) fn endpoint_state(snap: &Snapshot, board: &Board, id: u32, verdict: bool) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     let Some(p) = snap.profiles.get(e.profile as usize) else {
-        return "Unknown";
+        return "Stopped";
     };
     if !p.enabled {
         return "Inactive";
@@ -98,6 +110,8 @@ pub(crate) fn render(
     reloads: &ReloadStats,
     maintenance: &MaintenanceStats,
     admin_layers: &AdminReport,
+    counts: &Totals,
+    control: &ControlState,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -125,8 +139,10 @@ pub(crate) fn render(
                 "monitor_status": endpoint_state(snap, board, id, true),
                 "enabled": e.enabled,
                 "serving": routing::servable(snap, id) && admin != AdminState::Drain,
+                "up": routing::candidate(snap, p, id),
                 "priority": e.priority,
                 "weight": e.weight,
+                "answers": counts.answers.get(&(p.fqdn.clone(), e.name.clone())).copied().unwrap_or(0),
             });
             if let Some(r) = rec {
                 o["probe"] = json!({
@@ -195,6 +211,11 @@ pub(crate) fn render(
             "error_at": admin_layers.error_at,
             "errors": admin_layers.errors,
             "unmatched": admin_layers.unmatched,
+        },
+        "control": {
+            "address": control.address.map(|a| a.to_string()),
+            "listening": control.listening,
+            "error": control.error,
         },
         "profiles": profiles,
     });

@@ -42,6 +42,11 @@ pub(crate) fn into_handle(engine: Engine) -> *mut tm_engine {
     Box::into_raw(Box::new(tm_engine { engine }))
 }
 
+/// [`into_handle`], as a pointer known not to be NULL.
+pub(crate) fn into_live_handle(engine: Engine) -> NonNull<tm_engine> {
+    NonNull::from(Box::leak(Box::new(tm_engine { engine })))
+}
+
 /// Borrows the engine behind a handle; NULL is `TM_RESULT_NULL_ARGUMENT`.
 ///
 /// # Safety
@@ -54,6 +59,15 @@ pub(crate) unsafe fn engine_ref<'a>(handle: *const tm_engine) -> Result<&'a Engi
         Some(h) => Ok(&h.engine),
         None => Err(tm_result::NullArgument),
     }
+}
+
+/// The engine behind a handle known to be live (not NULL).
+///
+/// # Safety
+/// `handle` came from [`into_handle`] and is not freed during `'a`.
+pub(crate) unsafe fn engine_of<'a>(handle: NonNull<tm_engine>) -> &'a Engine {
+    // SAFETY: live, per this function's contract.
+    unsafe { &handle.as_ref().engine }
 }
 
 /// Takes back a handle from [`into_handle`] and drops the engine (which

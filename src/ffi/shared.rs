@@ -1,23 +1,38 @@
-//! Engines shared by path within one process, for hosts whose threads
+//! Engines shared by path within one process, for hosts whose instances
 //! cannot hand each other a pointer: dnsdist's `LuaFFIPerThreadAction` runs
 //! one Lua state per thread, and each state opens the engine by its config
-//! path. The first open creates it; later opens of the same path get the
-//! same engine; it is freed (threads joined) when the last holder releases
-//! it. This registry is the library's one piece of process-wide state, and
-//! it is empty unless these two calls are used.
+//! path; BIND's DLZ driver (`bind_dlz`) and Knot's module create a reload's
+//! new instances before they destroy the old ones. The first open creates
+//! the engine; later opens of the same file get the same engine; it is
+//! freed (threads joined) when the last holder releases it. This registry
+//! is the library's one piece of process-wide state, and it is empty unless
+//! it is used.
+//!
+//! The key is the file's canonical path (`realpath`: `./x.toml`, a symlink
+//! to it and its absolute path are one engine); a path that cannot be
+//! resolved (a missing file) is its own key, and its open fails anyway. The
+//! engine reads the file by the path its first opener gave.
+//!
+//! Logging: an engine built here writes each line to the newest log hook
+//! among its holders' ([`Sinks`]); a holder's hook is taken out by its
+//! release, before the release returns, so it is never called afterwards.
+//!
+//! The Rust-level [`open`] / [`SharedEngine`] (dropping it releases) are
+//! what `bind_dlz` uses; the C calls below are made of the same parts.
 //!
 //! Its lock is held only to look entries up and change them: an engine is
 //! built (config and data files read, threads started) and freed (threads
 //! joined) outside it, so one slow open or release never holds up another
 //! path's. Opens of a path that is being built wait for that build.
 
-use super::handle::{ErrBuf, Out, free_handle, into_handle, str_arg, tm_engine};
+use super::handle::{ErrBuf, Out, engine_of, free_handle, into_live_handle, str_arg, tm_engine};
 use super::life::{HookKey, host_key, keyed_host_log, tm_host};
 use super::{entry, install_panic_hook, tm_result};
+use crate::config::ConfigError;
 use crate::engine::{Engine, LogFn, LogLevel};
 use std::collections::HashMap;
 use std::ffi::c_char;
-use std::path::Path;
+use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 enum Entry {
@@ -25,7 +40,7 @@ enum Entry {
     Loading,
     /// Built and shared.
     Ready {
-        engine: *mut tm_engine,
+        engine: NonNull<tm_engine>,
         holders: usize,
         sinks: Arc<Sinks>,
     },
@@ -34,30 +49,49 @@ enum Entry {
 // registry (under its lock), by the one caller that removed it.
 unsafe impl Send for Entry {}
 
-/// The log hooks the holders of one shared engine gave
-/// (`tm_engine_open_shared_host`), oldest first. Each line goes to the
-/// newest; a hook is called under this lock only, so once its holder's
-/// release has taken it out, it is never called again.
+/// The log hooks the holders of one shared engine gave, oldest first. Each
+/// line goes to the newest; a hook is called under this lock only, so once
+/// its holder's release has taken it out, it is never called again.
+///
+/// A C host's hook is keyed by its function and userdata ([`HookKey`]); a
+/// Rust holder's by `(0, n)`, `n` counted here (no function lives at 0).
 #[derive(Default)]
-struct Sinks(Mutex<Vec<(HookKey, LogFn)>>);
+struct Sinks(Mutex<(usize, Vec<(HookKey, LogFn)>)>);
 
 impl Sinks {
-    fn lock(&self) -> MutexGuard<'_, Vec<(HookKey, LogFn)>> {
+    fn lock(&self) -> MutexGuard<'_, (usize, Vec<(HookKey, LogFn)>)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn emit(&self, level: LogLevel, msg: &str) {
-        if let Some((_, log)) = self.lock().last() {
+        if let Some((_, log)) = self.lock().1.last() {
             log(level, msg);
         }
     }
 
+    fn push(&self, hook: (HookKey, LogFn)) {
+        self.lock().1.push(hook);
+    }
+
+    /// Adds a Rust holder's hook under a key of its own.
+    fn push_unique(&self, log: LogFn) -> HookKey {
+        let mut g = self.lock();
+        g.0 += 1;
+        let key = (0, g.0);
+        g.1.push((key, log));
+        key
+    }
+
     /// Takes out the newest hook with this key.
     fn remove(&self, key: HookKey) {
-        let mut v = self.lock();
-        if let Some(i) = v.iter().rposition(|(k, _)| *k == key) {
-            drop(v.remove(i));
+        let mut g = self.lock();
+        if let Some(i) = g.1.iter().rposition(|(k, _)| *k == key) {
+            drop(g.1.remove(i));
         }
+    }
+
+    fn clear(&self) {
+        self.lock().1.clear();
     }
 }
 
@@ -71,10 +105,19 @@ fn registry() -> MutexGuard<'static, Registry> {
     SHARED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The registry key of a config path: its canonical form, or the path as
+/// given when it cannot be resolved.
+fn key_of(path: &str) -> String {
+    std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| path.to_string())
+}
+
 /// Removes a path's `Loading` entry unless the build finished (also when it
 /// panicked), and wakes whoever waits for it.
 struct Building<'a> {
-    path: &'a str,
+    key: &'a str,
     done: bool,
 }
 
@@ -83,9 +126,9 @@ impl Drop for Building<'_> {
         if !self.done {
             let mut g = registry();
             if let Some(map) = g.as_mut()
-                && matches!(map.get(self.path), Some(Entry::Loading))
+                && matches!(map.get(self.key), Some(Entry::Loading))
             {
-                map.remove(self.path);
+                map.remove(self.key);
                 if map.is_empty() {
                     *g = None;
                 }
@@ -95,9 +138,211 @@ impl Drop for Building<'_> {
     }
 }
 
+/// Whether [`open`] built the engine or joined a running one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// This open read the file and started the engine.
+    Built,
+    /// The engine was already running (opened by another holder); the file
+    /// was not read again.
+    Joined,
+}
+
+/// One hold on a shared engine, from [`open`]. Dropping it (or
+/// [`SharedEngine::close`]) releases the hold, which takes its log hook
+/// out; the last release stops and frees the engine, its last lines still
+/// reaching this hook.
+pub(crate) struct SharedEngine {
+    handle: NonNull<tm_engine>,
+    hook: Option<HookKey>,
+    released: bool,
+}
+
+// SAFETY: the engine is Sync and stays alive while this hold exists (the
+// registry frees it only after the last release).
+unsafe impl Send for SharedEngine {}
+// SAFETY: as above.
+unsafe impl Sync for SharedEngine {}
+
+impl SharedEngine {
+    /// The engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        // SAFETY: made by into_live_handle and held: not freed before our release.
+        unsafe { engine_of(self.handle) }
+    }
+
+    /// Releases the hold now (as dropping it does) and says how many
+    /// holders the engine has left: 0 when this was the last, and the
+    /// engine is stopped, its threads joined, and freed.
+    pub(crate) fn close(mut self) -> usize {
+        self.released = true;
+        release(self.handle.as_ptr(), self.hook).unwrap_or(0)
+    }
+
+    /// Gives up the hold without releasing it, for a C caller that will
+    /// release it (and its hook) with `tm_engine_release_shared[_host]`.
+    fn into_raw(mut self) -> *const tm_engine {
+        self.released = true;
+        self.handle.as_ptr()
+    }
+}
+
+impl Drop for SharedEngine {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = release(self.handle.as_ptr(), self.hook);
+        }
+    }
+}
+
+/// Opens the engine for the config file at `path`, shared by every holder
+/// in the process that opens the same file (by canonical path): the first
+/// open builds it and starts its threads; a later one joins it. `log` (a
+/// Rust hook) becomes the newest of the engine's hooks for as long as the
+/// hold lasts. On failure nothing is held.
+pub(crate) fn open(path: &str, log: Option<LogFn>) -> Result<(SharedEngine, Opened), ConfigError> {
+    open_keyed(path, log.map(Hook::Unique))
+}
+
+/// A holder's log hook: a C host's (keyed by function and userdata) or a
+/// Rust holder's (keyed by the sinks).
+enum Hook {
+    Host(HookKey, LogFn),
+    Unique(LogFn),
+}
+
+impl Hook {
+    fn attach(self, sinks: &Sinks) -> HookKey {
+        match self {
+            Hook::Host(k, f) => {
+                sinks.push((k, f));
+                k
+            }
+            Hook::Unique(f) => sinks.push_unique(f),
+        }
+    }
+}
+
+fn open_keyed(path: &str, hook: Option<Hook>) -> Result<(SharedEngine, Opened), ConfigError> {
+    let key = key_of(path);
+    let mut guard = registry();
+    loop {
+        let map = guard.get_or_insert_with(HashMap::new);
+        match map.get_mut(&key) {
+            Some(Entry::Ready {
+                engine,
+                holders,
+                sinks,
+            }) => {
+                *holders += 1;
+                // Attached under the registry lock, as the release takes
+                // it out: a racing last release cannot miss it.
+                let hook = hook.map(|h| h.attach(sinks));
+                let held = SharedEngine {
+                    handle: *engine,
+                    hook,
+                    released: false,
+                };
+                return Ok((held, Opened::Joined));
+            }
+            // Another caller builds this one: wait for it.
+            Some(Entry::Loading) => {
+                guard = BUILT.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
+            None => {
+                map.insert(key.clone(), Entry::Loading);
+                break;
+            }
+        }
+    }
+    drop(guard);
+    // Built outside the lock: reading the files and starting the threads
+    // may take long, and must not hold up other paths.
+    let mut building = Building {
+        key: &key,
+        done: false,
+    };
+    let sinks = Arc::new(Sinks::default());
+    let hook = hook.map(|h| h.attach(&sinks));
+    let log = {
+        let sinks = Arc::clone(&sinks);
+        Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
+    };
+    let engine = Engine::from_file_with_log(path, Some(log))?;
+    let handle = into_live_handle(engine);
+    let mut guard = registry();
+    guard.get_or_insert_with(HashMap::new).insert(
+        key.clone(),
+        Entry::Ready {
+            engine: handle,
+            holders: 1,
+            sinks,
+        },
+    );
+    building.done = true;
+    drop(guard);
+    drop(building);
+    let held = SharedEngine {
+        handle,
+        hook,
+        released: false,
+    };
+    Ok((held, Opened::Built))
+}
+
+/// Releases one hold on the shared engine `engine`, taking the hold's log
+/// hook (`hook`) out; the last release stops and joins the engine's
+/// threads (outside the registry's lock; its last lines still reach that
+/// hook) and frees it. Returns the holders left (0: freed); `NotFound`
+/// when `engine` is not a shared engine.
+fn release(engine: *const tm_engine, hook: Option<HookKey>) -> Result<usize, tm_result> {
+    let mut guard = registry();
+    let map = guard.as_mut().ok_or(tm_result::NotFound)?;
+    let key = map
+        .iter()
+        .find(|(_, v)| matches!(v, Entry::Ready { engine: e, .. } if std::ptr::eq(e.as_ptr(), engine)))
+        .map(|(k, _)| k.clone())
+        .ok_or(tm_result::NotFound)?;
+    let left = match map.get_mut(&key) {
+        Some(Entry::Ready { holders, sinks, .. }) => {
+            *holders -= 1;
+            if *holders > 0
+                && let Some(k) = hook
+            {
+                // Out now, under the sinks' lock: no line reaches this
+                // hook once the call returns.
+                sinks.remove(k);
+            }
+            *holders
+        }
+        _ => return Err(tm_result::NotFound),
+    };
+    let unlinked = if left == 0 { map.remove(&key) } else { None };
+    if map.is_empty() {
+        // Nothing shared any more: free the registry itself too.
+        *guard = None;
+    }
+    // Free outside the lock: stopping the engine joins its threads, which
+    // may take a while, and must not hold up other engines' opens and
+    // releases.
+    drop(guard);
+    if let Some(Entry::Ready { engine, sinks, .. }) = unlinked {
+        // SAFETY: made by into_live_handle in open_keyed; no holder is left
+        // and the registry no longer hands it out. Its last lines go to the
+        // last holder's hook, still valid during this call.
+        unsafe { free_handle(engine.as_ptr()) };
+        sinks.clear();
+    }
+    Ok(left)
+}
+
 /// Opens the engine for the config file at `config_path`, shared by every
-/// caller in the process that opens the same path (the first call creates it
-/// and starts its threads).
+/// caller in the process that opens the same file (the first call creates
+/// it and starts its threads; later calls get the same engine and do not
+/// read the file again). The file is recognised by its canonical path
+/// (`realpath`), so a relative path, a symlink and the absolute path of one
+/// file are one engine. BIND's DLZ instances of a file share its engine
+/// with these callers.
 ///
 /// **Ownership:** each successful call must be matched by one
 /// `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.
@@ -172,60 +417,9 @@ pub unsafe extern "C" fn tm_engine_open_shared_host(
                 ErrBuf::new(errbuf, errbuf_len),
             )
         };
-        let mut guard = registry();
-        loop {
-            let map = guard.get_or_insert_with(HashMap::new);
-            match map.get_mut(path) {
-                Some(Entry::Ready {
-                    engine,
-                    holders,
-                    sinks,
-                }) => {
-                    *holders += 1;
-                    if let Some(h) = hook {
-                        sinks.lock().push(h);
-                    }
-                    out.write(*engine);
-                    return Ok(());
-                }
-                // Another caller builds this one: wait for it.
-                Some(Entry::Loading) => {
-                    guard = BUILT.wait(guard).unwrap_or_else(|e| e.into_inner());
-                }
-                None => {
-                    map.insert(path.to_string(), Entry::Loading);
-                    break;
-                }
-            }
-        }
-        drop(guard);
-        // Built outside the lock: reading the files and starting the
-        // threads may take long, and must not hold up other paths.
-        let mut building = Building { path, done: false };
-        let sinks = Arc::new(Sinks::default());
-        if let Some(h) = hook {
-            sinks.lock().push(h);
-        }
-        let log = {
-            let sinks = Arc::clone(&sinks);
-            Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
-        };
-        let engine = Engine::from_file_with_log(Path::new(path), Some(log))
+        let (held, _) = open_keyed(path, hook.map(|(k, f)| Hook::Host(k, f)))
             .map_err(|e| errbuf.config_invalid(&e))?;
-        let handle = into_handle(engine);
-        let mut guard = registry();
-        guard.get_or_insert_with(HashMap::new).insert(
-            path.to_string(),
-            Entry::Ready {
-                engine: handle,
-                holders: 1,
-                sinks,
-            },
-        );
-        building.done = true;
-        drop(guard);
-        drop(building);
-        out.write(handle);
+        out.write(held.into_raw());
         Ok(())
     })
 }
@@ -275,49 +469,8 @@ pub unsafe extern "C" fn tm_engine_release_shared_host(
             return Ok(());
         }
         // SAFETY: the caller's pointer, per this function's contract.
-        let key = unsafe { host_key(host) }?;
-        let mut guard = registry();
-        let map = guard.as_mut().ok_or(tm_result::NotFound)?;
-        let path = map
-            .iter()
-            .find(|(_, v)| matches!(v, Entry::Ready { engine: e, .. } if std::ptr::eq(*e, engine)))
-            .map(|(k, _)| k.clone())
-            .ok_or(tm_result::NotFound)?;
-        let last = match map.get_mut(&path) {
-            Some(Entry::Ready { holders, sinks, .. }) => {
-                *holders -= 1;
-                if *holders > 0
-                    && let Some(k) = key
-                {
-                    // Out now, under the sinks' lock: no line reaches this
-                    // hook once the call returns.
-                    sinks.remove(k);
-                }
-                Some(*holders == 0)
-            }
-            _ => None,
-        };
-        let unlinked = if last == Some(true) {
-            map.remove(&path)
-        } else {
-            None
-        };
-        if map.is_empty() {
-            // Nothing shared any more: free the registry itself too.
-            *guard = None;
-        }
-        // Free outside the lock: stopping the engine joins its threads,
-        // which may take a while, and must not hold up other engines'
-        // opens and releases.
-        drop(guard);
-        if let Some(Entry::Ready { engine, sinks, .. }) = unlinked {
-            // SAFETY: made by into_handle above; no holder is left and the
-            // registry no longer hands it out. Its last lines go to the
-            // last holder's hook, still valid during this call.
-            unsafe { free_handle(engine) };
-            sinks.lock().clear();
-        }
-        Ok(())
+        let hook = unsafe { host_key(host) }?;
+        release(engine, hook).map(|_| ())
     })
 }
 
@@ -451,6 +604,101 @@ mod tests {
         // SAFETY: the one hold.
         assert_eq!(unsafe { tm_engine_release_shared(e) }, tm_result::Ok);
         assert_eq!((count(&a), count(&b)), (before_a, before_b));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `./x.toml`, a symlink to it and `dir/sub/../x.toml` are one file:
+    /// one engine (the key is the canonical path); a second open joins it
+    /// and does not build another.
+    #[test]
+    fn one_engine_per_file_whatever_the_spelling() {
+        let dir = std::env::temp_dir().join(format!("tm-registry-key-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let real = config(&dir, "x.toml");
+        let link = dir.join("link.toml");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let dotted = dir.join("sub/../x.toml").display().to_string();
+        let (a, how_a) = open_rust(&real, None);
+        let (b, how_b) = open_rust(link.to_str().unwrap(), None);
+        let (c, how_c) = open_rust(&dotted, None);
+        assert_eq!(how_a, Opened::Built);
+        assert_eq!((how_b, how_c), (Opened::Joined, Opened::Joined));
+        assert!(std::ptr::eq(a.engine(), b.engine()));
+        assert!(std::ptr::eq(a.engine(), c.engine()));
+        // The C API joins the same engine too.
+        let h = open(&real);
+        assert!(std::ptr::eq(
+            // SAFETY: a live handle from the registry.
+            unsafe { engine_of(NonNull::new(h.cast_mut()).unwrap()) },
+            a.engine()
+        ));
+        // SAFETY: the C hold taken above.
+        assert_eq!(unsafe { tm_engine_release_shared(h) }, tm_result::Ok);
+        // Each release says how many holders are left; the last frees it.
+        assert_eq!(c.close(), 2);
+        assert_eq!(b.close(), 1);
+        assert_eq!(a.close(), 0);
+        assert!(
+            registry()
+                .as_ref()
+                .is_none_or(|m| !m.contains_key(&key_of(&real)))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn open_rust(path: &str, log: Option<LogFn>) -> (SharedEngine, Opened) {
+        match super::open(path, log) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The shared engine logs through the newest live holder's hook; once a
+    /// holder is dropped its hook is never called again (BIND: a destroyed
+    /// instance's `log` must not be used), and the engine's lines go to the
+    /// remaining holder's.
+    #[test]
+    fn a_released_holders_log_hook_is_never_called_again() {
+        use std::sync::Mutex as M;
+        let dir = std::env::temp_dir().join(format!("tm-registry-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = config(&dir, "x.toml");
+        let lines = Arc::new(M::new(Vec::<(char, String)>::new()));
+        let hook = |who: char| -> LogFn {
+            let lines = lines.clone();
+            Box::new(move |_l: LogLevel, m: &str| lines.lock().unwrap().push((who, m.to_string())))
+        };
+        let (a, _) = open_rust(&path, Some(hook('a')));
+        assert!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(w, m)| *w == 'a' && m.contains("loaded")),
+            "the first holder's hook gets the engine's start-up lines"
+        );
+        let (b, how) = open_rust(&path, Some(hook('b')));
+        assert_eq!(how, Opened::Joined);
+        lines.lock().unwrap().clear();
+        a.engine().reload().unwrap();
+        assert_eq!(
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(w, _)| *w)
+                .collect::<Vec<_>>(),
+            vec!['b'],
+            "the newest holder's hook, once"
+        );
+        drop(b);
+        lines.lock().unwrap().clear();
+        a.engine().reload().unwrap();
+        let seen = lines.lock().unwrap().clone();
+        assert!(seen.iter().all(|(w, _)| *w == 'a'), "{seen:?}");
+        assert!(!seen.is_empty());
+        drop(a);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

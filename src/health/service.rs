@@ -89,6 +89,8 @@ pub struct EpRecord {
     pub probes: u64,
     /// Probes that failed.
     pub failures: u64,
+    /// Probes that passed.
+    pub successes: u64,
     /// Where the probe goes (`http://192.0.2.1:80/`).
     pub target: String,
 }
@@ -106,6 +108,46 @@ pub struct Board {
     pub state_changes: u64,
     /// Every target probed now has had a first result.
     pub ready: bool,
+    /// Durations of finished probes, per profile (its DNS name).
+    pub durations: HashMap<String, Durations>,
+}
+
+/// Upper bounds (seconds) of the probe-duration histogram's buckets.
+pub(crate) const DURATION_BOUNDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A histogram of probe durations: a count per bucket of
+/// [`Durations::bounds`] (not cumulative; the last counts those above
+/// every bound), their sum and count.
+#[derive(Debug, Clone, Default)]
+pub struct Durations {
+    /// Per bucket, then one for above the last bound.
+    pub buckets: [u64; DURATION_BOUNDS.len() + 1],
+    /// Sum of the durations, seconds.
+    pub sum: f64,
+    /// Probes.
+    pub count: u64,
+}
+
+impl Durations {
+    /// The buckets' upper bounds, seconds.
+    pub fn bounds() -> &'static [f64] {
+        &DURATION_BOUNDS
+    }
+
+    /// Adds one probe of `secs` seconds.
+    pub fn observe(&mut self, secs: f64) {
+        let i = DURATION_BOUNDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(DURATION_BOUNDS.len());
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += 1;
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
 }
 
 struct Job {
@@ -284,6 +326,8 @@ impl Prober {
             let mut b = lock(&self.board);
             b.eps
                 .retain(|k, _| slots.iter().any(|s| &s.target.key == k));
+            b.durations
+                .retain(|p, _| slots.iter().any(|s| &s.target.key.0 == p));
             for s in &slots {
                 let text = target_text(&s.target.spec);
                 let r = b
@@ -299,6 +343,7 @@ impl Prober {
                         rtt_ms: None,
                         probes: 0,
                         failures: 0,
+                        successes: 0,
                         target: text.clone(),
                     });
                 r.target = text;
@@ -466,6 +511,10 @@ impl Prober {
             if changed {
                 b.state_changes += 1;
             }
+            b.durations
+                .entry(d.key.0.clone())
+                .or_default()
+                .observe(d.result.rtt.as_secs_f64());
             if let Some(r) = b.eps.get_mut(&d.key) {
                 if changed || r.last_probe.is_none() {
                     r.since = SystemTime::now();
@@ -476,7 +525,9 @@ impl Prober {
                 r.fails = fails;
                 r.succs = succs;
                 r.rtt_ms = Some(d.result.rtt.as_secs_f64() * 1000.0);
-                if !d.result.ok {
+                if d.result.ok {
+                    r.successes += 1;
+                } else {
                     r.failures += 1;
                 }
             }

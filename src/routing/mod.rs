@@ -216,6 +216,23 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
     }
 }
 
+/// Whether endpoint `id` of `p` may be chosen now, for some client (the
+/// rule of [`route`], endpoint by endpoint; geographic and subnet routing
+/// answer a servable endpoint whatever its health): the metrics' `up`.
+/// Off the query path.
+pub fn candidate(snap: &Snapshot, p: &Profile, id: u32) -> bool {
+    if !p.enabled || !p.endpoint_ids().contains(&id) || !servable(snap, id) {
+        return false;
+    }
+    if p.routing == Routing::Geographic {
+        return true;
+    }
+    if !p.endpoint_ids().any(|i| online(snap, i, 0)) {
+        return p.all_down != AllDown::FailClosed;
+    }
+    p.routing == Routing::Subnet || online(snap, id, 0)
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::answer::records;
 use crate::config::{Config, ConfigError, EndpointCfg, EndpointKind, ProfileCfg, Routing};
+use crate::counters::Counters;
 use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
 use crate::geo::{GeoTable, LatencyTable};
 use crate::health::{HealthTable, STATUS_BITS};
@@ -40,6 +41,7 @@ impl Snapshot {
         add_empty_non_terminals(cfg, &mut names);
         let hot = hot_view(&endpoints);
         let health = health_table(&profiles, &endpoints, prev);
+        let counters = Counters::for_machine(endpoints.len(), profiles.len(), zones.len());
         Ok(Snapshot {
             zones: zones.into(),
             profiles: profiles.into(),
@@ -54,6 +56,7 @@ impl Snapshot {
             settings: cfg.engine.clone(),
             source,
             config_warnings: cfg.warnings.iter().map(|w| w.to_string()).collect(),
+            counters,
         })
     }
 }

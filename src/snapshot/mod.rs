@@ -212,6 +212,8 @@ pub struct Snapshot {
     pub source: SourceInfo,
     /// The config's warnings (`file:line:col: path: message`).
     pub config_warnings: Box<[String]>,
+    /// Answer counters of this snapshot (`crate::counters`).
+    pub(crate) counters: crate::counters::Counters,
 }
 
 /// The hasher of the name table: a multiply-rotate hash over 8 octets at a

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod dns;
 pub mod front;
 pub mod pdns;
+pub mod prometheus;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

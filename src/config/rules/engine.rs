@@ -5,6 +5,7 @@ use super::{Locator, in_range, key, parse_duration};
 use crate::config::error::ConfigError;
 use crate::config::model::EngineSettings;
 use crate::config::{Origin, RawEngine};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub(super) fn settings(
             ));
         }
     }
+    let control = control(loc, raw)?;
     let resolve = |s: &str| {
         let pb = PathBuf::from(s);
         if pb.is_absolute() {
@@ -51,5 +53,38 @@ pub(super) fn settings(
         geoip_db: raw.geoip_db.as_deref().map(resolve),
         latency_table: raw.latency_table.as_deref().map(resolve),
         admin_state: raw.admin_state.as_deref().map(resolve),
+        control,
     })
+}
+
+/// `control`: an `IP:port` with a port, on loopback unless `control_public`
+/// says otherwise (the listener serves the status of every endpoint and
+/// has no authentication).
+fn control(loc: &Locator, raw: &RawEngine) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(text) = &raw.control else {
+        return Ok(None);
+    };
+    let at = [key("engine"), key("control")];
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        loc.error(
+            &at,
+            format!(
+                "`{text}` is not an address and port such as \"127.0.0.1:9153\" or \"[::1]:9153\""
+            ),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(loc.error(&at, "port 0: give the port to listen on"));
+    }
+    if !addr.ip().is_loopback() && raw.control_public != Some(true) {
+        return Err(loc.error(
+            &at,
+            format!(
+                "{} is not a loopback address: the control listener has no authentication; \
+                 set `control_public = true` to listen there anyway",
+                addr.ip()
+            ),
+        ));
+    }
+    Ok(Some(addr))
 }
