@@ -25,7 +25,8 @@
  * old). The engine's log lines go to Knot's log through knotd_mod_log of
  * the newest instance holding it.
  *
- * Per query (PREANSWER stage), for names below the zone apex:
+ * Per query (PREANSWER stage), for names below the zone apex, of class IN
+ * or ANY:
  *   - records from the library: put into the answer, AA set, state HIT
  *     (Knot's zone is not consulted for that name);
  *   - NODATA from the library: state NODATA; Knot then answers NODATA with
@@ -35,10 +36,12 @@
  *     does not have the name).
  * The apex is always Knot's own (the zone's SOA and NS). When the query
  * carries EDNS Client Subnet (and `edns-client-subnet: on`), the decision
- * uses it and the reply's scope is the one the decision depended on.
+ * uses it and the reply's scope is the one the decision depended on (at
+ * most the option's family length: 32 for an IPv4 option).
  */
 
 #include <limits.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -170,6 +173,24 @@ static void set_address(tm_address *out, const struct sockaddr_storage *ss)
 	}
 }
 
+/* Class IN, or ANY (answered as IN, as Knot answers its zone and as the
+ * library's wire front does). */
+static bool class_in_or_any(knotd_qdata_t *qdata)
+{
+	uint16_t qclass = knot_pkt_qclass(qdata->query);
+	return qclass == KNOT_CLASS_IN || qclass == KNOT_CLASS_ANY;
+}
+
+/* The scope written back: the decision's, at most the option's family
+ * length (Knot refuses to write a larger one, and the reply would be
+ * FORMERR). It can be larger when the option's source prefix is 0 and the
+ * decision used the resolver's own address, of the other family. */
+static uint8_t ecs_scope(const knot_edns_client_subnet_t *ecs, uint32_t scope)
+{
+	uint32_t max = ecs->family == KNOT_ADDR_FAMILY_IPV4 ? 32 : 128;
+	return (uint8_t)(scope < max ? scope : max);
+}
+
 static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pkt,
                                           knotd_qdata_t *qdata, knotd_mod_t *mod)
 {
@@ -180,7 +201,7 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	const tm_knot_ctx *ctx = knotd_mod_ctx(mod);
 	const knot_dname_t *qname = knot_pkt_qname(qdata->query);
 	const knot_dname_t *apex = knotd_qdata_zone_name(qdata);
-	if (ctx == NULL || qname == NULL || knot_pkt_qclass(qdata->query) != KNOT_CLASS_IN ||
+	if (ctx == NULL || qname == NULL || !class_in_or_any(qdata) ||
 	    (apex != NULL && knot_dname_is_equal(qname, apex))) {
 		return state; /* the apex is the zone's */
 	}
@@ -230,8 +251,8 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	if (!(info.flags & TM_LOOKUP_AUTHORITATIVE)) {
 		return state; /* under none of the config's zones */
 	}
-	if (qdata->ecs != NULL && info.scope_prefix <= UINT8_MAX) {
-		qdata->ecs->scope_len = (uint8_t)info.scope_prefix;
+	if (qdata->ecs != NULL) {
+		qdata->ecs->scope_len = ecs_scope(qdata->ecs, info.scope_prefix);
 	}
 	if (info.rcode == KNOT_RCODE_NOERROR && info.answer_count > 0) {
 		knot_wire_set_aa(pkt->wire);

@@ -57,11 +57,34 @@ struct Knot {
     dir: PathBuf,
 }
 
+/// How [`Knot::start_with`] runs knotd besides its zones.
+#[derive(Default)]
+struct Opts<'a> {
+    /// Records the first zone holds besides SOA and NS.
+    extra: &'a str,
+    /// Also listen on ::1 (same port).
+    ipv6: bool,
+}
+
 impl Knot {
     /// Starts `knotd` on a free loopback port with a zone per `zones`
     /// entry, each holding the SOA and NS the config's engine gives for its
     /// apex (plus `extra` records for the first zone).
     fn start(dir: &Path, zones: &[ZoneSpec], extra: &str) -> Knot {
+        Knot::start_with(
+            dir,
+            zones,
+            Opts {
+                extra,
+                ..Opts::default()
+            },
+        )
+    }
+
+    /// As [`Knot::start`], with the options. knotd runs in `dir`, so a
+    /// relative config path is taken from there; a config that does not
+    /// load gets a zone with a placeholder SOA and NS.
+    fn start_with(dir: &Path, zones: &[ZoneSpec], opts: Opts) -> Knot {
         let port = free_port();
         let mut mods = String::new();
         let mut seen = Vec::new();
@@ -71,15 +94,21 @@ impl Knot {
                 seen.push(*id);
                 mods.push_str(&format!("  - id: {id}\n    config: {}\n", cfg.display()));
             }
-            let engine = Engine::from_file(cfg).unwrap();
             let mut text = format!("$ORIGIN {zone}.\n");
-            for t in [6, 2] {
-                for (ty, ttl, rdata) in ask(&engine, zone, t, None, None).answer {
-                    text.push_str(&format!("@ {ttl} IN {ty} {rdata}\n"));
+            match Engine::from_file(dir.join(cfg)) {
+                Ok(engine) => {
+                    for t in [6, 2] {
+                        for (ty, ttl, rdata) in ask(&engine, zone, t, None, None).answer {
+                            text.push_str(&format!("@ {ttl} IN {ty} {rdata}\n"));
+                        }
+                    }
                 }
+                Err(_) => text.push_str(&format!(
+                    "@ 300 IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{zone}.\n"
+                )),
             }
             if i == 0 {
-                text.push_str(extra);
+                text.push_str(opts.extra);
             }
             std::fs::write(dir.join(format!("{zone}.zone")), text).unwrap();
             zone_list.push_str(&format!(
@@ -87,8 +116,13 @@ impl Knot {
                 dir.display()
             ));
         }
+        let listen = if opts.ipv6 {
+            format!("[ 127.0.0.1@{port}, ::1@{port} ]")
+        } else {
+            format!("127.0.0.1@{port}")
+        };
         let conf = format!(
-            "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n    edns-client-subnet: on\n    \
+            "server:\n    rundir: {d}\n    listen: {listen}\n    edns-client-subnet: on\n    \
              udp-workers: 2\n    tcp-workers: 2\n    background-workers: 1\n\
              database:\n    storage: {d}\n\
              log:\n  - target: stderr\n    any: info\n\
@@ -103,6 +137,7 @@ impl Knot {
         let child = Command::new("knotd")
             .arg("-c")
             .arg(dir.join("knot.conf"))
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.join("knotd.log")).unwrap(),
@@ -136,11 +171,12 @@ impl Knot {
             .count()
     }
 
+    /// Runs `knotc` with the words of `cmd`; it must succeed.
     fn knotc(&self, cmd: &str) {
         let out = Command::new("knotc")
             .arg("-c")
             .arg(self.dir.join("knot.conf"))
-            .arg(cmd)
+            .args(cmd.split_whitespace())
             .output()
             .expect("knotc (Debian's knot) is installed");
         assert!(
@@ -338,4 +374,108 @@ fn failover_live_change_and_knotc_reload_inside_knotd() {
         4,
         "one instance at start and one per knotc reload: {log}"
     );
+}
+
+/// Hostile review: queries of class ANY are answered as class IN (as
+/// Knot answers its zone, and as the library's wire front does), and an
+/// IPv6 resolver that sends ECS 0.0.0.0/0 (a source prefix of 0: "do not
+/// use my clients' address") gets an answer whose scope fits the option's
+/// family. Before: `perf` of class ANY was Knot's NXDOMAIN, and the /0
+/// option came back FORMERR (the decision on ::1 had scope 56, which Knot
+/// refuses to write into an IPv4 option). Also: a 253-octet name, and a
+/// label holding a dot that spells a profile's name.
+#[test]
+fn hostile_queries_class_any_v6_resolver_with_ecs_zero_and_odd_names() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-hostile");
+    let cfg = basic_in(&dir);
+    let aff = dir.join("aff.toml");
+    std::fs::write(
+        &aff,
+        "[[zone]]\nname = \"aff.example\"\nnameservers = [\"ns1.aff.example\"]\n\
+         [[profile]]\nname = \"w\"\nrouting = \"weighted\"\naffinity = \"client-subnet\"\n\
+         [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\"]\n\
+         [[profile.endpoint]]\nname = \"b\"\naddresses = [\"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg), ("aff.example", "aff", &aff)],
+        Opts {
+            ipv6: true,
+            ..Opts::default()
+        },
+    );
+    for (name, t) in [
+        ("prio.tm.example", "A"),
+        ("perf.tm.example", "A"),
+        ("weighted.tm.example", "ANY"),
+        ("addrs.tm.example", "TXT"),
+        ("deep.sub.tm.example", "AAAA"),
+        ("nothing.tm.example", "A"),
+    ] {
+        let class_in = dig(knot.port, name, t, &[]);
+        let class_any = dig(knot.port, name, t, &["-c", "ANY"]);
+        assert_eq!(class_any, class_in, "{name} {t} of class ANY");
+    }
+    assert_eq!(
+        dig(knot.port, "perf.tm.example", "A", &["-c", "ANY"]).0,
+        "NOERROR"
+    );
+    // Class CH is not ours (Knot refuses it, as for its own zones).
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &["-c", "CH"]).0,
+        "REFUSED"
+    );
+
+    // An IPv6 resolver with ECS 0.0.0.0/0: the decision is on ::1 (the
+    // library's rule for a source prefix of 0); the scope, 56 for that
+    // IPv6 address, is capped to the option's family (32), as the
+    // library's wire front caps it.
+    let engine = Engine::from_file(&aff).unwrap();
+    let want = ask(
+        &engine,
+        "w.aff.example",
+        1,
+        Some("::1"),
+        Some(("0.0.0.0", 0)),
+    );
+    assert_eq!(want.scope, 56, "the decision on ::1 has an IPv6 scope");
+    let mut got = common::dns::dig_at(
+        "::1",
+        knot.port,
+        "w.aff.example",
+        "A",
+        &["+subnet=0.0.0.0/0"],
+    );
+    got.2.sort();
+    assert_eq!(got.0, "NOERROR", "{got:?}");
+    assert_eq!(got.2, want.answer);
+    assert_eq!(got.4.as_deref(), Some("0.0.0.0/0/32"));
+    // The same from IPv4 with an IPv6 /0 option: a scope that fits.
+    let got = dig(knot.port, "w.aff.example", "A", &["+subnet=::/0"]);
+    assert_eq!(got.0, "NOERROR");
+    assert_eq!(got.4.as_deref(), Some("::/0/24"));
+
+    // A 253-octet name under the zone: Knot's NXDOMAIN with the SOA.
+    let label = "a".repeat(63);
+    let long = format!("{label}.{label}.{label}.{}.tm.example", "b".repeat(50));
+    assert_eq!(long.len(), 253);
+    let got = dig(knot.port, &long, "A", &[]);
+    assert_eq!(
+        (got.0.as_str(), got.1, got.3.clone()),
+        ("NXDOMAIN", true, vec!["SOA".to_string()])
+    );
+    // One label "deep.sub" is not the profile deep.sub; nor is a label
+    // with a NUL octet the profile prio.
+    assert_eq!(
+        dig(knot.port, "deep\\.sub.tm.example", "AAAA", &[]).0,
+        "NXDOMAIN"
+    );
+    assert_eq!(
+        dig(knot.port, "pr\\000io.tm.example", "A", &[]).0,
+        "NXDOMAIN"
+    );
+    let log = knot.stop();
+    assert!(!log.contains("panicked"), "{log}");
 }
