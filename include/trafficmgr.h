@@ -211,11 +211,6 @@ typedef uint32_t tm_result;
 #endif // __cplusplus
 
 /**
- * What a key of the file sets.
- */
-typedef struct Setting Setting;
-
-/**
  * An engine: one configuration, its snapshot and its health state.
  */
 typedef struct tm_engine tm_engine;
@@ -398,8 +393,6 @@ typedef struct {
    */
   tm_address client;
 } tm_wire_request;
-
-
 
 #ifdef __cplusplus
 extern "C" {
