@@ -34,6 +34,11 @@
  *   - NXDOMAIN, or a name under none of the config's zones: left to Knot,
  *     which answers from its zone (NXDOMAIN with the zone's SOA when it
  *     does not have the name).
+ * An instance whose config file does not load (missing, unreadable,
+ * invalid) stays in the zone without an engine and turns the zone's
+ * NXDOMAIN into SERVFAIL (failing the load would leave the zone to answer
+ * every name of the config NXDOMAIN); `knotc reload` tries the file again.
+ *
  * The apex is always Knot's own (the zone's SOA and NS). When the query
  * carries EDNS Client Subnet (and `edns-client-subnet: on`), the decision
  * uses it and the reply's scope is the one the decision depended on (at
@@ -201,7 +206,7 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	const tm_knot_ctx *ctx = knotd_mod_ctx(mod);
 	const knot_dname_t *qname = knot_pkt_qname(qdata->query);
 	const knot_dname_t *apex = knotd_qdata_zone_name(qdata);
-	if (ctx == NULL || qname == NULL || !class_in_or_any(qdata) ||
+	if (ctx == NULL || ctx->engine == NULL || qname == NULL || !class_in_or_any(qdata) ||
 	    (apex != NULL && knot_dname_is_equal(qname, apex))) {
 		return state; /* the apex is the zone's */
 	}
@@ -264,6 +269,21 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	return state; /* NXDOMAIN: Knot's zone, with its SOA */
 }
 
+/* An instance whose config did not load (ANSWER stage, after Knot looked
+ * the name up in its zone): a name the zone does not have may be one of the
+ * config's, so it is SERVFAIL rather than NXDOMAIN. */
+static knotd_in_state_t trafficmgr_unavailable(knotd_in_state_t state, knot_pkt_t *pkt,
+                                               knotd_qdata_t *qdata, knotd_mod_t *mod)
+{
+	(void)pkt;
+	(void)mod;
+	if (state != KNOTD_IN_STATE_MISS || !class_in_or_any(qdata)) {
+		return state;
+	}
+	qdata->rcode = KNOT_RCODE_SERVFAIL;
+	return KNOTD_IN_STATE_ERROR;
+}
+
 static int trafficmgr_load(knotd_mod_t *mod)
 {
 	if (tm_abi_version() != TM_ABI_VERSION) {
@@ -290,10 +310,22 @@ static int trafficmgr_load(knotd_mod_t *mod)
 	tm_result r = tm_engine_open_shared_host(path, strlen(path), &ctx->host, err,
 	                                         sizeof(err), &ctx->engine);
 	if (r != TM_RESULT_OK) {
+		/* Failing the load would leave the zone without the module: Knot
+		 * would answer every name of the config NXDOMAIN, with AA, and
+		 * resolvers would cache that. Loaded without an engine, the
+		 * instance turns the zone's NXDOMAIN into SERVFAIL instead. */
+		ctx->engine = NULL;
 		knotd_mod_log(mod, LOG_ERR, "cannot serve %s: %s", path, tm_result_str(r));
 		log_line(mod, TM_LOG_ERROR, err, strlen(err));
-		free(ctx);
-		return KNOT_EINVAL;
+		int ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ANSWER, trafficmgr_unavailable);
+		if (ret != KNOT_EOK) {
+			free(ctx);
+			return ret;
+		}
+		knotd_mod_ctx_set(mod, ctx);
+		knotd_mod_log(mod, LOG_ERR, "answering SERVFAIL for the names the zone does "
+		              "not have until %s loads (fix it, then knotc reload)", path);
+		return KNOT_EOK;
 	}
 	int ret = knotd_mod_in_hook(mod, KNOTD_STAGE_PREANSWER, trafficmgr_answer);
 	if (ret != KNOT_EOK) {
@@ -313,7 +345,9 @@ static void trafficmgr_unload(knotd_mod_t *mod)
 		return;
 	}
 	/* The last holder's release stops and joins the engine's threads. */
-	tm_engine_release_shared_host(ctx->engine, &ctx->host);
+	if (ctx->engine != NULL) {
+		tm_engine_release_shared_host(ctx->engine, &ctx->host);
+	}
 	knotd_mod_ctx_set(mod, NULL);
 	free(ctx);
 }

@@ -479,3 +479,74 @@ fn hostile_queries_class_any_v6_resolver_with_ecs_zero_and_odd_names() {
     let log = knot.stop();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Hostile review (an unlucky operator): a config file that does not load
+/// when knotd starts. Before, the module was left out of the zone and Knot
+/// answered every name of the config NXDOMAIN, with AA, which resolvers
+/// cache for the SOA's negative TTL; now the names the zone does not have
+/// are SERVFAIL (resolvers try the other servers and cache nothing for
+/// long), the zone's own names and apex are served, the log says why, and
+/// `knotc reload` once the file is fixed serves it. A TOML broken later
+/// (the file watch refuses it) and a `knotc reload` then keep the running
+/// config.
+#[test]
+fn a_config_that_does_not_load_answers_servfail_not_nxdomain() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-noconf");
+    let cfg = dir.join("tm.toml");
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg)],
+        Opts {
+            extra: "static 300 IN A 192.0.2.99\n",
+            ..Opts::default()
+        },
+    );
+    assert_eq!(dig(knot.port, "tm.example", "SOA", &[]).0, "NOERROR");
+    assert_eq!(
+        dig(knot.port, "static.tm.example", "A", &[]).2,
+        vec![("A".to_string(), 300, "192.0.2.99".to_string())]
+    );
+    for name in ["prio.tm.example", "nothing.tm.example"] {
+        let got = dig(knot.port, name, "A", &[]);
+        assert_eq!(got.0, "SERVFAIL", "{name}: {got:?}");
+    }
+    let log = knot.log();
+    assert!(log.contains("cannot read the config file"), "{log}");
+    assert!(log.contains("answering SERVFAIL"), "{log}");
+
+    // Fixed, then `knotc reload`: served.
+    std::fs::write(&cfg, basic_text()).unwrap();
+    knot.knotc("reload");
+    wait_for(10, "served after the fix", || {
+        dig(knot.port, "prio.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            == Some("primary.contoso.example.".to_string())
+    });
+    assert_eq!(dig(knot.port, "nothing.tm.example", "A", &[]).0, "NXDOMAIN");
+
+    // Broken while running: the watch refuses it and keeps the config; a
+    // `knotc reload` keeps the same engine (and so that config).
+    let mut text = basic_text();
+    text.push_str("\n[[profile]\n");
+    std::fs::write(&cfg, text).unwrap();
+    wait_for(10, "the watch refusing the broken file", || {
+        knot.log()
+            .contains("the previous configuration keeps serving")
+    });
+    knot.knotc("reload");
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    knot.knotc("zone-reload tm.example");
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    assert_eq!(knot.our_threads("tm-maint"), 1);
+    let log = knot.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
