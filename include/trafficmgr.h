@@ -703,8 +703,9 @@ const char *tm_result_str(uint32_t result);
 
 /**
  * Opens the engine for the config file at `config_path`, shared by every
- * caller in the process that opens the same path (the first call creates it
- * and starts its threads).
+ * caller in the process that opens the same file (the first call creates
+ * it and starts its threads). A relative path is taken from the working
+ * directory at the call; `./x.toml` and its absolute path are one file.
  *
  * **Ownership:** each successful call must be matched by one
  * `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.

@@ -307,6 +307,11 @@ static int trafficmgr_load(knotd_mod_t *mod)
 	ctx->host.log = log_line;
 	char err[TM_ERRBUF_SIZE];
 	err[0] = '\0';
+	if (path[0] != '/') {
+		knotd_mod_log(mod, LOG_WARNING, "the config path %s is relative: it is taken "
+		              "from knotd's working directory (/ under systemd); "
+		              "write it absolute", path);
+	}
 	tm_result r = tm_engine_open_shared_host(path, strlen(path), &ctx->host, err,
 	                                         sizeof(err), &ctx->engine);
 	if (r != TM_RESULT_OK) {

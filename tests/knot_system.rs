@@ -550,3 +550,32 @@ fn a_config_that_does_not_load_answers_servfail_not_nxdomain() {
     let log = knot.stop();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Hostile review: one config file named two ways (`./tm.toml` from
+/// knotd's working directory, and its absolute path) by two
+/// `mod-trafficmgr` entries is one engine, as the README says ("one engine
+/// per config file"). Before: two engines, two sets of probes and watches.
+#[test]
+fn one_engine_per_config_file_however_its_path_is_spelled() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-spelling");
+    let cfg = basic_in(&dir);
+    let knot = Knot::start(
+        &dir,
+        &[
+            ("tm.example", "abs", &cfg),
+            ("other.example", "rel", Path::new("./tm.toml")),
+        ],
+        "",
+    );
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    assert_eq!(knot.our_threads("tm-maint"), 1, "one engine for tm.toml");
+    let log = knot.stop();
+    assert!(
+        log.contains("module 'mod-trafficmgr/rel', the config path ./tm.toml is relative"),
+        "{log}"
+    );
+}

@@ -1,8 +1,8 @@
 //! Engines shared by path within one process, for hosts whose threads
 //! cannot hand each other a pointer: dnsdist's `LuaFFIPerThreadAction` runs
 //! one Lua state per thread, and each state opens the engine by its config
-//! path. The first open creates it; later opens of the same path get the
-//! same engine; it is freed (threads joined) when the last holder releases
+//! path. The first open creates it; later opens of the same file (however
+//! the path is spelled: see `file_key`) get the same engine; it is freed (threads joined) when the last holder releases
 //! it. This registry is the library's one piece of process-wide state, and
 //! it is empty unless these two calls are used.
 //!
@@ -17,7 +17,7 @@ use super::{entry, install_panic_hook, tm_result};
 use crate::engine::{Engine, LogFn, LogLevel};
 use std::collections::HashMap;
 use std::ffi::c_char;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 enum Entry {
@@ -95,9 +95,30 @@ impl Drop for Building<'_> {
     }
 }
 
+/// The registry's key for a config path, and the path its engine is built
+/// from: one engine per file however the path is spelled (`x.toml`,
+/// `./x.toml`, `../d/x.toml`, the absolute path). The key is the file's
+/// name in its folder's canonical path; the engine reads the absolute path
+/// as given, so it keeps watching the same file if the process changes its
+/// working directory, and a config that is a symlink swapped to a new
+/// version is followed through the link as before. A path whose folder
+/// does not exist keys as given (its open fails anyway).
+fn file_key(path: &str) -> (String, PathBuf) {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+    let key = match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .ok()
+            .map(|d| d.join(name))
+            .and_then(|k| k.to_str().map(str::to_string)),
+        _ => None,
+    };
+    (key.unwrap_or_else(|| path.to_string()), abs)
+}
+
 /// Opens the engine for the config file at `config_path`, shared by every
-/// caller in the process that opens the same path (the first call creates it
-/// and starts its threads).
+/// caller in the process that opens the same file (the first call creates
+/// it and starts its threads). A relative path is taken from the working
+/// directory at the call; `./x.toml` and its absolute path are one file.
 ///
 /// **Ownership:** each successful call must be matched by one
 /// `tm_engine_release_shared`; never pass a shared engine to `tm_engine_free`.
@@ -172,6 +193,8 @@ pub unsafe extern "C" fn tm_engine_open_shared_host(
                 ErrBuf::new(errbuf, errbuf_len),
             )
         };
+        let (key, build_path) = file_key(path);
+        let path = key.as_str();
         let mut guard = registry();
         loop {
             let map = guard.get_or_insert_with(HashMap::new);
@@ -210,7 +233,7 @@ pub unsafe extern "C" fn tm_engine_open_shared_host(
             let sinks = Arc::clone(&sinks);
             Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
         };
-        let engine = Engine::from_file_with_log(Path::new(path), Some(log))
+        let engine = Engine::from_file_with_log(&build_path, Some(log))
             .map_err(|e| errbuf.config_invalid(&e))?;
         let handle = into_handle(engine);
         let mut guard = registry();
@@ -451,6 +474,35 @@ mod tests {
         // SAFETY: the one hold.
         assert_eq!(unsafe { tm_engine_release_shared(e) }, tm_result::Ok);
         assert_eq!((count(&a), count(&b)), (before_a, before_b));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Hostile review: the registry was keyed by the path as spelled, so
+    /// `x.toml` named relative to the working directory and by its
+    /// absolute path were two engines (two sets of probes and watches).
+    #[test]
+    fn one_engine_per_file_however_the_path_is_spelled() {
+        let dir = std::env::temp_dir().join(format!("tm-registry-spell-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let abs = config(&dir, "x.toml");
+        // The same file from the working directory: up to / and down again,
+        // and through a folder and back.
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count() - 1);
+        let spellings = [
+            format!("{up}{}", abs.trim_start_matches('/')),
+            format!("{}/./sub/../x.toml", dir.display()),
+            format!("{}//x.toml", dir.display()),
+        ];
+        let first = open(&abs);
+        for s in &spellings {
+            let e = open(s);
+            assert!(std::ptr::eq(e, first), "{s} is another engine");
+            // SAFETY: this hold.
+            assert_eq!(unsafe { tm_engine_release_shared(e) }, tm_result::Ok);
+        }
+        // SAFETY: the first hold, the last.
+        assert_eq!(unsafe { tm_engine_release_shared(first) }, tm_result::Ok);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
