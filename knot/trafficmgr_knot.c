@@ -39,6 +39,10 @@
  * NXDOMAIN into SERVFAIL (failing the load would leave the zone to answer
  * every name of the config NXDOMAIN); `knotc reload` tries the file again.
  *
+ * Knot's DNSSEC signing does not cover the module's answers (no RRSIG, and
+ * the zone's NSEC chain denies the config's names): the zone must be
+ * unsigned; the module warns at load when it is not.
+ *
  * The apex is always Knot's own (the zone's SOA and NS). When the query
  * carries EDNS Client Subnet (and `edns-client-subnet: on`), the decision
  * uses it and the reply's scope is the one the decision depended on (at
@@ -284,6 +288,22 @@ static knotd_in_state_t trafficmgr_unavailable(knotd_in_state_t state, knot_pkt_
 	return KNOTD_IN_STATE_ERROR;
 }
 
+/* A signed zone: the module's answers carry no RRSIG, and the zone's NSEC
+ * chain (built from the zone file) denies the config's names, so validating
+ * resolvers fail them. Knot serves on; the log says so. */
+static void warn_if_signed(knotd_mod_t *mod)
+{
+	knotd_conf_t signing = knotd_conf_zone(mod, (const yp_name_t *)"\x0e" "dnssec-signing",
+	                                       knotd_mod_zone(mod));
+	if (signing.count > 0 && signing.single.boolean) {
+		knotd_mod_log(mod, LOG_WARNING, "the zone is signed (dnssec-signing: on): the "
+		              "module's answers have no RRSIG and the zone's NSEC records deny "
+		              "the config's names, so validating resolvers fail them; serve "
+		              "them from an unsigned zone");
+	}
+	knotd_conf_free(&signing);
+}
+
 static int trafficmgr_load(knotd_mod_t *mod)
 {
 	if (tm_abi_version() != TM_ABI_VERSION) {
@@ -307,6 +327,7 @@ static int trafficmgr_load(knotd_mod_t *mod)
 	ctx->host.log = log_line;
 	char err[TM_ERRBUF_SIZE];
 	err[0] = '\0';
+	warn_if_signed(mod);
 	if (path[0] != '/') {
 		knotd_mod_log(mod, LOG_WARNING, "the config path %s is relative: it is taken "
 		              "from knotd's working directory (/ under systemd); "

@@ -64,6 +64,8 @@ struct Opts<'a> {
     extra: &'a str,
     /// Also listen on ::1 (same port).
     ipv6: bool,
+    /// Lines added to every zone's entry (4 spaces of indent each).
+    zone_conf: &'a str,
 }
 
 impl Knot {
@@ -112,8 +114,9 @@ impl Knot {
             }
             std::fs::write(dir.join(format!("{zone}.zone")), text).unwrap();
             zone_list.push_str(&format!(
-                "  - domain: {zone}\n    file: {}/{zone}.zone\n    module: mod-trafficmgr/{id}\n",
-                dir.display()
+                "  - domain: {zone}\n    file: {}/{zone}.zone\n    module: mod-trafficmgr/{id}\n{}",
+                dir.display(),
+                opts.zone_conf,
             ));
         }
         let listen = if opts.ipv6 {
@@ -576,6 +579,35 @@ fn one_engine_per_config_file_however_its_path_is_spelled() {
     let log = knot.stop();
     assert!(
         log.contains("module 'mod-trafficmgr/rel', the config path ./tm.toml is relative"),
+        "{log}"
+    );
+    assert!(!log.contains("the zone is signed"), "unsigned zones: {log}");
+}
+
+/// Hostile review (an unlucky operator): a signed zone (`dnssec-signing:
+/// on`). The module's answers carry no RRSIG, and the zone's NSEC chain,
+/// built from the zone file, proves that the config's names do not exist,
+/// so validating resolvers fail them (and may synthesize NXDOMAIN from the
+/// cached NSEC records). knotd serves on, and the module says so in the
+/// log at load; before, nothing did.
+#[test]
+fn a_signed_zone_is_named_in_the_log() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-signed");
+    let cfg = basic_in(&dir);
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg)],
+        Opts {
+            zone_conf: "    dnssec-signing: on\n    journal-content: changes\n",
+            ..Opts::default()
+        },
+    );
+    let got = dig(knot.port, "prio.tm.example", "A", &["+dnssec"]);
+    assert_eq!(got.2[0].2, "primary.contoso.example.");
+    let log = knot.stop();
+    assert!(
+        log.contains("module 'mod-trafficmgr/tm', the zone is signed (dnssec-signing: on)"),
         "{log}"
     );
 }
