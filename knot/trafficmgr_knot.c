@@ -25,7 +25,8 @@
  * old). The engine's log lines go to Knot's log through knotd_mod_log of
  * the newest instance holding it.
  *
- * Per query (PREANSWER stage), for names below the zone apex:
+ * Per query (PREANSWER stage), for names below the zone apex, of class IN
+ * or ANY:
  *   - records from the library: put into the answer, AA set, state HIT
  *     (Knot's zone is not consulted for that name);
  *   - NODATA from the library: state NODATA; Knot then answers NODATA with
@@ -33,12 +34,23 @@
  *   - NXDOMAIN, or a name under none of the config's zones: left to Knot,
  *     which answers from its zone (NXDOMAIN with the zone's SOA when it
  *     does not have the name).
+ * An instance whose config file does not load (missing, unreadable,
+ * invalid) stays in the zone without an engine and turns the zone's
+ * NXDOMAIN into SERVFAIL (failing the load would leave the zone to answer
+ * every name of the config NXDOMAIN); `knotc reload` tries the file again.
+ *
+ * Knot's DNSSEC signing does not cover the module's answers (no RRSIG, and
+ * the zone's NSEC chain denies the config's names): the zone must be
+ * unsigned; the module warns at load when it is not.
+ *
  * The apex is always Knot's own (the zone's SOA and NS). When the query
  * carries EDNS Client Subnet (and `edns-client-subnet: on`), the decision
- * uses it and the reply's scope is the one the decision depended on.
+ * uses it and the reply's scope is the one the decision depended on (at
+ * most the option's family length: 32 for an IPv4 option).
  */
 
 #include <limits.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -170,6 +182,24 @@ static void set_address(tm_address *out, const struct sockaddr_storage *ss)
 	}
 }
 
+/* Class IN, or ANY (answered as IN, as Knot answers its zone and as the
+ * library's wire front does). */
+static bool class_in_or_any(knotd_qdata_t *qdata)
+{
+	uint16_t qclass = knot_pkt_qclass(qdata->query);
+	return qclass == KNOT_CLASS_IN || qclass == KNOT_CLASS_ANY;
+}
+
+/* The scope written back: the decision's, at most the option's family
+ * length (Knot refuses to write a larger one, and the reply would be
+ * FORMERR). It can be larger when the option's source prefix is 0 and the
+ * decision used the resolver's own address, of the other family. */
+static uint8_t ecs_scope(const knot_edns_client_subnet_t *ecs, uint32_t scope)
+{
+	uint32_t max = ecs->family == KNOT_ADDR_FAMILY_IPV4 ? 32 : 128;
+	return (uint8_t)(scope < max ? scope : max);
+}
+
 static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pkt,
                                           knotd_qdata_t *qdata, knotd_mod_t *mod)
 {
@@ -180,7 +210,7 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	const tm_knot_ctx *ctx = knotd_mod_ctx(mod);
 	const knot_dname_t *qname = knot_pkt_qname(qdata->query);
 	const knot_dname_t *apex = knotd_qdata_zone_name(qdata);
-	if (ctx == NULL || qname == NULL || knot_pkt_qclass(qdata->query) != KNOT_CLASS_IN ||
+	if (ctx == NULL || ctx->engine == NULL || qname == NULL || !class_in_or_any(qdata) ||
 	    (apex != NULL && knot_dname_is_equal(qname, apex))) {
 		return state; /* the apex is the zone's */
 	}
@@ -230,8 +260,8 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 	if (!(info.flags & TM_LOOKUP_AUTHORITATIVE)) {
 		return state; /* under none of the config's zones */
 	}
-	if (qdata->ecs != NULL && info.scope_prefix <= UINT8_MAX) {
-		qdata->ecs->scope_len = (uint8_t)info.scope_prefix;
+	if (qdata->ecs != NULL) {
+		qdata->ecs->scope_len = ecs_scope(qdata->ecs, info.scope_prefix);
 	}
 	if (info.rcode == KNOT_RCODE_NOERROR && info.answer_count > 0) {
 		knot_wire_set_aa(pkt->wire);
@@ -241,6 +271,37 @@ static knotd_in_state_t trafficmgr_answer(knotd_in_state_t state, knot_pkt_t *pk
 		return KNOTD_IN_STATE_NODATA;
 	}
 	return state; /* NXDOMAIN: Knot's zone, with its SOA */
+}
+
+/* An instance whose config did not load (ANSWER stage, after Knot looked
+ * the name up in its zone): a name the zone does not have may be one of the
+ * config's, so it is SERVFAIL rather than NXDOMAIN. */
+static knotd_in_state_t trafficmgr_unavailable(knotd_in_state_t state, knot_pkt_t *pkt,
+                                               knotd_qdata_t *qdata, knotd_mod_t *mod)
+{
+	(void)pkt;
+	(void)mod;
+	if (state != KNOTD_IN_STATE_MISS || !class_in_or_any(qdata)) {
+		return state;
+	}
+	qdata->rcode = KNOT_RCODE_SERVFAIL;
+	return KNOTD_IN_STATE_ERROR;
+}
+
+/* A signed zone: the module's answers carry no RRSIG, and the zone's NSEC
+ * chain (built from the zone file) denies the config's names, so validating
+ * resolvers fail them. Knot serves on; the log says so. */
+static void warn_if_signed(knotd_mod_t *mod)
+{
+	knotd_conf_t signing = knotd_conf_zone(mod, (const yp_name_t *)"\x0e" "dnssec-signing",
+	                                       knotd_mod_zone(mod));
+	if (signing.count > 0 && signing.single.boolean) {
+		knotd_mod_log(mod, LOG_WARNING, "the zone is signed (dnssec-signing: on): the "
+		              "module's answers have no RRSIG and the zone's NSEC records deny "
+		              "the config's names, so validating resolvers fail them; serve "
+		              "them from an unsigned zone");
+	}
+	knotd_conf_free(&signing);
 }
 
 static int trafficmgr_load(knotd_mod_t *mod)
@@ -266,13 +327,31 @@ static int trafficmgr_load(knotd_mod_t *mod)
 	ctx->host.log = log_line;
 	char err[TM_ERRBUF_SIZE];
 	err[0] = '\0';
+	warn_if_signed(mod);
+	if (path[0] != '/') {
+		knotd_mod_log(mod, LOG_WARNING, "the config path %s is relative: it is taken "
+		              "from knotd's working directory (/ under systemd); "
+		              "write it absolute", path);
+	}
 	tm_result r = tm_engine_open_shared_host(path, strlen(path), &ctx->host, err,
 	                                         sizeof(err), &ctx->engine);
 	if (r != TM_RESULT_OK) {
+		/* Failing the load would leave the zone without the module: Knot
+		 * would answer every name of the config NXDOMAIN, with AA, and
+		 * resolvers would cache that. Loaded without an engine, the
+		 * instance turns the zone's NXDOMAIN into SERVFAIL instead. */
+		ctx->engine = NULL;
 		knotd_mod_log(mod, LOG_ERR, "cannot serve %s: %s", path, tm_result_str(r));
 		log_line(mod, TM_LOG_ERROR, err, strlen(err));
-		free(ctx);
-		return KNOT_EINVAL;
+		int ret = knotd_mod_in_hook(mod, KNOTD_STAGE_ANSWER, trafficmgr_unavailable);
+		if (ret != KNOT_EOK) {
+			free(ctx);
+			return ret;
+		}
+		knotd_mod_ctx_set(mod, ctx);
+		knotd_mod_log(mod, LOG_ERR, "answering SERVFAIL for the names the zone does "
+		              "not have until %s loads (fix it, then knotc reload)", path);
+		return KNOT_EOK;
 	}
 	int ret = knotd_mod_in_hook(mod, KNOTD_STAGE_PREANSWER, trafficmgr_answer);
 	if (ret != KNOT_EOK) {
@@ -292,7 +371,9 @@ static void trafficmgr_unload(knotd_mod_t *mod)
 		return;
 	}
 	/* The last holder's release stops and joins the engine's threads. */
-	tm_engine_release_shared_host(ctx->engine, &ctx->host);
+	if (ctx->engine != NULL) {
+		tm_engine_release_shared_host(ctx->engine, &ctx->host);
+	}
 	knotd_mod_ctx_set(mod, NULL);
 	free(ctx);
 }

@@ -57,11 +57,36 @@ struct Knot {
     dir: PathBuf,
 }
 
+/// How [`Knot::start_with`] runs knotd besides its zones.
+#[derive(Default)]
+struct Opts<'a> {
+    /// Records the first zone holds besides SOA and NS.
+    extra: &'a str,
+    /// Also listen on ::1 (same port).
+    ipv6: bool,
+    /// Lines added to every zone's entry (4 spaces of indent each).
+    zone_conf: &'a str,
+}
+
 impl Knot {
     /// Starts `knotd` on a free loopback port with a zone per `zones`
     /// entry, each holding the SOA and NS the config's engine gives for its
     /// apex (plus `extra` records for the first zone).
     fn start(dir: &Path, zones: &[ZoneSpec], extra: &str) -> Knot {
+        Knot::start_with(
+            dir,
+            zones,
+            Opts {
+                extra,
+                ..Opts::default()
+            },
+        )
+    }
+
+    /// As [`Knot::start`], with the options. knotd runs in `dir`, so a
+    /// relative config path is taken from there; a config that does not
+    /// load gets a zone with a placeholder SOA and NS.
+    fn start_with(dir: &Path, zones: &[ZoneSpec], opts: Opts) -> Knot {
         let port = free_port();
         let mut mods = String::new();
         let mut seen = Vec::new();
@@ -71,24 +96,36 @@ impl Knot {
                 seen.push(*id);
                 mods.push_str(&format!("  - id: {id}\n    config: {}\n", cfg.display()));
             }
-            let engine = Engine::from_file(cfg).unwrap();
             let mut text = format!("$ORIGIN {zone}.\n");
-            for t in [6, 2] {
-                for (ty, ttl, rdata) in ask(&engine, zone, t, None, None).answer {
-                    text.push_str(&format!("@ {ttl} IN {ty} {rdata}\n"));
+            match Engine::from_file(dir.join(cfg)) {
+                Ok(engine) => {
+                    for t in [6, 2] {
+                        for (ty, ttl, rdata) in ask(&engine, zone, t, None, None).answer {
+                            text.push_str(&format!("@ {ttl} IN {ty} {rdata}\n"));
+                        }
+                    }
                 }
+                Err(_) => text.push_str(&format!(
+                    "@ 300 IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{zone}.\n"
+                )),
             }
             if i == 0 {
-                text.push_str(extra);
+                text.push_str(opts.extra);
             }
             std::fs::write(dir.join(format!("{zone}.zone")), text).unwrap();
             zone_list.push_str(&format!(
-                "  - domain: {zone}\n    file: {}/{zone}.zone\n    module: mod-trafficmgr/{id}\n",
-                dir.display()
+                "  - domain: {zone}\n    file: {}/{zone}.zone\n    module: mod-trafficmgr/{id}\n{}",
+                dir.display(),
+                opts.zone_conf,
             ));
         }
+        let listen = if opts.ipv6 {
+            format!("[ 127.0.0.1@{port}, ::1@{port} ]")
+        } else {
+            format!("127.0.0.1@{port}")
+        };
         let conf = format!(
-            "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n    edns-client-subnet: on\n    \
+            "server:\n    rundir: {d}\n    listen: {listen}\n    edns-client-subnet: on\n    \
              udp-workers: 2\n    tcp-workers: 2\n    background-workers: 1\n\
              database:\n    storage: {d}\n\
              log:\n  - target: stderr\n    any: info\n\
@@ -103,6 +140,7 @@ impl Knot {
         let child = Command::new("knotd")
             .arg("-c")
             .arg(dir.join("knot.conf"))
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.join("knotd.log")).unwrap(),
@@ -136,11 +174,12 @@ impl Knot {
             .count()
     }
 
+    /// Runs `knotc` with the words of `cmd`; it must succeed.
     fn knotc(&self, cmd: &str) {
         let out = Command::new("knotc")
             .arg("-c")
             .arg(self.dir.join("knot.conf"))
-            .arg(cmd)
+            .args(cmd.split_whitespace())
             .output()
             .expect("knotc (Debian's knot) is installed");
         assert!(
@@ -338,5 +377,239 @@ fn failover_live_change_and_knotc_reload_inside_knotd() {
         log.matches("module 'mod-trafficmgr/tm', serving").count(),
         4,
         "one instance at start and one per knotc reload: {log}"
+    );
+}
+
+/// Hostile review: queries of class ANY are answered as class IN (as
+/// Knot answers its zone, and as the library's wire front does), and an
+/// IPv6 resolver that sends ECS 0.0.0.0/0 (a source prefix of 0: "do not
+/// use my clients' address") gets an answer whose scope fits the option's
+/// family. Before: `perf` of class ANY was Knot's NXDOMAIN, and the /0
+/// option came back FORMERR (the decision on ::1 had scope 56, which Knot
+/// refuses to write into an IPv4 option). Also: a 253-octet name, and a
+/// label holding a dot that spells a profile's name.
+#[test]
+fn hostile_queries_class_any_v6_resolver_with_ecs_zero_and_odd_names() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-hostile");
+    let cfg = basic_in(&dir);
+    let aff = dir.join("aff.toml");
+    std::fs::write(
+        &aff,
+        "[[zone]]\nname = \"aff.example\"\nnameservers = [\"ns1.aff.example\"]\n\
+         [[profile]]\nname = \"w\"\nrouting = \"weighted\"\naffinity = \"client-subnet\"\n\
+         [[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\"]\n\
+         [[profile.endpoint]]\nname = \"b\"\naddresses = [\"192.0.2.2\"]\n",
+    )
+    .unwrap();
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg), ("aff.example", "aff", &aff)],
+        Opts {
+            ipv6: true,
+            ..Opts::default()
+        },
+    );
+    for (name, t) in [
+        ("prio.tm.example", "A"),
+        ("perf.tm.example", "A"),
+        // (Not a weighted profile: its draw is random, two digs may differ.)
+        ("addrs.tm.example", "ANY"),
+        ("addrs.tm.example", "TXT"),
+        ("deep.sub.tm.example", "AAAA"),
+        ("nothing.tm.example", "A"),
+    ] {
+        let class_in = dig(knot.port, name, t, &[]);
+        let class_any = dig(knot.port, name, t, &["-c", "ANY"]);
+        assert_eq!(class_any, class_in, "{name} {t} of class ANY");
+    }
+    assert_eq!(
+        dig(knot.port, "perf.tm.example", "A", &["-c", "ANY"]).0,
+        "NOERROR"
+    );
+    // Class CH is not ours (Knot refuses it, as for its own zones).
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &["-c", "CH"]).0,
+        "REFUSED"
+    );
+
+    // An IPv6 resolver with ECS 0.0.0.0/0: the decision is on ::1 (the
+    // library's rule for a source prefix of 0); the scope, 56 for that
+    // IPv6 address, is capped to the option's family (32), as the
+    // library's wire front caps it.
+    let engine = Engine::from_file(&aff).unwrap();
+    let want = ask(
+        &engine,
+        "w.aff.example",
+        1,
+        Some("::1"),
+        Some(("0.0.0.0", 0)),
+    );
+    assert_eq!(want.scope, 56, "the decision on ::1 has an IPv6 scope");
+    let mut got = common::dns::dig_at(
+        "::1",
+        knot.port,
+        "w.aff.example",
+        "A",
+        &["+subnet=0.0.0.0/0"],
+    );
+    got.2.sort();
+    assert_eq!(got.0, "NOERROR", "{got:?}");
+    assert_eq!(got.2, want.answer);
+    assert_eq!(got.4.as_deref(), Some("0.0.0.0/0/32"));
+    // The same from IPv4 with an IPv6 /0 option: a scope that fits.
+    let got = dig(knot.port, "w.aff.example", "A", &["+subnet=::/0"]);
+    assert_eq!(got.0, "NOERROR");
+    assert_eq!(got.4.as_deref(), Some("::/0/24"));
+
+    // A 253-octet name under the zone: Knot's NXDOMAIN with the SOA.
+    let label = "a".repeat(63);
+    let long = format!("{label}.{label}.{label}.{}.tm.example", "b".repeat(50));
+    assert_eq!(long.len(), 253);
+    let got = dig(knot.port, &long, "A", &[]);
+    assert_eq!(
+        (got.0.as_str(), got.1, got.3.clone()),
+        ("NXDOMAIN", true, vec!["SOA".to_string()])
+    );
+    // One label "deep.sub" is not the profile deep.sub; nor is a label
+    // with a NUL octet the profile prio.
+    assert_eq!(
+        dig(knot.port, "deep\\.sub.tm.example", "AAAA", &[]).0,
+        "NXDOMAIN"
+    );
+    assert_eq!(
+        dig(knot.port, "pr\\000io.tm.example", "A", &[]).0,
+        "NXDOMAIN"
+    );
+    let log = knot.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Hostile review (an unlucky operator): a config file that does not load
+/// when knotd starts. Before, the module was left out of the zone and Knot
+/// answered every name of the config NXDOMAIN, with AA, which resolvers
+/// cache for the SOA's negative TTL; now the names the zone does not have
+/// are SERVFAIL (resolvers try the other servers and cache nothing for
+/// long), the zone's own names and apex are served, the log says why, and
+/// `knotc reload` once the file is fixed serves it. A TOML broken later
+/// (the file watch refuses it) and a `knotc reload` then keep the running
+/// config.
+#[test]
+fn a_config_that_does_not_load_answers_servfail_not_nxdomain() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-noconf");
+    let cfg = dir.join("tm.toml");
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg)],
+        Opts {
+            extra: "static 300 IN A 192.0.2.99\n",
+            ..Opts::default()
+        },
+    );
+    assert_eq!(dig(knot.port, "tm.example", "SOA", &[]).0, "NOERROR");
+    assert_eq!(
+        dig(knot.port, "static.tm.example", "A", &[]).2,
+        vec![("A".to_string(), 300, "192.0.2.99".to_string())]
+    );
+    for name in ["prio.tm.example", "nothing.tm.example"] {
+        let got = dig(knot.port, name, "A", &[]);
+        assert_eq!(got.0, "SERVFAIL", "{name}: {got:?}");
+    }
+    let log = knot.log();
+    assert!(log.contains("cannot read the config file"), "{log}");
+    assert!(log.contains("answering SERVFAIL"), "{log}");
+
+    // Fixed, then `knotc reload`: served.
+    std::fs::write(&cfg, basic_text()).unwrap();
+    knot.knotc("reload");
+    wait_for(10, "served after the fix", || {
+        dig(knot.port, "prio.tm.example", "A", &[])
+            .2
+            .first()
+            .map(|a| a.2.clone())
+            == Some("primary.contoso.example.".to_string())
+    });
+    assert_eq!(dig(knot.port, "nothing.tm.example", "A", &[]).0, "NXDOMAIN");
+
+    // Broken while running: the watch refuses it and keeps the config; a
+    // `knotc reload` keeps the same engine (and so that config).
+    let mut text = basic_text();
+    text.push_str("\n[[profile]\n");
+    std::fs::write(&cfg, text).unwrap();
+    wait_for(10, "the watch refusing the broken file", || {
+        knot.log()
+            .contains("the previous configuration keeps serving")
+    });
+    knot.knotc("reload");
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    knot.knotc("zone-reload tm.example");
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    assert_eq!(knot.our_threads("tm-maint"), 1);
+    let log = knot.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Hostile review: one config file named two ways (`./tm.toml` from
+/// knotd's working directory, and its absolute path) by two
+/// `mod-trafficmgr` entries is one engine, as the README says ("one engine
+/// per config file"). Before: two engines, two sets of probes and watches.
+#[test]
+fn one_engine_per_config_file_however_its_path_is_spelled() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-spelling");
+    let cfg = basic_in(&dir);
+    let knot = Knot::start(
+        &dir,
+        &[
+            ("tm.example", "abs", &cfg),
+            ("other.example", "rel", Path::new("./tm.toml")),
+        ],
+        "",
+    );
+    assert_eq!(
+        dig(knot.port, "prio.tm.example", "A", &[]).2[0].2,
+        "primary.contoso.example."
+    );
+    assert_eq!(knot.our_threads("tm-maint"), 1, "one engine for tm.toml");
+    let log = knot.stop();
+    assert!(
+        log.contains("module 'mod-trafficmgr/rel', the config path ./tm.toml is relative"),
+        "{log}"
+    );
+    assert!(!log.contains("the zone is signed"), "unsigned zones: {log}");
+}
+
+/// Hostile review (an unlucky operator): a signed zone (`dnssec-signing:
+/// on`). The module's answers carry no RRSIG, and the zone's NSEC chain,
+/// built from the zone file, proves that the config's names do not exist,
+/// so validating resolvers fail them (and may synthesize NXDOMAIN from the
+/// cached NSEC records). knotd serves on, and the module says so in the
+/// log at load; before, nothing did.
+#[test]
+fn a_signed_zone_is_named_in_the_log() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("knot-signed");
+    let cfg = basic_in(&dir);
+    let knot = Knot::start_with(
+        &dir,
+        &[("tm.example", "tm", &cfg)],
+        Opts {
+            zone_conf: "    dnssec-signing: on\n    journal-content: changes\n",
+            ..Opts::default()
+        },
+    );
+    let got = dig(knot.port, "prio.tm.example", "A", &["+dnssec"]);
+    assert_eq!(got.2[0].2, "primary.contoso.example.");
+    let log = knot.stop();
+    assert!(
+        log.contains("module 'mod-trafficmgr/tm', the zone is signed (dnssec-signing: on)"),
+        "{log}"
     );
 }

@@ -41,7 +41,12 @@ fn monitor_name(s: MonitorStatus) -> &'static str {
 /// Azure's name for the endpoint's state: the effective one, or with
 /// `verdict`, what the monitor (probes, `set_monitor_status`, a nested
 /// endpoint's children) concluded whatever is forced.
-pub(crate) fn endpoint_state(snap: &Snapshot, board: &Board, id: u32, verdict: bool) -> &'static str {
+pub(crate) fn endpoint_state(
+    snap: &Snapshot,
+    board: &Board,
+    id: u32,
+    verdict: bool,
+) -> &'static str {
     let Some(e) = snap.endpoints.get(id as usize) else {
         return "Stopped";
     };

@@ -268,7 +268,11 @@ fn open_keyed(path: &str, hook: Option<Hook>) -> Result<(SharedEngine, Opened), 
         let sinks = Arc::clone(&sinks);
         Box::new(move |level: LogLevel, msg: &str| sinks.emit(level, msg)) as LogFn
     };
-    let engine = Engine::from_file_with_log(path, Some(log))?;
+    // Built from the absolute path: a host that changes its working
+    // directory later (knotd and named daemonise to `/`) keeps watching
+    // the same file.
+    let abs = std::path::absolute(path).unwrap_or_else(|_| std::path::PathBuf::from(path));
+    let engine = Engine::from_file_with_log(&abs, Some(log))?;
     let handle = into_live_handle(engine);
     let mut guard = registry();
     guard.get_or_insert_with(HashMap::new).insert(

@@ -26,9 +26,14 @@ pub type DigOut = (
 
 /// Runs `dig @127.0.0.1 -p PORT NAME TYPE +norec …` and parses its output.
 pub fn dig_raw(port: u16, name: &str, t: &str, extra: &[&str]) -> DigOut {
+    dig_at("127.0.0.1", port, name, t, extra)
+}
+
+/// As [`dig_raw`], asking the server at `server` (`::1` for IPv6).
+pub fn dig_at(server: &str, port: u16, name: &str, t: &str, extra: &[&str]) -> DigOut {
     let out = Command::new("dig")
         .args([
-            "@127.0.0.1",
+            &format!("@{server}"),
             "-p",
             &port.to_string(),
             name,
