@@ -24,6 +24,9 @@ have dnsdist || need="$need dnsdist"
 # tests/knot_system.rs: knotd and knotc; the module builds against knot/module.h
 { have knotd && have knotc; } || need="$need knot"
 [ -e /usr/include/knot/module.h ] || need="$need libknot-dev"
+# tests/status_page.rs: the status page in headless Chromium, with a font
+have chromium || need="$need chromium"
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need="$need fonts-dejavu-core"
 have pdns_server || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"
