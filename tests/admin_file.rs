@@ -313,6 +313,15 @@ fn a_broken_file_keeps_the_previous_state_and_says_why() {
     assert!(errors_logged(&log)[2].contains("admin.toml:1:1: eu-west:"));
     assert_eq!(first(&e, "app.tm.example"), "192.0.2.2");
     assert_eq!(status(&e)["admin_file"]["errors"], 3);
+    // The metrics say so too.
+    let m = e.metrics_text();
+    for line in [
+        "trafficmgr_admin_file_ok 0\n",
+        "trafficmgr_admin_file_errors_total 3\n",
+        "trafficmgr_admin_file_entries 1\n",
+    ] {
+        assert!(m.contains(line), "no {line:?} in\n{m}");
+    }
 
     // Fixed: applied, the error cleared.
     write_replacing(&s.admin(), "\"app/eu-north\" = \"drain\"\n");
@@ -320,6 +329,7 @@ fn a_broken_file_keeps_the_previous_state_and_says_why() {
     let st = status(&e);
     assert_eq!(st["admin_file"]["error"], serde_json::Value::Null, "{st}");
     assert_eq!(ep(&e, "app", "eu-north")["admin"], "drain");
+    assert!(e.metrics_text().contains("trafficmgr_admin_file_ok 1\n"));
 
     // Removed: no overrides.
     std::fs::remove_file(s.admin()).unwrap();

@@ -25,11 +25,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn config(control: u16, ok: u16, failing: u16, spare: u16) -> String {
+fn config(control: u16, ok: u16, failing: u16, spare: u16, admin: &std::path::Path) -> String {
+    let admin = admin.display();
     format!(
         r#"
 [engine]
 control = "127.0.0.1:{control}"
+admin_state = "{admin}"
 watch_interval = "0s"
 
 [[zone]]
@@ -142,7 +144,16 @@ fn the_status_page_shows_every_endpoint_in_a_browser() {
     let failing = Backend::start(Mode::Status(503));
     let spare = Backend::start(Mode::Status(200));
     let port = free_port();
-    let e = Engine::from_toml(&config(port, ok.port, failing.port, spare.port), None).unwrap();
+    let dir = fresh_dir("status-page");
+    // The admin-state file forces the config-disabled green up: the page
+    // shows the forced state beside the admin column (green stays Disabled).
+    let admin = dir.join("admin.toml");
+    std::fs::write(&admin, "\"www/green\" = \"up\"\n").unwrap();
+    let e = Engine::from_toml(
+        &config(port, ok.port, failing.port, spare.port, &admin),
+        None,
+    )
+    .unwrap();
     assert!(e.wait_ready(Duration::from_secs(10)));
     wait_for(10, "us-east degraded", || {
         ep_status(&e, "app.tm.example", "us-east")["status"] == "Degraded"
@@ -160,7 +171,6 @@ fn the_status_page_shows_every_endpoint_in_a_browser() {
         one(&e, "www.tm.example", 1, None, None);
     }
 
-    let dir = fresh_dir("status-page");
     let url = format!("http://127.0.0.1:{port}/");
     let dom = chromium(&dir.join("profile-dom"), &["--dump-dom"], &url);
     assert!(dom.contains("trafficmgr status"), "{dom}");
@@ -186,12 +196,14 @@ fn the_status_page_shows_every_endpoint_in_a_browser() {
     assert!(us.contains("answers\">0<"), "{us}");
     let ap = row(&dom, "app.tm.example", "ap-south");
     assert!(ap.contains("admin-drain\">drain<"), "{ap}");
+    assert!(ap.contains("(api)"), "{ap}");
     assert!(ap.contains("up-0\">no<"), "{ap}");
     let blue = row(&dom, "www.tm.example", "blue");
     assert!(blue.contains("answers\">5<"), "{blue}");
     assert!(blue.contains("not probed"), "{blue}");
     let green = row(&dom, "www.tm.example", "green");
     assert!(green.contains("state Disabled\">Disabled<"), "{green}");
+    assert!(green.contains("forced up"), "{green}");
 
     // The screenshot, a real PNG of the page.
     let png = dir.join("status-page.png");

@@ -151,6 +151,13 @@ impl Inner {
             let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
             Scrape::new(&snap, &board, counts, &reloads, self.generation())
         };
+        let admin = self.admin_report();
+        let scrape = Scrape {
+            admin_entries: admin.entries as u64,
+            admin_ok: admin.error.is_none(),
+            admin_errors: admin.errors,
+            ..scrape
+        };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(scrape));
         let mut out = String::new();
@@ -173,6 +180,12 @@ struct Scrape {
     reloads_failed: u64,
     generation: u64,
     loaded_at: u64,
+    /// Keys of the admin-state file in force.
+    admin_entries: u64,
+    /// Whether the admin-state file last read well (or is absent or unset).
+    admin_ok: bool,
+    /// Reads of the admin-state file that failed.
+    admin_errors: u64,
 }
 
 impl Scrape {
@@ -215,6 +228,9 @@ impl Scrape {
             probes,
             durations,
             reloads_ok: reloads.ok,
+            admin_entries: 0,
+            admin_ok: true,
+            admin_errors: 0,
             reloads_failed: reloads.failed,
             generation,
             loaded_at: snap.source.loaded_at,
@@ -404,6 +420,24 @@ impl Collector for Scrape {
             "trafficmgr_last_reload_success_timestamp_seconds",
             "When the configuration now serving was loaded (Unix seconds).",
             [([] as [(&str, &str); 0], self.loaded_at as i64)],
+        )?;
+        gauges(
+            &mut enc,
+            "trafficmgr_admin_file_ok",
+            "1 when the admin-state file last read well (or is absent or not configured); 0 while a broken file is ignored and the previous state stays.",
+            [([] as [(&str, &str); 0], i64::from(self.admin_ok))],
+        )?;
+        gauges(
+            &mut enc,
+            "trafficmgr_admin_file_entries",
+            "Keys of the admin-state file in force.",
+            [([] as [(&str, &str); 0], self.admin_entries as i64)],
+        )?;
+        counters(
+            &mut enc,
+            "trafficmgr_admin_file_errors",
+            "Reads of the admin-state file that failed (syntax, bad key or value, unreadable).",
+            [([] as [(&str, &str); 0], self.admin_errors)],
         )?;
         gauges(
             &mut enc,
