@@ -6,7 +6,7 @@
 use crate::answer::records::rtype;
 use crate::answer::{Answer, Rcode};
 pub use crate::name::{NameBuf, NameError};
-use crate::routing::{self, Client, Pick};
+use crate::routing::{self, Client, NoTrace, Pick, Trace};
 use crate::snapshot::{Node, Profile, Snapshot, Target, Zone};
 
 /// Where a name falls.
@@ -36,12 +36,27 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
 
 /// Answers one query from `snap` into `out` (built in place: no copies of
 /// the answer on the way up). `qtype` is the numeric type.
+#[inline]
 pub fn resolve<'s>(
     snap: &'s Snapshot,
     name: &NameBuf,
     qtype: u16,
     client: &Client,
     out: &mut Answer<'s>,
+) {
+    resolve_traced(snap, name, qtype, client, out, &mut NoTrace)
+}
+
+/// [`resolve`], with `t` seeing each step of the decision (`trafficmgr
+/// explain`): the one implementation, which the query path runs with
+/// [`NoTrace`].
+pub fn resolve_traced<'s, T: Trace>(
+    snap: &'s Snapshot,
+    name: &NameBuf,
+    qtype: u16,
+    client: &Client,
+    out: &mut Answer<'s>,
+    t: &mut T,
 ) {
     match place(snap, name) {
         Place::NotOurs => out.set_not_ours(),
@@ -73,12 +88,13 @@ pub fn resolve<'s>(
             let Some(zone) = snap.zones.get(profile.zone as usize) else {
                 return out.set_not_ours();
             };
-            profile_answer(snap, zone, profile, qtype, client, 0, out)
+            profile_answer(snap, zone, profile, qtype, client, 0, out, t)
         }
     }
 }
 
-fn profile_answer<'s>(
+#[allow(clippy::too_many_arguments)]
+fn profile_answer<'s, T: Trace>(
     snap: &'s Snapshot,
     zone: &'s Zone,
     profile: &'s Profile,
@@ -86,8 +102,11 @@ fn profile_answer<'s>(
     client: &Client,
     depth: u32,
     out: &mut Answer<'s>,
+    t: &mut T,
 ) {
-    let (pick, scope) = routing::route(snap, profile, client, depth);
+    t.profile(snap, profile, depth);
+    let (pick, scope) = routing::route(snap, profile, client, depth, t);
+    t.chose(profile, &pick, scope);
     out.records.clear();
     match pick {
         Pick::NxDomain => return out.set_negative(zone, Rcode::NxDomain, scope),
@@ -110,7 +129,7 @@ fn profile_answer<'s>(
                     let Some(cp) = snap.profiles.get(*child as usize) else {
                         return out.set_negative(zone, Rcode::NoError, scope);
                     };
-                    profile_answer(snap, zone, cp, qtype, client, depth + 1, out);
+                    profile_answer(snap, zone, cp, qtype, client, depth + 1, out, t);
                     // A child's NXDOMAIN is not the parent's: the parent name exists.
                     if out.rcode == Rcode::NxDomain {
                         out.rcode = Rcode::NoError;
