@@ -39,7 +39,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 ABI     := $(shell sed -n 's/^\#define TM_ABI_VERSION //p' include/trafficmgr.h)
 
 build:
-	$(CARGO) build --locked --lib --examples
+	$(CARGO) build --locked --lib --bins --examples
 	ln -sf libtrafficmgr.so $(OUTDIR)/libtrafficmgr.so.$(ABI)
 
 # The import graph goes down only (layers in the script; README "Architecture").
@@ -90,7 +90,7 @@ fuzz:
 	done
 
 demo:
-	$(CARGO) build --release --example serve
+	$(CARGO) build --release --bin trafficmgr
 	sh examples/demo.sh
 
 bench: latency-1m
@@ -122,7 +122,7 @@ SUBST      := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|
                   -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 
 release:
-	$(CARGO) build --locked --release --lib --example serve --example pdns-remote
+	$(CARGO) build --locked --release --lib --bin trafficmgr
 
 install: release
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \

@@ -86,8 +86,10 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// The adapter's options.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "pdns.conf: launch=remote, remote-connection-string=unix:path=SOCKET,timeout=2000, \
-edns-subnet-processing=yes, and the caches off (see examples/powerdns/pdns.conf). SIGTERM/SIGINT stop it.")]
+#[command(
+    after_help = "pdns.conf: launch=remote, remote-connection-string=unix:path=SOCKET,timeout=2000, \
+edns-subnet-processing=yes, and the caches off (see examples/powerdns/pdns.conf). SIGTERM/SIGINT stop it."
+)]
 pub struct PdnsArgs {
     /// trafficmgr TOML configuration
     #[arg(long, value_name = "FILE")]

@@ -38,7 +38,9 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// "0.5") or with a unit ("500ms", "2s"). A later option wins over an
 /// earlier one.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "SIGHUP reloads the config; SIGTERM/SIGINT stop the server within a second.")]
+#[command(
+    after_help = "SIGHUP reloads the config; SIGTERM/SIGINT stop the server within a second."
+)]
 pub struct ServeArgs {
     /// trafficmgr TOML configuration
     #[arg(long, value_name = "FILE")]
