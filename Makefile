@@ -127,7 +127,7 @@ release:
 install: release
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(BINDDLZDIR) $(DESTDIR)$(DATADIR)/trafficmgr/examples $(DESTDIR)$(DOCDIR) \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/trafficmgr $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION)
 	ln -sf libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI)
@@ -135,8 +135,7 @@ install: release
 	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so
 	install -m 0644 include/trafficmgr.h $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h
 	$(SUBST) packaging/trafficmgr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc
-	install -m 0755 $(REL)/examples/serve $(DESTDIR)$(BINDIR)/trafficmgr-serve
-	install -m 0755 $(REL)/examples/pdns-remote $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote
+	install -m 0755 $(REL)/trafficmgr $(DESTDIR)$(BINDIR)/trafficmgr
 	install -m 0644 share/trafficmgr/dnsdist.lua $(DESTDIR)$(DATADIR)/trafficmgr/dnsdist.lua
 	sed 's|/usr/share/trafficmgr/|$(DATADIR)/trafficmgr/|' examples/dnsdist/dnsdist.conf \
 	    > $(DESTDIR)$(DATADIR)/trafficmgr/examples/dnsdist.conf
@@ -147,6 +146,7 @@ install: release
 	done
 	install -m 0644 man/trafficmgr-serve.8 man/trafficmgr-pdns-remote.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/trafficmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/trafficmgr.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 README.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	@# The configuration is the operator's: never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/trafficmgr/trafficmgr.toml ] || \
@@ -160,10 +160,10 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI) \
 	    $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc \
 	    $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h \
-	    $(DESTDIR)$(BINDIR)/trafficmgr-serve $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote \
+	    $(DESTDIR)$(BINDIR)/trafficmgr \
 	    $(DESTDIR)$(UNITDIR)/trafficmgr-serve.service $(DESTDIR)$(UNITDIR)/trafficmgr-pdns-remote.service \
 	    $(DESTDIR)$(MANDIR)/man8/trafficmgr-serve.8 $(DESTDIR)$(MANDIR)/man8/trafficmgr-pdns-remote.8 \
-	    $(DESTDIR)$(MANDIR)/man5/trafficmgr.toml.5
+	    $(DESTDIR)$(MANDIR)/man5/trafficmgr.toml.5 $(DESTDIR)$(MANDIR)/man1/trafficmgr.1
 	rm -rf $(DESTDIR)$(DATADIR)/trafficmgr $(DESTDIR)$(DOCDIR)
 
 # ---- Debian package --------------------------------------------------------
