@@ -110,11 +110,10 @@ pub struct Explanation {
 /// The observer: records what the query path reports.
 struct Recorder<'s> {
     snap: &'s Snapshot,
-    client: IpOpt,
+    /// The address routing uses (to print a matched prefix).
+    client: Option<IpAddr>,
     decisions: Vec<Decision>,
 }
-
-type IpOpt = Option<IpAddr>;
 
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {

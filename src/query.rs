@@ -16,6 +16,7 @@ enum Place<'a> {
     NotOurs,
 }
 
+#[inline(always)]
 fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
     if name.is_plain()
         && let Some(n) = snap.names.get(name.as_bytes())
@@ -35,8 +36,10 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
 }
 
 /// Answers one query from `snap` into `out` (built in place: no copies of
-/// the answer on the way up). `qtype` is the numeric type.
-#[inline]
+/// the answer on the way up). `qtype` is the numeric type. Neither generic
+/// nor `#[inline]`: compiled once, in this crate, with [`NoTrace`]
+/// monomorphised away, as before the observer existed (a generic one would
+/// be compiled into each caller's crate, calling `place` across crates).
 pub fn resolve<'s>(
     snap: &'s Snapshot,
     name: &NameBuf,
