@@ -627,6 +627,40 @@ fn status_shows_a_running_engines_endpoints() {
     assert!(err(&o).contains(&gone), "{}", err(&o));
 }
 
+/// `explain --control`: the states of a running engine (its status report
+/// over HTTP) decide, as they do in that engine.
+#[test]
+fn explain_takes_live_states_from_a_running_engine() {
+    let basic = data("basic.toml");
+    let e = Engine::from_file(&basic).unwrap();
+    e.set_monitor_status("prio", "primary", trafficmgr::MonitorStatus::Degraded)
+        .unwrap();
+    let port = serve_status(e.status_json());
+    let addr = format!("127.0.0.1:{port}");
+    let x = explain(&basic, "prio.tm.example", &["--control", &addr]);
+    assert_eq!(chosen(&x, 0), ["secondary"], "{x}");
+    assert_eq!(endpoint(&x, 0, "primary")["state"], "Degraded");
+    assert_eq!(endpoint(&x, 0, "primary")["candidate"], false);
+    let (records, _) = engine_answer(&e, "prio.tm.example", 1, None, None);
+    assert_eq!(x["records"], serde_json::json!(records));
+    // Without it, the config's view: the primary.
+    let x = explain(&basic, "prio.tm.example", &[]);
+    assert_eq!(chosen(&x, 0), ["primary"]);
+    // A drained endpoint, read back from the engine.
+    e.set_admin_state("prio", "secondary", trafficmgr::health::AdminState::Drain)
+        .unwrap();
+    let port = serve_status(e.status_json());
+    let x = explain(
+        &basic,
+        "prio.tm.example",
+        &["--control", &format!("127.0.0.1:{port}")],
+    );
+    assert_eq!(endpoint(&x, 0, "secondary")["state"], "Drained");
+    assert_eq!(endpoint(&x, 0, "secondary")["admin"], "drain");
+    let (records, _) = engine_answer(&e, "prio.tm.example", 1, None, None);
+    assert_eq!(x["records"], serde_json::json!(records), "{x}");
+}
+
 // ---- the admin-state file --------------------------------------------------
 
 fn admin(args: &[&str], file: &Path) -> Output {

@@ -144,7 +144,10 @@ fn the_package_installs_serves_through_stock_named_and_uninstalls_cleanly() {
     // The one command, which the units run (trafficmgr serve / pdns-backend).
     assert!(Path::new("/usr/bin/trafficmgr").exists());
     let v = ok("/usr/bin/trafficmgr", &["--version"]);
-    assert_eq!(v.trim(), format!("trafficmgr {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        v.trim(),
+        format!("trafficmgr {}", env!("CARGO_PKG_VERSION"))
+    );
     let checked = ok(
         "/usr/bin/trafficmgr",
         &["check", "/usr/share/trafficmgr/examples/demo.toml"],

@@ -1,9 +1,13 @@
 //! `trafficmgr explain CONFIG NAME [--type T] [--client IP] [--ecs PREFIX] [--json]`.
 
 use crate::status::table;
+use serde_json::Value;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use trafficmgr::explain::Explanation;
+use trafficmgr::health::{AdminState, MonitorStatus};
+use trafficmgr::snapshot::Snapshot;
 
 /// Show how the engine answers one query, with the query path's own code:
 /// where the name falls (zone, profile), the routing method, each endpoint
@@ -13,7 +17,8 @@ use trafficmgr::explain::Explanation;
 ///
 /// Health comes from the config alone: no probe runs, so probed endpoints
 /// are CheckingEndpoint (which answers as online) and admin overrides are
-/// not applied.
+/// not applied; unless `--control` names a running engine, whose endpoint
+/// states and admin overrides are then used.
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
     /// The configuration file (TOML)
@@ -29,9 +34,56 @@ pub struct ExplainArgs {
     /// An EDNS Client Subnet option, ADDRESS/LENGTH (it wins over --client when its length is above 0)
     #[arg(long, value_name = "PREFIX", value_parser = ecs)]
     pub ecs: Option<(IpAddr, u8)>,
+    /// Use the endpoint states and admin overrides of a running engine
+    /// (its control listener, HOST:PORT) instead of the config's
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+}
+
+/// Writes a running engine's endpoint states (its status report) into
+/// `snap`'s health words, by profile and endpoint name. Nested endpoints
+/// are left alone: their state follows their children's. Returns how many
+/// endpoints were found in both.
+pub fn apply_live(snap: &Snapshot, status: &Value) -> Result<usize, String> {
+    let profiles = status["profiles"]
+        .as_array()
+        .ok_or("not a trafficmgr status: no `profiles` list")?;
+    let mut n = 0;
+    for p in profiles {
+        let Some(pname) = p["name"].as_str() else {
+            continue;
+        };
+        for e in p["endpoints"].as_array().into_iter().flatten() {
+            let Some(id) = e["name"]
+                .as_str()
+                .and_then(|en| snap.find_endpoint(pname, en))
+            else {
+                continue;
+            };
+            n += 1;
+            let admin = match e["admin"].as_str() {
+                Some("enabled") => AdminState::Enabled,
+                Some("disabled") => AdminState::Disabled,
+                Some("drain") => AdminState::Drain,
+                _ => AdminState::None,
+            };
+            snap.health.set_admin(id, admin);
+            let nested = snap.hot.get(id as usize).is_some_and(|h| h.nested);
+            let status = match e["status"].as_str() {
+                Some("Online") => Some(MonitorStatus::Online),
+                Some("Degraded") => Some(MonitorStatus::Degraded),
+                Some("CheckingEndpoint") => Some(MonitorStatus::CheckingEndpoint),
+                _ => None,
+            };
+            if let (false, Some(s)) = (nested, status) {
+                snap.health.set_status(id, s);
+            }
+        }
+    }
+    Ok(n)
 }
 
 const TYPES: [(&str, u16); 12] = [
@@ -188,6 +240,15 @@ pub fn run(a: &ExplainArgs) -> i32 {
             return 1;
         }
     };
+    if let Some(c) = &a.control {
+        let live = crate::status::fetch(c, Duration::from_secs(5))
+            .and_then(|b| serde_json::from_str::<Value>(&b).map_err(|e| e.to_string()))
+            .and_then(|v| apply_live(&snap, &v));
+        if let Err(e) = live {
+            eprintln!("trafficmgr explain: --control {c}: {e}");
+            return 1;
+        }
+    }
     let q = trafficmgr::Query {
         name: a.name.as_bytes(),
         qtype: a.qtype,

@@ -164,7 +164,8 @@ pub fn render(status: &Value, now: f64) -> Result<String, String> {
     Ok(s)
 }
 
-fn fetch(control: &str, timeout: Duration) -> Result<String, String> {
+/// The body of `http://CONTROL/status`.
+pub fn fetch(control: &str, timeout: Duration) -> Result<String, String> {
     let url = if control.starts_with("http://") {
         format!("{}/status", control.trim_end_matches('/'))
     } else {
