@@ -1,14 +1,13 @@
 //! The `trafficmgr` command as a process: `check` on good and broken
 //! configs (output and exit status), `explain` for every routing method
 //! compared with what `Engine::lookup` answers for the same query, `status`
-//! against a real HTTP server holding a real engine's status, the
+//! against a running engine's own control listener, the
 //! admin-state file commands, and `--help` of every subcommand.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -561,45 +560,31 @@ fn explain_names_outside_profiles_and_bad_queries() {
 
 // ---- status --------------------------------------------------------------
 
-/// Serves `body` as `/status` over real HTTP (one connection at a time)
-/// until the listener is dropped with the test.
-fn serve_status(body: String) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let mut first = String::new();
-            let mut r = BufReader::new(c.try_clone().unwrap());
-            r.read_line(&mut first).unwrap();
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let (code, b) = if first.starts_with("GET /status ") {
-                ("200 OK", body.as_str())
-            } else {
-                ("404 Not Found", "")
-            };
-            let _ = write!(
-                c,
-                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-                b.len()
-            );
-        }
+/// `basic.toml` in an engine with its control listener on a free loopback
+/// port: the `/status` that `status` and `explain --control` read is the
+/// engine's own listener's. Returns the engine and `IP:port`.
+fn engine_with_control() -> (Engine, String) {
+    let port = common::dns::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let text = std::fs::read_to_string(data("basic.toml"))
+        .unwrap()
+        .replacen(
+            "[engine]\n",
+            &format!("[engine]\ncontrol = \"{addr}\"\n"),
+            1,
+        );
+    let e = Engine::from_toml(&text, Some(&data("basic.toml").with_file_name(""))).unwrap();
+    wait_for(10, "the control listener", || {
+        status(&e)["control"]["listening"] == true
     });
-    port
+    (e, addr)
 }
 
 #[test]
 fn status_shows_a_running_engines_endpoints() {
-    let e = Engine::from_file(data("basic.toml")).unwrap();
+    let (e, addr) = engine_with_control();
     e.set_admin_state("prio", "secondary", trafficmgr::health::AdminState::Drain)
         .unwrap();
-    let port = serve_status(e.status_json());
-    let addr = format!("127.0.0.1:{port}");
     let o = run(&["status", "--control", &addr]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let text = out(&o);
@@ -632,11 +617,9 @@ fn status_shows_a_running_engines_endpoints() {
 #[test]
 fn explain_takes_live_states_from_a_running_engine() {
     let basic = data("basic.toml");
-    let e = Engine::from_file(&basic).unwrap();
+    let (e, addr) = engine_with_control();
     e.set_monitor_status("prio", "primary", trafficmgr::MonitorStatus::Degraded)
         .unwrap();
-    let port = serve_status(e.status_json());
-    let addr = format!("127.0.0.1:{port}");
     let x = explain(&basic, "prio.tm.example", &["--control", &addr]);
     assert_eq!(chosen(&x, 0), ["secondary"], "{x}");
     assert_eq!(endpoint(&x, 0, "primary")["state"], "Degraded");
@@ -649,12 +632,7 @@ fn explain_takes_live_states_from_a_running_engine() {
     // A drained endpoint, read back from the engine.
     e.set_admin_state("prio", "secondary", trafficmgr::health::AdminState::Drain)
         .unwrap();
-    let port = serve_status(e.status_json());
-    let x = explain(
-        &basic,
-        "prio.tm.example",
-        &["--control", &format!("127.0.0.1:{port}")],
-    );
+    let x = explain(&basic, "prio.tm.example", &["--control", &addr]);
     assert_eq!(endpoint(&x, 0, "secondary")["state"], "Drained");
     assert_eq!(endpoint(&x, 0, "secondary")["admin"], "drain");
     let (records, _) = engine_answer(&e, "prio.tm.example", 1, None, None);
