@@ -577,6 +577,8 @@ fn engine_with_control() -> (Engine, String) {
     wait_for(10, "the control listener", || {
         status(&e)["control"]["listening"] == true
     });
+    // The first maintenance turn done: the report no longer changes by itself.
+    assert!(e.wait_ready(std::time::Duration::from_secs(10)));
     (e, addr)
 }
 
