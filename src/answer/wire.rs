@@ -736,6 +736,39 @@ mod tests {
         assert_eq!(rcode_of(&p), Some(Rcode::FormErr));
     }
 
+    /// NSID (RFC 5001) is sent when the query asks and the server has a
+    /// name, beside ECS in the same OPT record.
+    #[test]
+    fn nsid_when_asked_and_named_with_ecs_beside_it() {
+        let a = Answer::not_ours();
+        // NSID asked, with an ECS option: both in the reply's OPT.
+        let mut opts = vec![0, 3, 0, 0];
+        opts.extend_from_slice(&[0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113]);
+        let p = packet(0, 1, &opt(&opts));
+        let Ok(Parsed::Query(q)) = parse(&p) else {
+            panic!("not a query");
+        };
+        assert!(q.nsid);
+        let mut out = vec![0u8; 512];
+        let n = write_answer_nsid(&q, &a, false, b"ns1", &mut out).unwrap();
+        let rdata = &out[n - (11 + 7)..n];
+        assert_eq!(&out[n - 20..n - 18], &[0, 18], "RDLENGTH: ECS 11 + NSID 7");
+        assert_eq!(&rdata[11..], &[0, 3, 0, 3, b'n', b's', b'1']);
+        // No name: no NSID option, the same reply as write_answer.
+        let mut plain = vec![0u8; 512];
+        let m = write_answer(&q, &a, false, &mut plain).unwrap();
+        assert_eq!(write_answer_nsid(&q, &a, false, b"", &mut out), Ok(m));
+        assert_eq!(out[..m], plain[..m]);
+        // Not asked: not sent.
+        let p = packet(0, 1, &opt(&[]));
+        let Ok(Parsed::Query(q)) = parse(&p) else {
+            panic!("not a query");
+        };
+        assert!(!q.nsid);
+        let m = write_answer(&q, &a, false, &mut plain).unwrap();
+        assert_eq!(write_answer_nsid(&q, &a, false, b"ns1", &mut out), Ok(m));
+    }
+
     /// The OPT record goes in whole or not at all; a buffer that cannot hold
     /// question and OPT is an error.
     #[test]
