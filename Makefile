@@ -42,7 +42,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 ABI     := $(shell sed -n 's/^\#define TM_ABI_VERSION //p' include/trafficmgr.h)
 
 build:
-	$(CARGO) build --locked --lib --examples
+	$(CARGO) build --locked --lib --bins --examples
 	ln -sf libtrafficmgr.so $(OUTDIR)/libtrafficmgr.so.$(ABI)
 	$(MAKE) --no-print-directory knot-module
 
@@ -105,7 +105,7 @@ fuzz:
 	done
 
 demo:
-	$(CARGO) build --release --example serve
+	$(CARGO) build --release --bin trafficmgr
 	sh examples/demo.sh
 
 bench: latency-1m
@@ -139,14 +139,14 @@ SUBST      := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|
                   -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 
 release:
-	$(CARGO) build --locked --release --lib --example serve --example pdns-remote
+	$(CARGO) build --locked --release --lib --bin trafficmgr
 	ln -sf libtrafficmgr.so $(REL)/libtrafficmgr.so.$(ABI)
 	$(MAKE) --no-print-directory knot-module OUTDIR=$(REL)
 
 install: release
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(BINDDLZDIR) $(DESTDIR)$(KNOTMODDIR) $(DESTDIR)$(DATADIR)/trafficmgr/examples $(DESTDIR)$(DOCDIR) \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/trafficmgr $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 0644 $(REL)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION)
 	ln -sf libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI)
@@ -155,8 +155,7 @@ install: release
 	install -m 0644 $(REL)/trafficmgr_knot.so $(DESTDIR)$(KNOTMODDIR)/trafficmgr.so
 	install -m 0644 include/trafficmgr.h $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h
 	$(SUBST) packaging/trafficmgr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc
-	install -m 0755 $(REL)/examples/serve $(DESTDIR)$(BINDIR)/trafficmgr-serve
-	install -m 0755 $(REL)/examples/pdns-remote $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote
+	install -m 0755 $(REL)/trafficmgr $(DESTDIR)$(BINDIR)/trafficmgr
 	install -m 0644 share/trafficmgr/dnsdist.lua $(DESTDIR)$(DATADIR)/trafficmgr/dnsdist.lua
 	sed 's|/usr/share/trafficmgr/|$(DATADIR)/trafficmgr/|' examples/dnsdist/dnsdist.conf \
 	    > $(DESTDIR)$(DATADIR)/trafficmgr/examples/dnsdist.conf
@@ -167,6 +166,7 @@ install: release
 	done
 	install -m 0644 man/trafficmgr-serve.8 man/trafficmgr-pdns-remote.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/trafficmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/trafficmgr.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 README.md CHANGELOG.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	@# The configuration is the operator's: never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/trafficmgr/trafficmgr.toml ] || \
@@ -180,10 +180,10 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libtrafficmgr.so $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(ABI) \
 	    $(DESTDIR)$(LIBDIR)/libtrafficmgr.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc \
 	    $(DESTDIR)$(BINDDLZDIR)/libtrafficmgr.so $(DESTDIR)$(KNOTMODDIR)/trafficmgr.so $(DESTDIR)$(INCLUDEDIR)/trafficmgr.h \
-	    $(DESTDIR)$(BINDIR)/trafficmgr-serve $(DESTDIR)$(BINDIR)/trafficmgr-pdns-remote \
+	    $(DESTDIR)$(BINDIR)/trafficmgr \
 	    $(DESTDIR)$(UNITDIR)/trafficmgr-serve.service $(DESTDIR)$(UNITDIR)/trafficmgr-pdns-remote.service \
 	    $(DESTDIR)$(MANDIR)/man8/trafficmgr-serve.8 $(DESTDIR)$(MANDIR)/man8/trafficmgr-pdns-remote.8 \
-	    $(DESTDIR)$(MANDIR)/man5/trafficmgr.toml.5
+	    $(DESTDIR)$(MANDIR)/man5/trafficmgr.toml.5 $(DESTDIR)$(MANDIR)/man1/trafficmgr.1
 	rm -rf $(DESTDIR)$(DATADIR)/trafficmgr $(DESTDIR)$(DOCDIR)
 
 # ---- Debian package --------------------------------------------------------

@@ -6,8 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 PORT="${DEMO_PORT:-5353}"
-BIN=target/release/examples/serve
-[ -x "$BIN" ] || cargo build --release --example serve
+BIN=target/release/trafficmgr
+[ -x "$BIN" ] || cargo build --release --bin trafficmgr
 command -v dig >/dev/null 2>&1 || sh scripts/install-deps.sh
 WEB=$(mktemp -d)
 PID="" WEB1="" WEB2=""
@@ -29,7 +29,10 @@ for p in 18081 18082; do
         sleep 0.1
     done
 done
-"$BIN" --config examples/demo.toml --listen "127.0.0.1:$PORT" &
+echo "\$ trafficmgr check examples/demo.toml"
+"$BIN" check examples/demo.toml | sed 's/^/    /'
+echo
+"$BIN" serve --config examples/demo.toml --listen "127.0.0.1:$PORT" &
 PID=$!
 i=0
 until dig @127.0.0.1 -p "$PORT" +time=1 +tries=1 trafficmanager.example SOA >/dev/null 2>&1; do
@@ -47,6 +50,8 @@ show $D contoso.trafficmanager.example A +subnet=192.0.2.0/24
 show $D contoso.trafficmanager.example A +subnet=198.51.100.0/24
 show $D contoso.trafficmanager.example A +subnet=203.0.113.0/24
 show $D contoso.trafficmanager.example AAAA +subnet=2001:db8:1::/48
+echo "== why: trafficmgr explain runs the same decision and shows what it read"
+show "$BIN" explain examples/demo.toml contoso.trafficmanager.example --ecs 203.0.113.0/24
 echo "== the ECS scope in the reply tells resolvers how widely to cache it"
 show dig @127.0.0.1 -p "$PORT" +noall +comments contoso.trafficmanager.example A +subnet=203.0.113.7/32
 echo "== priority routing: the first healthy endpoint, A and AAAA"

@@ -5,11 +5,13 @@
 #
 #   examples/serve-production.sh /etc/trafficmgr/trafficmgr.toml 192.0.2.53:53 [2001:db8::53]:53 ...
 #
-# SERVE_BIN overrides the binary (default: target/release/examples/serve).
+# SERVE_BIN overrides the trafficmgr binary (default: target/release/trafficmgr,
+# then trafficmgr on the PATH); it runs `trafficmgr serve`.
 # Extra options after `--` are passed on (a later option wins).
 set -eu
 [ $# -ge 2 ] || { echo "usage: $0 CONFIG ADDR:PORT... [-- OPTION...]" >&2; exit 2; }
-BIN="${SERVE_BIN:-$(dirname "$0")/../target/release/examples/serve}"
+BIN="${SERVE_BIN:-$(dirname "$0")/../target/release/trafficmgr}"
+[ -n "${SERVE_BIN:-}" ] || [ -x "$BIN" ] || BIN=trafficmgr
 CONFIG="$1"
 shift
 # Turn the addresses into --listen options, keeping what follows `--`.
@@ -28,7 +30,7 @@ while [ "$i" -lt "$n" ]; do
         set -- "$@" --listen "$a"
     fi
 done
-exec "$BIN" --config "$CONFIG" \
+exec "$BIN" serve --config "$CONFIG" \
     --tcp-clients 256 \
     --tcp-initial-timeout 10s \
     --tcp-idle-timeout 10s \

@@ -2,7 +2,7 @@
 # DNS throughput with dnsperf, in one run and on one query file:
 #   1. named + our DLZ module (release build) serving tests/data/basic.toml
 #   2. named serving the same answers from a static zone file
-#   3. the embedded front (examples/serve)
+#   3. the embedded front (trafficmgr serve)
 #   4. dnsdist + trafficmgr through its Lua FFI (examples/dnsdist/dnsdist.conf)
 # Prints qps of each and the DLZ/static ratio. Needs bind9, dnsperf (Debian).
 # Usage: sh scripts/bench-dns.sh [seconds]   (default 10)
@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 sh scripts/install-deps.sh dnsperf
-cargo build --release --lib --example serve >/dev/null 2>&1
+cargo build --release --lib --bin trafficmgr >/dev/null 2>&1
 W=$(mktemp -d)
 PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$W"; }
@@ -51,7 +51,7 @@ lost() { awk '/Queries lost/ {print $3}' "$W/perf.$1"; }
 named -g $U -c "$W/dlz/named.conf" -n 2 >"$W/dlz.log" 2>&1 & PIDS="$PIDS $!"
 # shellcheck disable=SC2086
 named -g $U -c "$W/static/named.conf" -n 2 >"$W/static.log" 2>&1 & PIDS="$PIDS $!"
-target/release/examples/serve --config "$W/tm.toml" --listen 127.0.0.1:15503 --threads 2 2>"$W/serve.log" & PIDS="$PIDS $!"
+target/release/trafficmgr serve --config "$W/tm.toml" --listen 127.0.0.1:15503 --threads 2 2>"$W/serve.log" & PIDS="$PIDS $!"
 ABI=$(sed -n 's/^#define TM_ABI_VERSION //p' include/trafficmgr.h)
 sed -e "s|local TM_ABI = 1|local TM_ABI = $ABI|" share/trafficmgr/dnsdist.lua > "$W/dnsdist.lua"
 sed -e "s|127.0.0.1:5300|127.0.0.1:15504|" -e "s|127.0.0.1:5301|127.0.0.1:15502|" \

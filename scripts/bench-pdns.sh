@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 sh scripts/install-deps.sh dnsperf
-cargo build --release --example pdns-remote >/dev/null 2>&1
+cargo build --release --bin trafficmgr >/dev/null 2>&1
 W=$(mktemp -d)
 PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$W"; }
@@ -62,7 +62,7 @@ webserver=no
 api=no
 CONF
 }
-target/release/examples/pdns-remote --config "$W/tm.toml" --socket "$W/tm.sock" 2>"$W/adapter.log" & PIDS="$PIDS $!"
+target/release/trafficmgr pdns-backend --config "$W/tm.toml" --socket "$W/tm.sock" 2>"$W/adapter.log" & PIDS="$PIDS $!"
 sleep 1
 pdnsconf adapter 15801 "launch=remote
 remote-connection-string=unix:path=$W/tm.sock,timeout=2000"

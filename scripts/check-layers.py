@@ -23,10 +23,12 @@ LAYERS = [
     ["routing"],
     ["query"],
     ["engine"],
-    ["pdns", "ffi"],
+    ["pdns", "ffi", "check", "explain"],
     ["bind_dlz"],
     ["fuzzing", "testutil"],
     ["lib"],
+    # src/bin/: the `trafficmgr` binary, a crate of its own over the library.
+    ["bin"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 CRATE = re.compile(r"\bcrate::([a-z_]+|\{|[A-Z])")

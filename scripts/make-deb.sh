@@ -24,7 +24,7 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
     "$STAGE/usr/lib/$MULTIARCH/libtrafficmgr.so.$VERSION" "$STAGE/usr/lib/bind/libtrafficmgr.so" \
     "$STAGE"/usr/lib/"$MULTIARCH"/knot/*/trafficmgr.so
 strip --remove-section=.comment --remove-section=.note \
-    "$STAGE/usr/bin/trafficmgr-serve" "$STAGE/usr/bin/trafficmgr-pdns-remote"
+    "$STAGE/usr/bin/trafficmgr"
 gzip -9n "$STAGE"/usr/share/man/man*/*
 mv "$STAGE/usr/share/doc/trafficmgr/CHANGELOG.md" "$STAGE/usr/share/doc/trafficmgr/changelog"
 gzip -9n "$STAGE/usr/share/doc/trafficmgr/changelog"
@@ -35,7 +35,7 @@ tmp=$(mktemp -d)
 mkdir "$tmp/debian"
 printf 'Source: trafficmgr\n\nPackage: trafficmgr\nArchitecture: any\n' > "$tmp/debian/control"
 DEPENDS=$(cd "$tmp" && dpkg-shlibdeps -O "$OLDPWD/$STAGE/usr/lib/$MULTIARCH/libtrafficmgr.so.$VERSION" \
-    "$OLDPWD/$STAGE/usr/bin/trafficmgr-serve" "$OLDPWD/$STAGE/usr/bin/trafficmgr-pdns-remote" 2>/dev/null \
+    "$OLDPWD/$STAGE/usr/bin/trafficmgr" 2>/dev/null \
     | sed -n 's/^shlibs:Depends=//p')
 rm -rf "$tmp"
 [ -n "$DEPENDS" ] || DEPENDS="libc6"

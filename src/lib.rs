@@ -9,7 +9,8 @@
 //! The API: [`engine::Engine`] (create, look up, answer a message, reload,
 //! operate), [`answer`] (what a lookup returns), [`name`], [`log`],
 //! [`health`] (endpoint states), [`config`] (its errors and model),
-//! [`pdns`] (the PowerDNS remote-backend protocol). The C ABI (`tm_*`) and
+//! [`pdns`] (the PowerDNS remote-backend protocol), [`check`] and
+//! [`explain`] (what `trafficmgr check` and `explain` print). The C ABI (`tm_*`) and
 //! BIND's DLZ ABI (`dlz_*`) are in the same library. The layers of the
 //! code: README, "Architecture".
 
@@ -20,8 +21,10 @@
 // The Rust API: what a host written in Rust calls.
 pub mod admin_file;
 pub mod answer;
+pub mod check;
 pub mod config;
 pub mod engine;
+pub mod explain;
 pub mod health;
 pub mod log;
 pub mod name;

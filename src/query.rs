@@ -7,7 +7,7 @@ use crate::answer::records::rtype;
 use crate::answer::{Answer, Rcode};
 use crate::counters::Response;
 pub use crate::name::{NameBuf, NameError};
-use crate::routing::{self, Client, Pick};
+use crate::routing::{self, Client, NoTrace, Pick, Trace};
 use crate::snapshot::{Node, Profile, Snapshot, Target, Zone};
 
 /// Where a name falls.
@@ -17,6 +17,7 @@ enum Place<'a> {
     NotOurs,
 }
 
+#[inline(always)]
 fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
     if name.is_plain()
         && let Some(n) = snap.names.get(name.as_bytes())
@@ -36,7 +37,10 @@ fn place<'a>(snap: &'a Snapshot, name: &NameBuf) -> Place<'a> {
 }
 
 /// Answers one query from `snap` into `out` (built in place: no copies of
-/// the answer on the way up). `qtype` is the numeric type.
+/// the answer on the way up). `qtype` is the numeric type. Neither generic
+/// nor `#[inline]`: compiled once, in this crate, with [`NoTrace`]
+/// monomorphised away, as before the observer existed (a generic one would
+/// be compiled into each caller's crate, calling `place` across crates).
 pub fn resolve<'s>(
     snap: &'s Snapshot,
     name: &NameBuf,
@@ -46,16 +50,32 @@ pub fn resolve<'s>(
 ) {
     let place = place(snap, name);
     let counted = Counted::of(&place);
-    answer_place(snap, place, qtype, client, out);
+    answer_place(snap, place, qtype, client, out, &mut NoTrace);
     counted.count(snap, out);
 }
 
-fn answer_place<'s>(
+/// [`resolve`], with `t` seeing each step of the decision (`trafficmgr
+/// explain`): the one implementation, which the query path runs with
+/// [`NoTrace`]. Answers are counted in `snap` as on the query path; responses are not.
+pub fn resolve_traced<'s, T: Trace>(
+    snap: &'s Snapshot,
+    name: &NameBuf,
+    qtype: u16,
+    client: &Client,
+    out: &mut Answer<'s>,
+    t: &mut T,
+) {
+    answer_place(snap, place(snap, name), qtype, client, out, t)
+}
+
+#[inline(always)]
+fn answer_place<'s, T: Trace>(
     snap: &'s Snapshot,
     place: Place<'s>,
     qtype: u16,
     client: &Client,
     out: &mut Answer<'s>,
+    t: &mut T,
 ) {
     match place {
         Place::NotOurs => out.set_not_ours(),
@@ -87,12 +107,13 @@ fn answer_place<'s>(
             let Some(zone) = snap.zones.get(profile.zone as usize) else {
                 return out.set_not_ours();
             };
-            profile_answer(snap, zone, profile, qtype, client, 0, out)
+            profile_answer(snap, zone, profile, qtype, client, 0, out, t)
         }
     }
 }
 
-fn profile_answer<'s>(
+#[allow(clippy::too_many_arguments)]
+fn profile_answer<'s, T: Trace>(
     snap: &'s Snapshot,
     zone: &'s Zone,
     profile: &'s Profile,
@@ -100,8 +121,11 @@ fn profile_answer<'s>(
     client: &Client,
     depth: u32,
     out: &mut Answer<'s>,
+    t: &mut T,
 ) {
-    let (pick, scope) = routing::route(snap, profile, client, depth);
+    t.profile(snap, profile, depth);
+    let (pick, scope) = routing::route(snap, profile, client, depth, t);
+    t.chose(profile, &pick, scope);
     out.records.clear();
     match pick {
         Pick::NxDomain => return out.set_negative(zone, Rcode::NxDomain, scope),
@@ -124,7 +148,7 @@ fn profile_answer<'s>(
                     let Some(cp) = snap.profiles.get(*child as usize) else {
                         return out.set_negative(zone, Rcode::NoError, scope);
                     };
-                    profile_answer(snap, zone, cp, qtype, client, depth + 1, out);
+                    profile_answer(snap, zone, cp, qtype, client, depth + 1, out, t);
                     if !out.records.is_empty() {
                         snap.counters.answer(id);
                     }

@@ -36,19 +36,10 @@ impl Drop for Proc {
 fn backend_front(dir: &Path) -> (Proc, u16) {
     let cfg = dir.join("other.toml");
     std::fs::write(&cfg, "[[zone]]\nname = \"other.example\"\nnameservers = [\"ns.other.example\"]\n[[profile]]\nname = \"www\"\nrouting = \"priority\"\n[[profile.endpoint]]\nname = \"a\"\ntarget = \"from-backend.example\"\n").unwrap();
-    let bin = target_dir().join("examples/serve");
-    if !bin.exists() {
-        assert!(
-            Command::new(env!("CARGO"))
-                .args(["build", "--example", "serve"])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
     let port = free_port();
-    let child = Command::new(bin)
+    let child = Command::new(env!("CARGO_BIN_EXE_trafficmgr"))
         .args([
+            "serve",
             "--config",
             cfg.to_str().unwrap(),
             "--listen",

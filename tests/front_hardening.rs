@@ -1,9 +1,9 @@
-//! The embedded front (`examples/serve`) against hostile and unlucky
+//! The embedded front (`trafficmgr serve`) against hostile and unlucky
 //! clients, with real sockets against the real process: crowds of idle and
 //! trickling TCP connections, split framing, slow readers, SIGTERM with all
 //! of these connected, UDP response-rate limiting by client netblock, and
 //! the UDP reply size. The rate limiter's own accounting (BIND's arithmetic
-//! with a controlled clock) is unit-tested in `examples/serve/rrl.rs`,
+//! with a controlled clock) is unit-tested in `src/bin/trafficmgr/serve/rrl.rs`,
 //! compiled into this test.
 
 mod common;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-#[path = "../examples/serve/rrl.rs"]
+#[path = "../src/bin/trafficmgr/serve/rrl.rs"]
 #[allow(dead_code)]
 mod rrl;
 

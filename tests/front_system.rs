@@ -1,4 +1,4 @@
-//! System test of the embedded front (`examples/serve`): a real process on a
+//! System test of the embedded front (`trafficmgr serve`): a real process on a
 //! loopback port, queried with `dig` (UDP and TCP, `-b` source addresses,
 //! `+subnet`) and with a hickory-proto client. Every answer must equal the
 //! Rust API's for the same client: "same answers everywhere" as one

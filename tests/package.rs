@@ -144,12 +144,18 @@ fn the_package_installs_serves_through_stock_named_and_uninstalls_cleanly() {
         ok("ldconfig", &["-p"]).contains(&soname),
         "ldconfig knows {soname}"
     );
-    for bin in [
-        "/usr/bin/trafficmgr-serve",
-        "/usr/bin/trafficmgr-pdns-remote",
-    ] {
-        assert!(Path::new(bin).exists(), "{bin}");
-    }
+    // The one command, which the units run (trafficmgr serve / pdns-backend).
+    assert!(Path::new("/usr/bin/trafficmgr").exists());
+    let v = ok("/usr/bin/trafficmgr", &["--version"]);
+    assert_eq!(
+        v.trim(),
+        format!("trafficmgr {}", env!("CARGO_PKG_VERSION"))
+    );
+    let checked = ok(
+        "/usr/bin/trafficmgr",
+        &["check", "/usr/share/trafficmgr/examples/demo.toml"],
+    );
+    assert!(checked.contains(": OK"), "{checked}");
     assert!(Path::new("/usr/share/trafficmgr/dnsdist.lua").exists());
     // A C program builds against the installed header and pkg-config file,
     // records the SONAME, and runs against the installed library.

@@ -273,6 +273,13 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Builds the snapshot of a config file exactly as [`Engine::from_file`]
+/// and every reload do (the one build path), starting no thread:
+/// `trafficmgr check` and `explain`.
+pub(crate) fn build_file(path: &Path) -> Result<Snapshot, ConfigError> {
+    build(&Source::File(path.to_path_buf()), None)
+}
+
 /// Clears the host bits of `addr` past `prefix`.
 #[inline]
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {

@@ -3,26 +3,45 @@
 //! A degraded endpoint that matches is still answered (as Azure does); a
 //! disabled one is not. Nothing matches → NODATA.
 
-use super::{Client, Pick};
+use super::{Client, Figure, Note, Pick, ScopeWhy, Trace};
 use crate::config::GeoCode;
 use crate::geo::builtin;
 use crate::snapshot::{Profile, Snapshot};
 
-pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8) {
+pub(super) fn choose<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    client: &Client,
+    t: &mut T,
+) -> (Pick, u8) {
     let info = match (client.addr, &snap.geo) {
         (Some(a), Some(g)) => g.lookup(a),
         _ => None,
     };
-    let (country, continent, scope) = match info {
+    let (country, continent, scope, why) = match info {
         Some((i, plen)) => {
             let c = builtin::countries().get(i.country as usize).map(|c| c.code);
             let k = builtin::CONTINENTS
                 .get(i.continent as usize)
                 .and_then(|s| s.as_bytes().first_chunk::<2>().copied());
-            (c, k, plen)
+            t.note(Note::Country {
+                country: c,
+                continent: k,
+                prefix: plen,
+            });
+            (c, k, plen, ScopeWhy::GeoIpNetwork)
         }
-        None => (None, None, client.source_prefix.min(24)),
+        None => {
+            t.note(Note::NoGeoIp);
+            (
+                None,
+                None,
+                client.source_prefix.min(24),
+                ScopeWhy::UnknownClient,
+            )
+        }
     };
+    t.note(Note::Scope(scope, why));
     // 0 = country, 1 = continent, 2 = WORLD.
     let mut best: Option<(u8, u32)> = None;
     for id in p.endpoint_ids() {
@@ -30,6 +49,7 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
             continue;
         };
         if !super::servable(snap, id) {
+            t.figure(id, Figure::Skipped);
             continue;
         }
         for g in e.geo.iter() {
@@ -39,6 +59,7 @@ pub(super) fn choose(snap: &Snapshot, p: &Profile, client: &Client) -> (Pick, u8
                 GeoCode::World => 2,
                 _ => continue,
             };
+            t.figure(id, Figure::GeoMatch { code: *g, rank });
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, id));
             }

@@ -23,7 +23,10 @@ mod multivalue;
 mod performance;
 mod priority;
 mod subnet;
+mod trace;
 mod weighted;
+
+pub use trace::{Figure, NoTrace, Note, Rule, ScopeWhy, Trace};
 
 use crate::config::{AllDown, Routing};
 use crate::health::{AdminState, Forced, Mask, MonitorStatus};
@@ -156,9 +159,22 @@ fn nested_online(snap: &Snapshot, child: u32, min_children: u32, depth: u32) -> 
     child_counts(snap, child, depth).0 >= min_children
 }
 
-/// Decides for profile `p`. Returns the pick and the ECS scope it depended on.
-pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick, u8) {
-    if !p.enabled || depth > 10 {
+/// Decides for profile `p`. Returns the pick and the ECS scope it depended
+/// on. `t` sees what the decision looked at (`trafficmgr explain`); the
+/// query path passes [`NoTrace`], which compiles to nothing.
+pub fn route<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    client: &Client,
+    depth: u32,
+    t: &mut T,
+) -> (Pick, u8) {
+    if !p.enabled {
+        t.rule(Rule::ProfileDisabled);
+        return (Pick::NxDomain, 0);
+    }
+    if depth > 10 {
+        t.rule(Rule::TooDeep);
         return (Pick::NxDomain, 0);
     }
     // Bits of the first 64 endpoints from the per-profile summary masks;
@@ -190,13 +206,16 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
         }
     }
     if !any_enabled {
+        t.rule(Rule::NoneEnabled);
         return (Pick::NxDomain, 0);
     }
     // Every enabled endpoint drained: nothing to answer, but the name exists.
     if !any_servable && p.routing != Routing::Geographic {
+        t.rule(Rule::AllDrained);
         return (Pick::NoData, 0);
     }
     if !any_online && p.all_down == AllDown::FailClosed && p.routing != Routing::Geographic {
+        t.rule(Rule::AllDownFailClosed);
         return (Pick::NoData, 0);
     }
     let c = Candidates {
@@ -206,13 +225,21 @@ pub fn route(snap: &Snapshot, p: &Profile, client: &Client, depth: u32) -> (Pick
         only_online: any_online,
         depth,
     };
+    t.candidates(
+        &c,
+        if any_online {
+            Rule::Online
+        } else {
+            Rule::AllDownFailOpen
+        },
+    );
     match p.routing {
-        Routing::Priority => priority::choose(snap, p, &c),
-        Routing::Weighted => weighted::choose(snap, p, &c, client),
-        Routing::Performance => performance::choose(snap, p, &c, client),
-        Routing::Geographic => geographic::choose(snap, p, client),
-        Routing::Multivalue => multivalue::choose(snap, p, &c),
-        Routing::Subnet => subnet::choose(snap, p, client),
+        Routing::Priority => priority::choose(snap, p, &c, t),
+        Routing::Weighted => weighted::choose(snap, p, &c, client, t),
+        Routing::Performance => performance::choose(snap, p, &c, client, t),
+        Routing::Geographic => geographic::choose(snap, p, client, t),
+        Routing::Multivalue => multivalue::choose(snap, p, &c, t),
+        Routing::Subnet => subnet::choose(snap, p, client, t),
     }
 }
 
@@ -245,7 +272,7 @@ mod tests {
         [[profile.endpoint]]\nname = \"c\"\ntarget = \"c.example\"\nenabled = false\n";
 
     fn pick(snap: &Snapshot, addr: Option<&str>) -> Pick {
-        route(snap, &snap.profiles[0], &client(addr), 0).0
+        route(snap, &snap.profiles[0], &client(addr), 0, &mut NoTrace).0
     }
 
     /// The candidate rule's truth table, row by row.
@@ -314,7 +341,7 @@ mod tests {
         );
         let kid = n.find_endpoint("parent", "kid").unwrap();
         let c = n.find_endpoint("child", "c").unwrap();
-        let parent = |n: &Snapshot| route(n, &n.profiles[0], &client(None), 0).0;
+        let parent = |n: &Snapshot| route(n, &n.profiles[0], &client(None), 0, &mut NoTrace).0;
         assert_eq!(parent(&n), Pick::One(kid));
         n.health.set_forced(kid, Forced::Down);
         assert_eq!(parent(&n), Pick::One(kid + 1));
@@ -337,15 +364,15 @@ mod tests {
         );
         let p = &s.profiles[0];
         assert_eq!(
-            route(&s, p, &client(Some("10.1.2.3")), 0),
+            route(&s, p, &client(Some("10.1.2.3")), 0, &mut NoTrace),
             (Pick::One(1), 16)
         );
         assert_eq!(
-            route(&s, p, &client(Some("10.2.0.1")), 0),
+            route(&s, p, &client(Some("10.2.0.1")), 0, &mut NoTrace),
             (Pick::One(0), 15)
         );
         assert_eq!(
-            route(&s, p, &client(Some("10.200.0.1")), 0),
+            route(&s, p, &client(Some("10.200.0.1")), 0, &mut NoTrace),
             (Pick::One(0), 9)
         );
     }
@@ -360,16 +387,20 @@ mod tests {
              [[profile.endpoint]]\nname = \"light\"\ntarget = \"l.example\"\nweight = 1\n",
         );
         let p = &s.profiles[0];
-        let first = route(&s, p, &client(Some("198.51.100.7")), 0);
+        let first = route(&s, p, &client(Some("198.51.100.7")), 0, &mut NoTrace);
         for host in 0..=255u8 {
             let a = format!("198.51.100.{host}");
-            assert_eq!(route(&s, p, &client(Some(&a)), 0), first, "{a}");
+            assert_eq!(
+                route(&s, p, &client(Some(&a)), 0, &mut NoTrace),
+                first,
+                "{a}"
+            );
         }
         assert_eq!(first.1, 24);
         let heavy = (0..4000u32)
             .filter(|i| {
                 let a = format!("10.{}.{}.1", i / 256, i % 256);
-                route(&s, p, &client(Some(&a)), 0).0 == Pick::One(0)
+                route(&s, p, &client(Some(&a)), 0, &mut NoTrace).0 == Pick::One(0)
             })
             .count();
         assert!(

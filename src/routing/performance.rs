@@ -9,21 +9,26 @@
 //! ECS scope: the prefix length of the latency row and/or GeoIP network the
 //! decision used; 0 when nothing was known of the client.
 
-use super::{Candidates, Client, Pick};
+use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace};
 use crate::geo::RTT_UNKNOWN;
 use crate::geo::distance::{estimated_rtt_ms, great_circle_km};
 use crate::snapshot::{Profile, Snapshot};
 
-pub(super) fn choose(
+pub(super) fn choose<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
     c: &Candidates<'_>,
     client: &Client,
+    t: &mut T,
 ) -> (Pick, u8) {
     let row = match (client.addr, &snap.latency) {
-        (Some(a), Some(t)) => t.row(a),
+        (Some(a), Some(table)) => table.row(a),
         _ => None,
     };
+    t.note(match row {
+        Some((_, plen)) => Note::LatencyRow(plen),
+        None => Note::NoLatencyRow,
+    });
     // The GeoIP lookup is made only if some candidate's region has no
     // figure in the latency row (most queries never need it), and once.
     let geo = match (client.addr, &snap.geo) {
@@ -40,6 +45,7 @@ pub(super) fn choose(
     let cells = row.map(|(c, _)| c).unwrap_or(&[]);
     for slot in p.by_priority.iter() {
         if !c.ok(slot.id) {
+            t.figure(slot.id, Figure::Skipped);
             continue;
         }
         if first.is_none() {
@@ -48,6 +54,7 @@ pub(super) fn choose(
         let ms = cells.get(slot.col as usize).copied().unwrap_or(RTT_UNKNOWN);
         let rtt = if ms != RTT_UNKNOWN {
             used_row = true;
+            t.figure(slot.id, Figure::RttTable(u32::from(ms)));
             u32::from(ms)
         } else if let Some((a, g)) = geo
             && !slot.lat.is_nan()
@@ -57,19 +64,23 @@ pub(super) fn choose(
                 loc = g
                     .lookup(a)
                     .and_then(|(info, plen)| info.location().map(|l| (l, plen)));
+                t.note(match loc {
+                    Some(((lat, lon), prefix)) => Note::Location { lat, lon, prefix },
+                    None => Note::NoGeoIp,
+                });
             }
             let Some(((lat, lon), plen)) = loc else {
+                t.figure(slot.id, Figure::RttUnknown);
                 continue;
             };
             used_loc = true;
             loc_plen = plen;
-            estimated_rtt_ms(great_circle_km(
-                lat,
-                lon,
-                f64::from(slot.lat),
-                f64::from(slot.lon),
-            ))
+            let km = great_circle_km(lat, lon, f64::from(slot.lat), f64::from(slot.lon));
+            let ms = estimated_rtt_ms(km);
+            t.figure(slot.id, Figure::RttDistance { ms, km });
+            ms
         } else {
+            t.figure(slot.id, Figure::RttUnknown);
             continue;
         };
         if best.is_none_or(|(b, _)| rtt < b) {
@@ -77,15 +88,25 @@ pub(super) fn choose(
         }
     }
     let mut scope = 0u8;
+    let mut why = ScopeWhy::NotClientDependent;
     if used_row && let Some((_, plen)) = row {
         scope = scope.max(plen);
+        why = ScopeWhy::LatencyRow;
     }
-    if used_loc {
-        scope = scope.max(loc_plen);
+    if used_loc && loc_plen > scope {
+        scope = loc_plen;
+        why = ScopeWhy::GeoIpNetwork;
     }
     match (best, first) {
-        (Some((_, id)), _) => (Pick::One(id), scope),
-        (None, Some(id)) => (Pick::One(id), 0),
+        (Some((_, id)), _) => {
+            t.note(Note::Scope(scope, why));
+            (Pick::One(id), scope)
+        }
+        (None, Some(id)) => {
+            t.note(Note::NoFigures);
+            t.note(Note::Scope(0, ScopeWhy::NotClientDependent));
+            (Pick::One(id), 0)
+        }
         (None, None) => (Pick::NoData, 0),
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! The random source is a per-thread xorshift state: no lock, no syscall.
 
-use super::{Candidates, Client, Pick};
+use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace};
 use crate::snapshot::{Profile, Snapshot};
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -38,17 +38,19 @@ pub(crate) fn next_random() -> u64 {
     })
 }
 
-pub(super) fn choose(
+pub(super) fn choose<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
     c: &Candidates<'_>,
     client: &Client,
+    t: &mut T,
 ) -> (Pick, u8) {
     if p.affinity_subnet
         && let Some(addr) = client.addr
     {
-        return affinity(snap, p, c, addr);
+        return affinity(snap, p, c, addr, t);
     }
+    t.note(Note::Scope(0, ScopeWhy::NotClientDependent));
     let mut total: u64 = 0;
     for id in p.endpoint_ids() {
         if c.ok(id) {
@@ -64,8 +66,10 @@ pub(super) fn choose(
         return (Pick::NoData, 0);
     }
     let mut r = next_random() % total;
+    t.note(Note::Draw { r, total });
     for id in p.endpoint_ids() {
         if !c.ok(id) {
+            t.figure(id, Figure::Skipped);
             continue;
         }
         let w = u64::from(
@@ -73,6 +77,13 @@ pub(super) fn choose(
                 .get(id as usize)
                 .map(|e| e.weight)
                 .unwrap_or(0),
+        );
+        t.figure(
+            id,
+            Figure::Weight {
+                weight: w as u32,
+                total,
+            },
         );
         if r < w {
             return (Pick::One(id), 0);
@@ -82,7 +93,13 @@ pub(super) fn choose(
     (Pick::NoData, 0)
 }
 
-fn affinity(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, addr: IpAddr) -> (Pick, u8) {
+fn affinity<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    c: &Candidates<'_>,
+    addr: IpAddr,
+    t: &mut T,
+) -> (Pick, u8) {
     let (key, scope) = match addr {
         IpAddr::V4(a) => (u64::from(u32::from(a) & 0xffff_ff00), 24),
         IpAddr::V6(a) => match a.to_ipv4_mapped() {
@@ -93,6 +110,7 @@ fn affinity(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, addr: IpAddr) -> (
     let mut best: Option<(f64, u32)> = None;
     for id in p.endpoint_ids() {
         if !c.ok(id) {
+            t.figure(id, Figure::Skipped);
             continue;
         }
         let Some(e) = snap.endpoints.get(id as usize) else {
@@ -102,12 +120,16 @@ fn affinity(snap: &Snapshot, p: &Profile, c: &Candidates<'_>, addr: IpAddr) -> (
         let h = splitmix(key ^ splitmix(u64::from(id - p.first) ^ 0xA5A5_5A5A));
         let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         let score = f64::from(e.weight) / -u.ln();
+        t.figure(id, Figure::Score(score));
         if best.is_none_or(|(s, _)| score > s) {
             best = Some((score, id));
         }
     }
     match best {
-        Some((_, id)) => (Pick::One(id), scope),
+        Some((_, id)) => {
+            t.note(Note::Scope(scope, ScopeWhy::AffinitySubnet));
+            (Pick::One(id), scope)
+        }
         None => (Pick::NoData, 0),
     }
 }

@@ -1,4 +1,4 @@
-//! The embedded front (`examples/serve`) as a real process on a loopback
+//! The embedded front (`trafficmgr serve`) as a real process on a loopback
 //! port, for the system tests of `tests/front_*.rs`.
 
 use hickory_proto::op::{Message, Query as HQuery};
@@ -6,25 +6,12 @@ use hickory_proto::rr::{Name, RecordType};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-/// The serve binary of this test's profile, built (once per test process)
-/// so that it is never a stale one.
+/// The `trafficmgr` binary (cargo builds it, for this profile, before the
+/// integration tests): the front is its `serve` subcommand.
 pub fn serve_bin() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/front_system-… → target/<profile>/examples/serve
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    BUILD.call_once(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "serve"]);
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success());
-    });
-    profile_dir.join("examples/serve")
+    PathBuf::from(env!("CARGO_BIN_EXE_trafficmgr"))
 }
 
 pub struct Front {
@@ -43,6 +30,7 @@ impl Front {
         let port = super::dns::free_port();
         let mut cmd = Command::new(serve_bin());
         cmd.args([
+            "serve",
             "--config",
             config.to_str().unwrap(),
             "--listen",

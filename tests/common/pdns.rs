@@ -47,29 +47,10 @@ impl Proc {
     }
 }
 
-/// The adapter binary, built (once per test process) for this profile so
-/// it is never a stale one.
+/// The `trafficmgr` binary (cargo builds it, for this profile, before the
+/// integration tests): the adapter is its `pdns-backend` subcommand.
 pub fn adapter_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let profile_dir = std::env::current_exe()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_path_buf();
-            let release = profile_dir.ends_with("release");
-            let mut c = Command::new(env!("CARGO"));
-            c.args(["build", "--example", "pdns-remote"]);
-            if release {
-                c.arg("--release");
-            }
-            assert!(c.status().unwrap().success());
-            profile_dir.join("examples/pdns-remote")
-        })
-        .clone()
+    PathBuf::from(env!("CARGO_BIN_EXE_trafficmgr"))
 }
 
 /// The adapter's command line for `config` on `sock`, plus `extra` flags;
@@ -77,6 +58,7 @@ pub fn adapter_bin() -> PathBuf {
 pub fn adapter_cmd(config: &Path, sock: &Path, extra: &[&str], log: &Path) -> Command {
     let mut c = Command::new(adapter_bin());
     c.args([
+        "pdns-backend",
         "--config",
         config.to_str().unwrap(),
         "--socket",
