@@ -18,6 +18,7 @@ LAYERS = [
     ["answer"],
     ["config"],
     ["health", "admin_file"],
+    ["fleet"],
     ["snapshot"],
     ["routing"],
     ["query"],

@@ -27,6 +27,8 @@ have dnsdist || need="$need dnsdist"
 # tests/status_page.rs: the status page in headless Chromium, with a font
 have chromium || need="$need chromium"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need="$need fonts-dejavu-core"
+# tests/fleet.rs: a real etcd (server and etcdctl)
+{ [ -x /usr/bin/etcd ] && have etcdctl; } || need="$need etcd-server etcd-client"
 have pdns_server || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"

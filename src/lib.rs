@@ -39,6 +39,7 @@ pub mod snapshot;
 
 // The hot path, its counters and routing: reached only through `Engine`.
 mod counters;
+mod fleet;
 mod query;
 mod routing;
 

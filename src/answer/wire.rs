@@ -83,6 +83,8 @@ pub struct WireQuery<'q> {
     pub dnssec_ok: bool,
     /// Client subnet.
     pub ecs: Option<EcsOption>,
+    /// The query asked for the name server's identifier (EDNS NSID, RFC 5001).
+    pub nsid: bool,
 }
 
 /// What could not be answered at all.
@@ -156,6 +158,7 @@ impl Parsed<'_> {
                 udp_size: q.udp_size,
                 dnssec_ok: q.dnssec_ok,
                 ecs: q.ecs,
+                nsid: q.nsid,
             }),
         }
     }
@@ -230,6 +233,7 @@ pub fn parse(b: &[u8]) -> Result<Parsed<'_>, WireError> {
         udp_size: 512,
         dnssec_ok: false,
         ecs: None,
+        nsid: false,
     };
     let Some(end) = question(b, &mut q) else {
         return refuse(Rcode::FormErr, &[]);
@@ -324,6 +328,9 @@ fn edns_options(rdata: &[u8], q: &mut WireQuery) -> Option<()> {
                 return None;
             }
             q.ecs = Some(parse_ecs(opt)?);
+        } else if code == 3 {
+            // NSID: empty in queries (RFC 5001 §2.3); any payload is ignored.
+            q.nsid = true;
         }
         k += 4 + olen;
     }
@@ -477,40 +484,47 @@ pub fn write_error(
 
 /// Writes the OPT record, or nothing at all (the position is restored when
 /// it does not fit).
-fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
+fn opt_record(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8, nsid: &[u8]) -> bool {
     let start = w.pos;
-    let ok = opt_record_parts(w, q, ext_rcode, scope);
+    let ok = opt_record_parts(w, q, ext_rcode, scope, nsid);
     if !ok {
         w.pos = start;
     }
     ok
 }
 
-fn opt_record_parts(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8) -> bool {
+fn opt_record_parts(w: &mut W, q: &WireQuery, ext_rcode: u8, scope: u8, nsid: &[u8]) -> bool {
     // Owner root, type OPT, class = our payload, TTL = ext-rcode/version/flags;
     // the DO bit is copied from the query (RFC 3225 §3).
     let flags = if q.dnssec_ok { 0x80 } else { 0 };
-    let Some(ecs) = q.ecs else {
-        return w.put(&[0])
-            && w.u16(rtype::OPT)
-            && w.u16(EDNS_PAYLOAD)
-            && w.put(&[ext_rcode, 0, flags, 0])
-            && w.u16(0);
+    // NSID when asked and we have a name (at most 255 octets are sent).
+    let nsid = if q.nsid {
+        nsid.get(..nsid.len().min(255)).unwrap_or_default()
+    } else {
+        &[]
     };
-    let alen = ecs.addr_len();
-    let max = if ecs.family == 1 { 32 } else { 128 };
-    let scope = scope.min(max);
-    let olen = 4 + alen;
-    w.put(&[0])
+    let nsid_len = if nsid.is_empty() { 0 } else { 4 + nsid.len() };
+    let ecs_len = q.ecs.map_or(0, |e| 4 + 4 + e.addr_len());
+    let head = w.put(&[0])
         && w.u16(rtype::OPT)
         && w.u16(EDNS_PAYLOAD)
         && w.put(&[ext_rcode, 0, flags, 0])
-        && w.u16((4 + olen) as u16)
-        && w.u16(8)
-        && w.u16(olen as u16)
-        && w.u16(ecs.family)
-        && w.put(&[ecs.source, scope])
-        && w.put(ecs.addr.get(..alen).unwrap_or_default())
+        && w.u16((ecs_len + nsid_len) as u16);
+    let ecs_ok = match q.ecs {
+        None => true,
+        Some(ecs) => {
+            let alen = ecs.addr_len();
+            let max = if ecs.family == 1 { 32 } else { 128 };
+            let scope = scope.min(max);
+            w.u16(8)
+                && w.u16((4 + alen) as u16)
+                && w.u16(ecs.family)
+                && w.put(&[ecs.source, scope])
+                && w.put(ecs.addr.get(..alen).unwrap_or_default())
+        }
+    };
+    let nsid_ok = nsid.is_empty() || (w.u16(3) && w.u16(nsid.len() as u16) && w.put(nsid));
+    head && ecs_ok && nsid_ok
 }
 
 /// Writes the response to `q` carrying `a` into `out`. `tcp` lifts the
@@ -519,6 +533,19 @@ pub fn write_answer(
     q: &WireQuery,
     a: &Answer,
     tcp: bool,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
+    write_answer_nsid(q, a, tcp, &[], out)
+}
+
+/// As [`write_answer`], with `nsid` (the server's identifier, e.g. its
+/// node name in a fleet) in the OPT record when the query asked for it
+/// (RFC 5001); an empty `nsid` adds nothing.
+pub fn write_answer_nsid(
+    q: &WireQuery,
+    a: &Answer,
+    tcp: bool,
+    nsid: &[u8],
     out: &mut [u8],
 ) -> Result<usize, WireError> {
     let limit = if tcp {
@@ -599,13 +626,13 @@ pub fn write_answer(
     }
     let mut ar = 0u16;
     if q.edns {
-        if !opt_record(&mut w, q, ext, a.scope_prefix) {
+        if !opt_record(&mut w, q, ext, a.scope_prefix, nsid) {
             // No room for OPT after the records: truncate instead.
             tc = true;
             an = 0;
             ns = 0;
             w.pos = base;
-            if !opt_record(&mut w, q, ext, a.scope_prefix) {
+            if !opt_record(&mut w, q, ext, a.scope_prefix, nsid) {
                 // Not even the question and OPT fit: no well-formed reply.
                 return Err(WireError::BufferTooSmall);
             }
@@ -707,6 +734,39 @@ mod tests {
         let mut p = packet(0, 0, &opt(&[]));
         p[7] = 1; // ANCOUNT 1, ARCOUNT 0: the OPT sits in the answer section
         assert_eq!(rcode_of(&p), Some(Rcode::FormErr));
+    }
+
+    /// NSID (RFC 5001) is sent when the query asks and the server has a
+    /// name, beside ECS in the same OPT record.
+    #[test]
+    fn nsid_when_asked_and_named_with_ecs_beside_it() {
+        let a = Answer::not_ours();
+        // NSID asked, with an ECS option: both in the reply's OPT.
+        let mut opts = vec![0, 3, 0, 0];
+        opts.extend_from_slice(&[0, 8, 0, 7, 0, 1, 24, 0, 203, 0, 113]);
+        let p = packet(0, 1, &opt(&opts));
+        let Ok(Parsed::Query(q)) = parse(&p) else {
+            panic!("not a query");
+        };
+        assert!(q.nsid);
+        let mut out = vec![0u8; 512];
+        let n = write_answer_nsid(&q, &a, false, b"ns1", &mut out).unwrap();
+        let rdata = &out[n - (11 + 7)..n];
+        assert_eq!(&out[n - 20..n - 18], &[0, 18], "RDLENGTH: ECS 11 + NSID 7");
+        assert_eq!(&rdata[11..], &[0, 3, 0, 3, b'n', b's', b'1']);
+        // No name: no NSID option, the same reply as write_answer.
+        let mut plain = vec![0u8; 512];
+        let m = write_answer(&q, &a, false, &mut plain).unwrap();
+        assert_eq!(write_answer_nsid(&q, &a, false, b"", &mut out), Ok(m));
+        assert_eq!(out[..m], plain[..m]);
+        // Not asked: not sent.
+        let p = packet(0, 1, &opt(&[]));
+        let Ok(Parsed::Query(q)) = parse(&p) else {
+            panic!("not a query");
+        };
+        assert!(!q.nsid);
+        let m = write_answer(&q, &a, false, &mut plain).unwrap();
+        assert_eq!(write_answer_nsid(&q, &a, false, b"ns1", &mut out), Ok(m));
     }
 
     /// The OPT record goes in whole or not at all; a buffer that cannot hold

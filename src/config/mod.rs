@@ -13,11 +13,12 @@ mod rules;
 pub(crate) use error::line_col;
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, GeoCode, MonitorCfg, ProbeProtocol,
-    ProfileCfg, RegionCfg, Routing, ZoneCfg,
+    AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, FleetSettings, GeoCode,
+    HealthyWhen, MonitorCfg, ProbeProtocol, ProfileCfg, RegionCfg, Routing, ZoneCfg,
 };
 pub(crate) use raw::{
-    RawConfig, RawEndpoint, RawEngine, RawMonitor, RawProbe, RawProfile, RawRegion, RawZone, parse,
+    RawConfig, RawEndpoint, RawEngine, RawFleet, RawHealthyWhen, RawMonitor, RawProbe, RawProfile,
+    RawRegion, RawZone, parse,
 };
 pub use rules::{is_secret_header, valid_dns_name};
 

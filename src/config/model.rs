@@ -41,6 +41,86 @@ pub struct EngineSettings {
     /// The control listener's address (`/metrics`, `/status`, `/healthz`,
     /// the status page); `None` = off (the default).
     pub control: Option<std::net::SocketAddr>,
+    /// `[fleet]`: verdicts shared through etcd; `None` = a server alone.
+    pub fleet: Option<FleetSettings>,
+}
+
+/// `[fleet]` with defaults applied (docs/FLEET.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSettings {
+    /// etcd client URLs, without a trailing slash.
+    pub etcd: Vec<String>,
+    /// This node's name (also the EDNS NSID).
+    pub node: String,
+    /// Key prefix, ending in `/`.
+    pub prefix: String,
+    /// Nodes that probe each endpoint; 0 = every node.
+    pub probers_per_endpoint: u32,
+    /// The rule that turns verdicts into a state.
+    pub healthy_when: HealthyWhen,
+    /// Lease TTL; `None` = 3 × the longest probe interval (at least 2 s).
+    pub lease_ttl: Option<Duration>,
+    /// How often the shared verdicts are read.
+    pub poll_interval: Duration,
+    /// Deadline of every etcd request.
+    pub timeout: Duration,
+    /// etcd user and password.
+    pub auth: Option<(String, String)>,
+    /// CA file (PEM), resolved.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM), resolved.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// This node's probe address per `(profile, endpoint)`.
+    pub probe_hosts: Vec<((String, String), String)>,
+}
+
+/// How an endpoint's verdicts become its state (`healthy_when`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HealthyWhen {
+    /// More than half of the verdicts say online.
+    Majority,
+    /// At least one verdict says online.
+    Any,
+    /// Every verdict says online.
+    All,
+    /// At least N verdicts say online.
+    AtLeast(u32),
+    /// More than this fraction of the verdicts say online.
+    Fraction(f64),
+}
+
+impl HealthyWhen {
+    /// Online under this rule, given `online` of `total` verdicts; `None`
+    /// when there are too few verdicts to decide (none at all, or fewer
+    /// than `at_least`).
+    pub fn decide(self, online: usize, total: usize) -> Option<bool> {
+        if total == 0 {
+            return None;
+        }
+        Some(match self {
+            HealthyWhen::Majority => online * 2 > total,
+            HealthyWhen::Any => online >= 1,
+            HealthyWhen::All => online == total,
+            HealthyWhen::AtLeast(n) => {
+                if total < n as usize {
+                    return None;
+                }
+                online >= n as usize
+            }
+            HealthyWhen::Fraction(f) => (online as f64) > f * total as f64,
+        })
+    }
+
+    /// The rule as the status report shows it (`majority`, `at_least 2`).
+    pub fn text(self) -> String {
+        match self {
+            HealthyWhen::Majority => "majority".into(),
+            HealthyWhen::Any => "any".into(),
+            HealthyWhen::All => "all".into(),
+            HealthyWhen::AtLeast(n) => format!("at_least {n}"),
+            HealthyWhen::Fraction(f) => format!("fraction {f}"),
+        }
+    }
 }
 
 /// One region.

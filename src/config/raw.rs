@@ -26,6 +26,65 @@ pub struct RawEngine {
     pub control_public: Option<bool>,
 }
 
+/// `[fleet]`: health verdicts shared with other servers through etcd
+/// (docs/FLEET.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    /// etcd client URLs (`http://127.0.0.1:2379`, `https://…`); required.
+    pub etcd: Option<Vec<String>>,
+    /// This server's unique name in the fleet (also the EDNS NSID); default the host name.
+    pub node: Option<String>,
+    /// Key prefix in etcd; default `"/trafficmgr/"`.
+    pub prefix: Option<String>,
+    /// Nodes that probe each endpoint (k); 0 = every node; default 3.
+    pub probers_per_endpoint: Option<i64>,
+    /// The rule that turns verdicts into a state; default `"majority"`.
+    pub healthy_when: Option<RawHealthyWhen>,
+    /// Lease TTL of this node's verdicts; default 3 × the longest probe interval.
+    pub lease_ttl: Option<String>,
+    /// How often the shared verdicts are read; default `"500ms"`.
+    pub poll_interval: Option<String>,
+    /// Deadline of every etcd request; default `"1s"`.
+    pub timeout: Option<String>,
+    /// etcd user (authentication through `/v3/auth/authenticate`).
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<String>,
+    /// A file holding the user's password (first line).
+    pub password_file: Option<String>,
+    /// PEM file of the CA(s) that signed etcd's certificate (https).
+    pub ca_file: Option<String>,
+    /// PEM client certificate (chain) for etcd's client-certificate auth.
+    pub cert_file: Option<String>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<String>,
+    /// This node's own probe address per endpoint: `"PROFILE/ENDPOINT" = "host"`.
+    #[serde(default)]
+    pub probe_hosts: BTreeMap<String, String>,
+}
+
+/// `healthy_when`: `"majority"`, `"any"`, `"all"`, `{ at_least = N }` or
+/// `{ fraction = F }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHealthyWhen {
+    /// `"majority"`, `"any"`, `"all"`.
+    Word(String),
+    /// `{ at_least = N }` or `{ fraction = F }`.
+    Table(RawHealthyTable),
+}
+
+/// The table form of `healthy_when`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthyTable {
+    /// At least this many nodes say online.
+    pub at_least: Option<i64>,
+    /// More than this fraction (0 ..< 1) of the verdicts say online.
+    pub fraction: Option<f64>,
+}
+
 /// `[[region]]`: adds to or overrides the built-in regions.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +215,8 @@ pub struct RawConfig {
     /// `[engine]`.
     #[serde(default)]
     pub engine: RawEngine,
+    /// `[fleet]`.
+    pub fleet: Option<RawFleet>,
     /// `[[region]]`.
     #[serde(default)]
     pub region: Vec<RawRegion>,

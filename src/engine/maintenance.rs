@@ -17,6 +17,7 @@
 //! A panic in a turn is caught, logged and counted, and the loop goes on.
 
 use super::control::Control;
+use super::fleet::{FleetLink, FleetReport, lease_ttl};
 use super::{Fault, Inner, panic_message};
 use crate::health::service::{ProbeTarget, Prober, Stopper, Transition};
 use crate::health::{AdminState, MonitorStatus};
@@ -56,6 +57,8 @@ impl Maintenance {
             stop: stop.clone(),
             generation: u64::MAX,
             control: None,
+            fleet: None,
+            fleet_failed: None,
         };
         let thread = std::thread::Builder::new()
             .name("tm-maint".into())
@@ -92,6 +95,11 @@ struct Turns {
     generation: u64,
     /// The control listener, while the configuration has one.
     control: Option<Control>,
+    /// The fleet thread, while the configuration has a `[fleet]`.
+    fleet: Option<FleetLink>,
+    /// Settings with which the fleet thread could not start (not tried
+    /// again until they change).
+    fleet_failed: Option<(crate::config::FleetSettings, std::time::Duration)>,
 }
 
 impl Turns {
@@ -105,6 +113,9 @@ impl Turns {
             }
         }
         self.inner.fault_point(Fault::SlowStop);
+        if let Some(mut f) = self.fleet.take() {
+            f.stop();
+        }
         if let Some(mut c) = self.control.take() {
             c.stop();
         }
@@ -134,6 +145,56 @@ impl Turns {
         }
     }
 
+    /// Starts, restarts or stops the fleet thread as the configuration's
+    /// `[fleet]` says.
+    fn follow_fleet(&mut self, snap: &Snapshot) {
+        let Some(s) = &snap.settings.fleet else {
+            if let Some(mut f) = self.fleet.take() {
+                f.stop();
+                // Alone again: every target from fresh probes of its own.
+                let keys: Vec<_> = self.prober.states().map(|(k, _, _)| k.clone()).collect();
+                for k in &keys {
+                    self.prober.reset(k);
+                }
+                *crate::fleet::lock(&self.inner.fleet) = FleetReport::default();
+                self.inner
+                    .log(LogLevel::Info, "fleet: left; probing every endpoint alone");
+            }
+            self.fleet_failed = None;
+            return;
+        };
+        let ttl = lease_ttl(snap, s);
+        if self.fleet.as_ref().is_some_and(|f| f.runs(s, ttl)) {
+            return;
+        }
+        if self
+            .fleet_failed
+            .as_ref()
+            .is_some_and(|(fs, t)| fs == s && *t == ttl)
+        {
+            return;
+        }
+        if let Some(mut f) = self.fleet.take() {
+            f.stop();
+        }
+        match FleetLink::start(&self.inner, s, ttl) {
+            Ok(f) => {
+                self.fleet = Some(f);
+                self.fleet_failed = None;
+            }
+            Err(e) => {
+                let msg = format!("fleet: cannot start ({e}); probing every endpoint alone");
+                self.inner.log(LogLevel::Error, &msg);
+                *crate::fleet::lock(&self.inner.fleet) = FleetReport {
+                    node: s.node.clone(),
+                    error: Some(msg),
+                    ..FleetReport::default()
+                };
+                self.fleet_failed = Some((s.clone(), ttl));
+            }
+        }
+    }
+
     /// One turn: file watch, reaping, targets, probes sent and collected.
     fn turn(&mut self) {
         self.inner.fault_point(Fault::MaintenancePanic);
@@ -151,12 +212,22 @@ impl Turns {
             self.retarget(&snap, generation);
         }
         self.follow_control(&snap);
+        self.follow_fleet(&snap);
+        // In a fleet, this node probes only its share (docs/FLEET.md).
+        let plan = self.fleet.as_mut().map(|f| f.plan(&snap, &mut self.prober));
+        let here = |id: u32| plan.as_ref().is_none_or(|p| p.here(id));
         let now = Instant::now();
-        self.prober.dispatch(now, |id| probed(&snap, id));
+        self.prober
+            .dispatch(now, |id| probed(&snap, id) && here(id));
         let wait = self.prober.next_wait(now);
-        let changes = self.prober.collect(wait, |id| probed(&snap, id));
+        let changes = self
+            .prober
+            .collect(wait, |id| probed(&snap, id) && here(id));
+        match &mut self.fleet {
+            Some(f) => f.publish(&self.inner, &snap, &self.prober, &changes),
+            None => self.inner.publish(&changes),
+        }
         drop(snap);
-        self.inner.publish(&changes);
         self.inner.beat();
     }
 
@@ -253,7 +324,20 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
     if matches!(e.target, Target::Nested { .. }) {
         return None;
     }
-    let host = e.probe_target.clone()?;
+    let mut host = e.probe_target.clone()?;
+    let mut node_header = None;
+    if let Some(f) = &snap.settings.fleet {
+        // This node's own way to the endpoint, and its name for the
+        // endpoint's logs (and the tests' count of probers).
+        if let Some((_, h)) = f
+            .probe_hosts
+            .iter()
+            .find(|(k, _)| *k.0 == *p.fqdn && *k.1 == *e.name)
+        {
+            host = h.clone();
+        }
+        node_header = Some(("X-Trafficmgr-Node".to_string(), f.node.clone()));
+    }
     let host_header = m
         .headers
         .iter()
@@ -274,6 +358,7 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
             .iter()
             .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
             .cloned()
+            .chain(node_header)
             .collect(),
         timeout: m.timeout,
         expected: m.expected_status.clone(),

@@ -152,7 +152,9 @@ impl Inner {
             Scrape::new(&snap, &board, counts, &reloads, self.generation())
         };
         let admin = self.admin_report();
+        let fleet = crate::fleet::lock(&self.fleet).clone();
         let scrape = Scrape {
+            fleet,
             admin_entries: admin.entries as u64,
             admin_ok: admin.error.is_none(),
             admin_errors: admin.errors,
@@ -186,6 +188,8 @@ struct Scrape {
     admin_ok: bool,
     /// Reads of the admin-state file that failed.
     admin_errors: u64,
+    /// The fleet's state.
+    fleet: super::fleet::FleetReport,
 }
 
 impl Scrape {
@@ -231,6 +235,7 @@ impl Scrape {
             admin_entries: 0,
             admin_ok: true,
             admin_errors: 0,
+            fleet: Default::default(),
             reloads_failed: reloads.failed,
             generation,
             loaded_at: snap.source.loaded_at,
@@ -444,6 +449,98 @@ impl Collector for Scrape {
             "trafficmgr_build_info",
             "Always 1; the library's version as a label.",
             [([("version", env!("CARGO_PKG_VERSION"))], 1i64)],
+        )?;
+        self.encode_fleet(&mut enc)
+    }
+}
+
+impl Scrape {
+    /// The `trafficmgr_fleet_*` families, only with `[fleet]`.
+    fn encode_fleet(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let f = &self.fleet;
+        if !f.enabled && f.error.is_none() {
+            return Ok(());
+        }
+        let none = [] as [(&str, &str); 0];
+        gauges(
+            enc,
+            "trafficmgr_fleet_info",
+            "Always 1; this node's name in the fleet (and its EDNS NSID) as a label.",
+            [([("node", f.node.clone())], 1i64)],
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_connected",
+            "1 while etcd answers and this node shares verdicts with the fleet.",
+            [(none, i64::from(f.connected))],
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_fallback",
+            "1 while this node probes every endpoint itself and decides alone (etcd unreachable, or the fleet thread could not start).",
+            [(none, i64::from(f.fallback() || f.error.is_some()))],
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_nodes",
+            "Live nodes of the fleet as this node last read them from etcd.",
+            [(none, f.nodes.len() as i64)],
+        )?;
+        counters(
+            enc,
+            "trafficmgr_fleet_errors",
+            "Rounds with etcd that failed (unreachable, timed out, refused).",
+            [(none, f.errors)],
+        )?;
+        counters(
+            enc,
+            "trafficmgr_fleet_fallbacks",
+            "Times this node lost etcd and fell back to probing everything itself.",
+            [(none, f.fallbacks)],
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_endpoint_probers",
+            "Nodes that probe the endpoint (its k rendezvous probers among the live nodes).",
+            f.endpoints.iter().map(|((p, e), x)| {
+                (
+                    [("profile", p.clone()), ("endpoint", e.clone())],
+                    x.probers.len() as i64,
+                )
+            }),
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_endpoint_probed_here",
+            "1 when this node probes the endpoint now (one of its probers, too few verdicts, or fallback).",
+            f.endpoints.iter().map(|((p, e), x)| {
+                (
+                    [("profile", p.clone()), ("endpoint", e.clone())],
+                    i64::from(x.here),
+                )
+            }),
+        )?;
+        gauges(
+            enc,
+            "trafficmgr_fleet_endpoint_verdicts",
+            "Verdicts on the endpoint in etcd, by what they say.",
+            f.endpoints.iter().flat_map(|((p, e), x)| {
+                [
+                    ("online", crate::health::MonitorStatus::Online),
+                    ("degraded", crate::health::MonitorStatus::Degraded),
+                ]
+                .map(|(want, st)| {
+                    let n = x.verdicts.iter().filter(|(_, s)| *s == st).count();
+                    (
+                        [
+                            ("profile", p.clone()),
+                            ("endpoint", e.clone()),
+                            ("verdict", want.to_string()),
+                        ],
+                        n as i64,
+                    )
+                })
+            }),
         )?;
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 mod admin;
 mod control;
+mod fleet;
 mod maintenance;
 mod metrics;
 mod reload;
@@ -120,6 +121,8 @@ pub(crate) struct Inner {
     heartbeat: AtomicU64,
     /// When the engine started (the heartbeat's origin).
     started: Instant,
+    /// The fleet's state, for the status report and the metrics.
+    fleet: std::sync::Mutex<fleet::FleetReport>,
 }
 
 /// Faults a test can inject into an engine's own threads, to show that the
@@ -206,6 +209,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let fleet = crate::fleet::lock(&self.fleet).clone();
         let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
         status::render(
             &snap,
@@ -215,6 +219,7 @@ impl Inner {
             &admin,
             &counts,
             &control,
+            &fleet,
         )
     }
 
@@ -375,6 +380,7 @@ impl Engine {
             control: std::sync::Mutex::new(control::ControlState::default()),
             heartbeat: AtomicU64::new(0),
             started: Instant::now(),
+            fleet: std::sync::Mutex::new(fleet::FleetReport::default()),
         });
         // The admin-state file, in the first snapshot before any query.
         inner.admin_start();
@@ -498,7 +504,13 @@ impl Engine {
                         }
                     }
                 }
-                wire::write_answer(&q, &a, tcp, out)
+                // EDNS NSID (RFC 5001): the fleet node's name, when asked.
+                let nsid = snap
+                    .settings
+                    .fleet
+                    .as_ref()
+                    .map_or(&[][..], |f| f.node.as_bytes());
+                wire::write_answer_nsid(&q, &a, tcp, nsid, out)
             }
         }
     }

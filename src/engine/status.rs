@@ -4,6 +4,7 @@
 use super::ReloadStats;
 use super::admin::AdminReport;
 use super::control::ControlState;
+use super::fleet::FleetReport;
 use super::maintenance::MaintenanceStats;
 use super::metrics::Totals;
 use crate::health::service::Board;
@@ -92,9 +93,12 @@ pub(crate) fn endpoint_state(
         Forced::Down if !verdict => return "Degraded",
         _ => {}
     }
-    if p.monitor.is_none() {
+    if p.monitor.is_none() || snap.settings.fleet.is_some() {
+        // In a fleet the health word holds the fleet's decision, not what
+        // this node's own probes (the board) say.
         return match snap.health.verdict(id) {
             MonitorStatus::Degraded => "Degraded",
+            MonitorStatus::CheckingEndpoint if p.monitor.is_some() => "CheckingEndpoint",
             _ => "Online",
         };
     }
@@ -108,7 +112,31 @@ pub(crate) fn endpoint_state(
     )
 }
 
+/// The `fleet` object: `null` without `[fleet]`.
+fn fleet_json(f: &FleetReport) -> Value {
+    if !f.enabled && f.error.is_none() {
+        return Value::Null;
+    }
+    json!({
+        "node": f.node,
+        "connected": f.connected,
+        "fallback": f.fallback() || f.error.is_some(),
+        "since": f.since.map(unix),
+        "last_error": f.last_error,
+        "error": f.error,
+        "nodes": f.nodes,
+        "probers_per_endpoint": f.probers_per_endpoint,
+        "healthy_when": f.rule,
+        "lease_ttl_s": f.lease_ttl.as_secs_f64(),
+        "polls": f.polls,
+        "errors": f.errors,
+        "fallbacks": f.fallbacks,
+        "leases": f.leases,
+    })
+}
+
 /// Renders the whole report.
+#[allow(clippy::too_many_arguments)] // one argument per part of the report
 pub(crate) fn render(
     snap: &Snapshot,
     board: &Board,
@@ -117,6 +145,7 @@ pub(crate) fn render(
     admin_layers: &AdminReport,
     counts: &Totals,
     control: &ControlState,
+    fleet: &FleetReport,
 ) -> String {
     let mut profiles = Vec::new();
     for p in snap.profiles.iter() {
@@ -160,6 +189,17 @@ pub(crate) fn render(
                     "rtt_ms": r.rtt_ms.map(|x| (x * 1000.0).round() / 1000.0),
                     "probes": r.probes,
                     "failures": r.failures,
+                });
+            }
+            if let Some(f) = fleet
+                .endpoints
+                .get(&(p.fqdn.to_string(), e.name.to_string()))
+            {
+                o["fleet"] = json!({
+                    "probers": f.probers,
+                    "probed_here": f.here,
+                    "verdicts": f.verdicts.iter().map(|(n, s)| (n.clone(), Value::from(s.as_str()))).collect::<serde_json::Map<_, _>>(),
+                    "decision": f.decision.map(|s| s.as_str()),
                 });
             }
             eps.push(o);
@@ -222,6 +262,7 @@ pub(crate) fn render(
             "listening": control.listening,
             "error": control.error,
         },
+        "fleet": fleet_json(fleet),
         "profiles": profiles,
     });
     v.to_string()

@@ -102,6 +102,31 @@ fn agent(verify: bool, stop: Arc<AtomicBool>) -> ureq::Agent {
     ureq::Agent::with_parts(config, connector, ProbeResolver)
 }
 
+/// An HTTP client for the engine's other requests (the fleet's etcd
+/// calls): the probes' connector and resolver, so that `stop` (polled
+/// while connecting) and the agent's `shutdown` interrupt a request in
+/// flight, and `timeout` bounds each request as a whole.
+pub fn stoppable_agent(
+    tls: ureq::tls::TlsConfig,
+    stop: Arc<AtomicBool>,
+    timeout: Duration,
+    user_agent: &str,
+) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .proxy(None)
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .max_idle_connections(4)
+        .max_idle_connections_per_host(1)
+        .max_response_header_size(16 * 1024)
+        .timeout_global(Some(timeout))
+        .user_agent(user_agent)
+        .tls_config(tls)
+        .build();
+    let connector = ProbeConnector { stop }.chain(RustlsConnector::default());
+    ureq::Agent::with_parts(config, connector, ProbeResolver)
+}
+
 impl Clients {
     /// New clients.
     pub fn new() -> Clients {

@@ -382,6 +382,39 @@ impl Prober {
         }
     }
 
+    /// Every target: its key, the owner's id for it, and its status.
+    pub fn states(&self) -> impl Iterator<Item = (&Key, u32, MonitorStatus)> {
+        self.slots
+            .iter()
+            .map(|s| (&s.target.key, s.target.id, s.status))
+    }
+
+    /// Forgets what the probes of `key` found (status CheckingEndpoint,
+    /// anti-flap counters zero) and probes it at once: for a target that
+    /// was not probed for a while (in a fleet, another node probed it), so
+    /// that its next status comes from fresh probes only.
+    pub fn reset(&mut self, key: &Key) {
+        let now = Instant::now();
+        let Some(s) = self.slots.iter_mut().find(|s| &s.target.key == key) else {
+            return;
+        };
+        s.status = MonitorStatus::CheckingEndpoint;
+        s.fails = 0;
+        s.succs = 0;
+        s.probed = false;
+        s.base = now;
+        s.offset = Duration::ZERO;
+        if !s.in_flight {
+            s.next_due = now;
+        }
+        if let Some(r) = lock(&self.board).eps.get_mut(key) {
+            r.status = MonitorStatus::CheckingEndpoint;
+            r.since = SystemTime::now();
+            r.fails = 0;
+            r.succs = 0;
+        }
+    }
+
     /// Probe threads running (0 if none could be started).
     pub fn workers(&self) -> usize {
         self.workers.len()

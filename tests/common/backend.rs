@@ -27,6 +27,8 @@ pub struct Backend {
     pub paths: Arc<Mutex<Vec<String>>>,
     pub hits: Arc<Mutex<Vec<Instant>>>,
     pub count: Arc<AtomicUsize>,
+    /// Each request's `X-Trafficmgr-Node` header (a fleet node's name) and when.
+    pub nodes: Arc<Mutex<Vec<(Instant, String)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -42,6 +44,8 @@ impl Backend {
         let hits = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let nodes = Arc::new(Mutex::new(Vec::new()));
+        let nd = nodes.clone();
         let (m, h, p, t, c, s) = (
             mode.clone(),
             hosts.clone(),
@@ -62,7 +66,8 @@ impl Backend {
                             c.clone(),
                             s.clone(),
                         );
-                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s));
+                        let nd = nd.clone();
+                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -75,6 +80,7 @@ impl Backend {
             paths,
             hits,
             count,
+            nodes,
             stop,
             thread: Some(thread),
         }
@@ -98,6 +104,7 @@ impl Drop for Backend {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     mut s: TcpStream,
     mode: Arc<Mutex<Mode>>,
@@ -106,6 +113,7 @@ fn serve(
     hits: Arc<Mutex<Vec<Instant>>>,
     count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    nodes: Arc<Mutex<Vec<(Instant, String)>>>,
 ) {
     let mode = *mode.lock().unwrap();
     if mode == Mode::Reset {
@@ -147,6 +155,13 @@ fn serve(
             .or_else(|| l.strip_prefix("Host: "))
     }) {
         hosts.lock().unwrap().push(h.trim().to_string());
+    }
+    if let Some(n) = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("x-trafficmgr-node")
+            .then(|| v.trim().to_string())
+    }) {
+        nodes.lock().unwrap().push((Instant::now(), n));
     }
     count.fetch_add(1, Ordering::SeqCst);
     hits.lock().unwrap().push(Instant::now());

@@ -54,6 +54,7 @@ pub(super) fn settings(
         latency_table: raw.latency_table.as_deref().map(resolve),
         admin_state: raw.admin_state.as_deref().map(resolve),
         control,
+        fleet: None,
     })
 }
 

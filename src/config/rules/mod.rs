@@ -14,6 +14,7 @@
 mod dns_names;
 mod endpoints;
 mod engine;
+mod fleet;
 mod monitor;
 mod nesting;
 mod profiles;
@@ -33,7 +34,11 @@ use std::time::Duration;
 /// `origin`) and returns the validated model, or the first error.
 pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Config, ConfigError> {
     let loc = Locator { src, origin };
-    let engine = engine::settings(&loc, &raw.engine, origin)?;
+    let mut engine = engine::settings(&loc, &raw.engine, origin)?;
+    engine.fleet = match &raw.fleet {
+        Some(f) => Some(fleet::settings(&loc, f, origin)?),
+        None => None,
+    };
     let regions = regions::regions(&loc, &raw.region)?;
     let region_index = regions::index_by_name(&regions);
     let zones = zones::zones(&loc, &raw.zone)?;
@@ -45,6 +50,9 @@ pub(crate) fn validate(raw: RawConfig, src: &str, origin: &Origin) -> Result<Con
         .map(|(pi, rp)| profiles::profile(&loc, pi, rp, &names, &region_index))
         .collect::<Result<Vec<_>, _>>()?;
     nesting::check(&loc, &profiles)?;
+    if let Some(f) = &engine.fleet {
+        fleet::check_probe_hosts(&loc, f, &profiles)?;
+    }
     let warnings = secrets::secret_header_warnings(&loc, &profiles);
     Ok(Config {
         engine,
