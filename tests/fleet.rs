@@ -767,3 +767,55 @@ fn fleet_config_shapes_and_errors() {
     .to_string();
     assert!(e.contains("`etcd` is required"), "{e}");
 }
+
+/// An endpoint admin-disabled on one node only: that node stops probing
+/// it, so it must stop vouching for it too. Two nodes, k = 0 (both probe
+/// everything), rule `any`: ns1 disables e0; then e0 fails. ns2 must fail
+/// over — a verdict ns1 kept from before it stopped probing (Online) must
+/// not keep e0 up for the fleet.
+#[test]
+fn a_node_that_stops_probing_an_endpoint_stops_vouching_for_it() {
+    let _s = serial();
+    let etcd = Etcd::start("disabled");
+    let b = backends(2);
+    let p = ports(&b);
+    let nodes: Vec<(Engine, Logs)> = ["ns1", "ns2"]
+        .iter()
+        .map(|n| {
+            engine(&config(
+                n,
+                &etcd.url(),
+                "/dis/",
+                0,
+                &p,
+                "healthy_when = \"any\"",
+            ))
+        })
+        .collect();
+    for (e, _) in &nodes {
+        within(15, "two nodes connected", || connected_with(e, 2));
+    }
+    within(15, "both verdicts on e0 online", || {
+        let s = status(&nodes[1].0);
+        let v = &endpoint(&s, "e0")["fleet"]["verdicts"];
+        v["ns1"] == "Online" && v["ns2"] == "Online"
+    });
+    nodes[0]
+        .0
+        .set_admin_state(
+            "app.tm.example",
+            "e0",
+            trafficmgr::health::AdminState::Disabled,
+        )
+        .unwrap();
+    // ns1's verdict on e0 leaves etcd: it no longer probes it.
+    within(10, "ns1's verdict on e0 withdrawn", || {
+        let s = status(&nodes[1].0);
+        endpoint(&s, "e0")["fleet"]["verdicts"].get("ns1").is_none()
+    });
+    b[0].set(Mode::Status(503));
+    within(15, "ns2 fails over from e0", || {
+        answer(&nodes[1].0) == "192.0.2.11"
+    });
+    assert_eq!(endpoint(&status(&nodes[1].0), "e0")["status"], "Degraded");
+}

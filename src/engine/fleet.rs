@@ -146,8 +146,17 @@ impl FleetLink {
     }
 
     /// Marks the targets probed here this turn; resets those that come
-    /// back after a time they were not.
-    pub(crate) fn plan(&mut self, snap: &Snapshot, prober: &mut Prober) -> Plan {
+    /// back after a time they were not. `probed` says whether a target is
+    /// probed at all now (not admin-disabled on this node): one that is
+    /// not is never *here*, so this node stops vouching for it — its last
+    /// verdict is withdrawn from etcd — instead of sharing a verdict that
+    /// no probe refreshes.
+    pub(crate) fn plan(
+        &mut self,
+        snap: &Snapshot,
+        prober: &mut Prober,
+        probed: impl Fn(u32) -> bool,
+    ) -> Plan {
         let s = &self.fleet.settings;
         let mut plan = Plan {
             here: vec![true; snap.endpoints.len()],
@@ -157,11 +166,12 @@ impl FleetLink {
         {
             let v = lock(&self.view);
             for (key, id, _) in prober.states() {
-                let h = !v.connected || {
-                    let assigned =
-                        probers(key, &v.nodes, s.probers_per_endpoint).contains(&s.node.as_str());
-                    assigned || decision(s, v.verdicts.get(key)).is_none()
-                };
+                let h = probed(id)
+                    && (!v.connected || {
+                        let assigned = probers(key, &v.nodes, s.probers_per_endpoint)
+                            .contains(&s.node.as_str());
+                        assigned || decision(s, v.verdicts.get(key)).is_none()
+                    });
                 if let Some(slot) = plan.here.get_mut(id as usize) {
                     *slot = h;
                 }

@@ -214,7 +214,10 @@ impl Turns {
         self.follow_control(&snap);
         self.follow_fleet(&snap);
         // In a fleet, this node probes only its share (docs/FLEET.md).
-        let plan = self.fleet.as_mut().map(|f| f.plan(&snap, &mut self.prober));
+        let plan = self
+            .fleet
+            .as_mut()
+            .map(|f| f.plan(&snap, &mut self.prober, |id| probed(&snap, id)));
         let here = |id: u32| plan.as_ref().is_none_or(|p| p.here(id));
         let now = Instant::now();
         self.prober
