@@ -819,3 +819,46 @@ fn a_node_that_stops_probing_an_endpoint_stops_vouching_for_it() {
     });
     assert_eq!(endpoint(&status(&nodes[1].0), "e0")["status"], "Degraded");
 }
+
+/// Two live nodes given the same name (a copied config): they would write
+/// the same keys and overwrite each other's verdicts. The second one sees
+/// the name taken, says so and probes alone, without touching the first
+/// one's keys; it joins when the first one leaves.
+#[test]
+fn a_node_name_used_twice_is_refused_not_shared() {
+    let _s = serial();
+    let etcd = Etcd::start("dup");
+    let b = backends(1);
+    let p = ports(&b);
+    let text = config("ns1", &etcd.url(), "/dup/", 0, &p, "");
+    let (first, _) = engine(&text);
+    within(15, "the first ns1 connected", || connected_with(&first, 1));
+    let (second, logs) = engine(&text);
+    within(10, "the second ns1 refused", || {
+        let s = status(&second);
+        s["fleet"]["fallback"] == true
+            && s["fleet"]["last_error"]
+                .as_str()
+                .is_some_and(|m| m.contains("taken by another"))
+    });
+    assert!(
+        logs.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("taken by another")),
+        "the log says so"
+    );
+    // Stable: the first one stays in, the second stays out, for two TTLs.
+    let t0 = Instant::now();
+    while t0.elapsed() < 2 * TTL {
+        assert!(connected_with(&first, 1), "{}", status(&first)["fleet"]);
+        assert_eq!(status(&second)["fleet"]["connected"], false);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(answer(&second), "192.0.2.10");
+    // The first one leaves: the second one takes the name.
+    drop(first);
+    within(TTL.as_secs() + 5, "the second ns1 joined", || {
+        connected_with(&second, 1)
+    });
+}

@@ -118,15 +118,16 @@ pub(crate) fn lease_ttl(snap: &Snapshot, s: &FleetSettings) -> Duration {
 }
 
 impl FleetLink {
-    /// Starts the fleet thread for `s`.
+    /// Starts the fleet thread for `s`, as engine instance `instance`.
     pub(crate) fn start(
         inner: &Arc<Inner>,
         s: &FleetSettings,
         ttl: Duration,
+        instance: &str,
     ) -> Result<FleetLink, String> {
         let log_inner = inner.clone();
         let log = Arc::new(move |l: LogLevel, m: &str| log_inner.log(l, m));
-        let fleet = Fleet::start(s.clone(), ttl, log)?;
+        let fleet = Fleet::start(s.clone(), ttl, instance.to_string(), log)?;
         Ok(FleetLink {
             view: fleet.view(),
             fleet,

@@ -59,6 +59,7 @@ impl Maintenance {
             control: None,
             fleet: None,
             fleet_failed: None,
+            fleet_instance: crate::fleet::instance_id(),
         };
         let thread = std::thread::Builder::new()
             .name("tm-maint".into())
@@ -100,6 +101,8 @@ struct Turns {
     /// Settings with which the fleet thread could not start (not tried
     /// again until they change).
     fleet_failed: Option<(crate::config::FleetSettings, std::time::Duration)>,
+    /// This engine's id in its fleet node key (the same across reloads).
+    fleet_instance: String,
 }
 
 impl Turns {
@@ -177,7 +180,7 @@ impl Turns {
         if let Some(mut f) = self.fleet.take() {
             f.stop();
         }
-        match FleetLink::start(&self.inner, s, ttl) {
+        match FleetLink::start(&self.inner, s, ttl, &self.fleet_instance) {
             Ok(f) => {
                 self.fleet = Some(f);
                 self.fleet_failed = None;

@@ -137,6 +137,33 @@ pub fn probers<'a>(key: &Key, nodes: &'a [String], k: u32) -> Vec<&'a str> {
     scored.into_iter().take(take).map(|(_, n)| n).collect()
 }
 
+/// A fresh instance id for one engine (random: std's `RandomState` is
+/// seeded from the OS), written into the node key so that a second live
+/// node given the same name is told apart from this one.
+pub fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// The instance id in a node key's value, if any.
+fn instance_of(value: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(value).ok()?;
+    v.get("instance")?.as_str().map(str::to_string)
+}
+
+/// The error of a node whose name another live node holds.
+fn name_taken(node: &str, other: Option<&str>) -> String {
+    format!(
+        "node name {node} is taken by another live node (instance {}): give each node its own `node`; this one probes alone until that node's key is gone",
+        other.unwrap_or("unknown")
+    )
+}
+
 /// The lease TTL when `lease_ttl` is not set: 3 × the longest probe
 /// interval, at least 2 s (etcd's own minimum is about 1.5 s).
 pub fn default_ttl(longest_interval: Duration) -> Duration {
@@ -169,9 +196,16 @@ impl std::fmt::Debug for Fleet {
 const LEAVE_GRACE: Duration = Duration::from_millis(200);
 
 impl Fleet {
-    /// Starts the thread. Fails when the TLS files cannot be read or no
-    /// thread can be started.
-    pub fn start(settings: FleetSettings, ttl: Duration, log: Log) -> Result<Fleet, String> {
+    /// Starts the thread. `instance` tells this engine apart from another
+    /// live node that has the same name ([`instance_id`]; the same across
+    /// restarts of the thread by reloads). Fails when the TLS files cannot
+    /// be read or no thread can be started.
+    pub fn start(
+        settings: FleetSettings,
+        ttl: Duration,
+        instance: String,
+        log: Log,
+    ) -> Result<Fleet, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let leave = Arc::new(AtomicBool::new(false));
         let client = Etcd::new(&settings, stop.clone())?;
@@ -182,6 +216,7 @@ impl Fleet {
             view: view.clone(),
             settings: settings.clone(),
             ttl,
+            instance,
             log,
             stop: stop.clone(),
             leave: leave.clone(),
@@ -248,6 +283,8 @@ struct Rounds {
     view: Arc<Mutex<View>>,
     settings: FleetSettings,
     ttl: Duration,
+    /// This engine's instance id, in its node key.
+    instance: String,
     log: Log,
     stop: Arc<AtomicBool>,
     leave: Arc<AtomicBool>,
@@ -342,13 +379,17 @@ impl Rounds {
                         v.fallbacks += 1;
                     }
                     drop(v);
-                    (self.log)(
-                        LogLevel::Warn,
-                        &format!(
-                            "fleet: etcd unreachable ({e}); node {} probes every endpoint itself until it is back",
-                            self.settings.node
-                        ),
-                    );
+                    if e.contains("is taken by another live node") {
+                        (self.log)(LogLevel::Error, &format!("fleet: {e}"));
+                    } else {
+                        (self.log)(
+                            LogLevel::Warn,
+                            &format!(
+                                "fleet: etcd unreachable ({e}); node {} probes every endpoint itself until it is back",
+                                self.settings.node
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -406,10 +447,17 @@ impl Rounds {
         let (rev, kvs) = self.etcd.range_prefix(&self.settings.prefix)?;
         let mut nodes = Vec::new();
         let mut verdicts: HashMap<Key, Vec<(String, MonitorStatus)>> = HashMap::new();
-        let plen = self.settings.prefix.len();
+        let mut holder = None;
         for (k, val) in &kvs {
-            let Some(rest) = k.get(plen..) else { continue };
+            // Only keys under the prefix (a confused gateway or proxy
+            // could answer others).
+            let Some(rest) = k.strip_prefix(self.settings.prefix.as_str()) else {
+                continue;
+            };
             if let Some(n) = rest.strip_prefix("node/") {
+                if n == self.settings.node {
+                    holder = Some(instance_of(val));
+                }
                 nodes.push(n.to_string());
             } else if let Some(v) = rest.strip_prefix("verdict/")
                 && let Some((profile, tail)) = v.split_once('/')
@@ -426,14 +474,23 @@ impl Rounds {
                     .push((node.to_string(), s));
             }
         }
-        if !nodes.iter().any(|n| n == &self.settings.node) {
-            // Our node key is gone (deleted by hand, or the lease lapsed
-            // between keepalives): join again next round.
-            self.lease = None;
-            return Err(format!(
-                "node {}'s key is missing from etcd",
-                self.settings.node
-            ));
+        match holder {
+            None => {
+                // Our node key is gone (deleted by hand, etcd's data lost,
+                // or the lease lapsed between keepalives): join again next
+                // round.
+                self.lease = None;
+                return Err(format!(
+                    "node {}'s key is missing from etcd",
+                    self.settings.node
+                ));
+            }
+            Some(i) if i.as_deref() != Some(self.instance.as_str()) => {
+                // Another live node wrote our name after we did (both
+                // joined at once): step back, and take our keys along.
+                return Err(self.step_back(i.as_deref()));
+            }
+            Some(_) => {}
         }
         nodes.sort();
         nodes.dedup();
@@ -449,8 +506,28 @@ impl Rounds {
         Ok(())
     }
 
+    /// Leaves the fleet because another live node holds this node's name:
+    /// the lease is revoked (what was written under it goes), nothing is
+    /// written until the name is free. The error to report.
+    fn step_back(&mut self, other: Option<&str>) -> String {
+        if let Some(id) = self.lease.take() {
+            let _ = self.etcd.revoke(id);
+        }
+        self.written.clear();
+        name_taken(&self.settings.node, other)
+    }
+
     /// A new lease, the node key under it; the verdicts are written anew.
+    /// Not while another live node holds the name.
     fn join(&mut self, ttl_s: u64) -> Result<i64, String> {
+        let node_key = self.key(&format!("node/{}", self.settings.node));
+        let (_, held) = self.etcd.range_prefix(&node_key)?;
+        if let Some((_, val)) = held.iter().find(|(k, _)| *k == node_key) {
+            let other = instance_of(val);
+            if other.as_deref() != Some(self.instance.as_str()) {
+                return Err(self.step_back(other.as_deref()));
+            }
+        }
         let id = self.etcd.grant(ttl_s)?;
         self.lease = Some(id);
         self.last_keepalive = Instant::now();
@@ -459,10 +536,10 @@ impl Rounds {
         let body = serde_json::json!({
             "node": self.settings.node,
             "version": env!("CARGO_PKG_VERSION"),
+            "instance": self.instance,
         })
         .to_string();
-        let key = self.key(&format!("node/{}", self.settings.node));
-        self.etcd.put(&key, &body, id)?;
+        self.etcd.put(&node_key, &body, id)?;
         Ok(id)
     }
 }
