@@ -862,3 +862,70 @@ fn a_node_name_used_twice_is_refused_not_shared() {
         connected_with(&second, 1)
     });
 }
+
+/// A TCP proxy to `to` that holds every chunk the client sends for
+/// `delay` before passing it on (each request of the fleet's client
+/// arrives `delay` late: a slow or far etcd). Its threads end with the
+/// test process.
+fn slow_proxy(to: u16, delay: Duration) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (c.try_clone().unwrap(), s.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut s = s;
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    std::thread::sleep(delay);
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// A slow etcd (every request 150 ms late) and 30 endpoints to write: the
+/// writes of one round take longer than the lease TTL (3 s). The lease
+/// must be kept alive meanwhile: the node joins once and stays in, rather
+/// than losing its lease in the middle of every round and falling back.
+#[test]
+fn a_slow_etcd_does_not_let_the_lease_lapse_mid_round() {
+    let _s = serial();
+    let etcd = Etcd::start("slow");
+    let proxy = slow_proxy(etcd.port, Duration::from_millis(150));
+    let b = backends(30);
+    let p = ports(&b);
+    let url = format!("http://127.0.0.1:{proxy}");
+    let (e, logs) = engine(&config("ns1", &url, "/slow/", 0, &p, ""));
+    within(30, "all 30 verdicts written", || {
+        let s = status(&e);
+        s["fleet"]["connected"] == true
+            && (0..30)
+                .all(|i| endpoint(&s, &format!("e{i}"))["fleet"]["verdicts"]["ns1"] == "Online")
+    });
+    let s = status(&e);
+    assert_eq!(s["fleet"]["leases"], 1, "{}", s["fleet"]);
+    assert_eq!(s["fleet"]["fallbacks"], 0, "{}", s["fleet"]);
+    assert!(
+        !logs.lock().unwrap().iter().any(|l| l.contains("lease")),
+        "{:?}",
+        logs.lock().unwrap()
+    );
+}

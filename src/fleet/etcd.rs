@@ -1,5 +1,5 @@
 //! A small synchronous client of etcd v3's JSON gateway (grpc-gateway):
-//! `POST /v3/kv/range`, `/v3/kv/put`, `/v3/kv/deleterange`,
+//! `POST /v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`,
 //! `/v3/lease/grant`, `/v3/lease/keepalive`, `/v3/lease/revoke` and
 //! `/v3/auth/authenticate`, with keys and values in base64 as the gateway
 //! wants them and 64-bit numbers as JSON strings.
@@ -223,9 +223,25 @@ impl Etcd {
         self.call("/v3/kv/put", body).map(|_| ())
     }
 
-    /// Deletes `key`.
-    pub(crate) fn delete(&mut self, key: &str) -> EtcdResult<()> {
-        self.call("/v3/kv/deleterange", json!({ "key": b64(key.as_bytes()) }))
+    /// Writes and deletes in one request (a transaction without
+    /// conditions): one round trip for a round's changes rather than one
+    /// per key. At most [`TXN_OPS`] of them (etcd's `--max-txn-ops`
+    /// default is 128).
+    pub(crate) fn write(&mut self, ops: &[Op]) -> EtcdResult<()> {
+        let success: Vec<Value> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, lease } => json!({ "requestPut": {
+                    "key": b64(key.as_bytes()),
+                    "value": b64(value.as_bytes()),
+                    "lease": lease.to_string(),
+                }}),
+                Op::Delete { key } => json!({ "requestDeleteRange": {
+                    "key": b64(key.as_bytes()),
+                }}),
+            })
+            .collect();
+        self.call("/v3/kv/txn", json!({ "success": success }))
             .map(|_| ())
     }
 
@@ -257,6 +273,28 @@ impl Etcd {
         }
         Ok((rev, out))
     }
+}
+
+/// Most operations in one [`Etcd::write`].
+pub(crate) const TXN_OPS: usize = 64;
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `key` = `value` under lease `lease`.
+    Put {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Lease id.
+        lease: i64,
+    },
+    /// Deletes `key`.
+    Delete {
+        /// Key.
+        key: String,
+    },
 }
 
 /// An int64 as the gateway writes it (a string) or a plain number.

@@ -29,7 +29,7 @@ mod etcd;
 use crate::config::FleetSettings;
 use crate::health::MonitorStatus;
 use crate::log::LogLevel;
-use etcd::Etcd;
+use etcd::{Etcd, Op, TXN_OPS};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -399,15 +399,18 @@ impl Rounds {
         format!("{}{rest}", self.settings.prefix)
     }
 
-    /// One round: lease, own verdicts, read of the prefix.
-    fn round(&mut self) -> Result<(), String> {
+    /// The lease, refreshed when a third of its TTL has passed since the
+    /// last refresh (also between the writes of a long round, so that a
+    /// slow etcd does not let it lapse mid-round); a new one (and the node
+    /// key) when there is none or it expired.
+    fn keep_lease(&mut self) -> Result<i64, String> {
         let ttl_s = self.ttl.as_secs().max(2);
-        let id = match self.lease {
+        match self.lease {
             Some(id) if self.last_keepalive.elapsed() >= self.ttl / 3 => {
                 let left = self.etcd.keepalive(id)?;
                 self.last_keepalive = Instant::now();
                 if left > 0 {
-                    id
+                    Ok(id)
                 } else {
                     (self.log)(
                         LogLevel::Warn,
@@ -417,31 +420,63 @@ impl Rounds {
                         ),
                     );
                     self.lease = None;
-                    self.join(ttl_s)?
+                    self.join(ttl_s)
                 }
             }
-            Some(id) => id,
-            None => self.join(ttl_s)?,
-        };
-        // Own verdicts: write what changed, delete what is no longer ours.
-        let mine = lock(&self.view).mine.clone();
-        for (k, s) in &mine {
-            if self.written.get(k) != Some(s) {
-                let key = self.key(&format!("verdict/{}/{}/{}", k.0, k.1, self.settings.node));
-                self.etcd.put(&key, status_text(*s), id)?;
-                self.written.insert(k.clone(), *s);
-            }
+            Some(id) => Ok(id),
+            None => self.join(ttl_s),
         }
-        let gone: Vec<Key> = self
-            .written
-            .keys()
-            .filter(|k| !mine.contains_key(*k))
-            .cloned()
+    }
+
+    /// One round: lease, own verdicts, read of the prefix.
+    fn round(&mut self) -> Result<(), String> {
+        self.keep_lease()?;
+        // Own verdicts: write what changed, delete what is no longer ours,
+        // in transactions of up to TXN_OPS operations.
+        let mine = lock(&self.view).mine.clone();
+        let mut changes: Vec<(Key, Option<MonitorStatus>)> = mine
+            .iter()
+            .filter(|(k, s)| self.written.get(*k) != Some(*s))
+            .map(|(k, s)| (k.clone(), Some(*s)))
             .collect();
-        for k in gone {
-            let key = self.key(&format!("verdict/{}/{}/{}", k.0, k.1, self.settings.node));
-            self.etcd.delete(&key)?;
-            self.written.remove(&k);
+        changes.extend(
+            self.written
+                .keys()
+                .filter(|k| !mine.contains_key(*k))
+                .map(|k| (k.clone(), None)),
+        );
+        for batch in changes.chunks(TXN_OPS) {
+            // (After a new lease, the batches before this one are written
+            // again next round: joining cleared `written`.)
+            let id = self.keep_lease()?;
+            let ops: Vec<Op> = batch
+                .iter()
+                .map(|(k, s)| {
+                    let key = self.key(&format!("verdict/{}/{}/{}", k.0, k.1, self.settings.node));
+                    match s {
+                        Some(s) => Op::Put {
+                            key,
+                            value: status_text(*s).to_string(),
+                            lease: id,
+                        },
+                        None => Op::Delete { key },
+                    }
+                })
+                .collect();
+            if let Err(e) = self.etcd.write(&ops) {
+                if e.contains("lease not found") {
+                    // etcd lost it (restarted without its data): join
+                    // again at once rather than at the next keepalive.
+                    self.lease = None;
+                }
+                return Err(e);
+            }
+            for (k, s) in batch {
+                match s {
+                    Some(s) => self.written.insert(k.clone(), *s),
+                    None => self.written.remove(k),
+                };
+            }
         }
         // Everyone's state.
         let (rev, kvs) = self.etcd.range_prefix(&self.settings.prefix)?;
