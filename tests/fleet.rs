@@ -929,3 +929,70 @@ fn a_slow_etcd_does_not_let_the_lease_lapse_mid_round() {
         logs.lock().unwrap()
     );
 }
+
+/// The only prober of e0 (k = 1, two fronts) is paused (SIGSTOP) for
+/// longer than its lease TTL while e0 fails: the other node takes e0 over
+/// and fails over. When the paused node resumes (SIGCONT), it rejoins and
+/// is e0's prober again — and must not hand the fleet the verdict its
+/// probes found before the pause (Online): the other node never goes back
+/// to e0.
+#[test]
+fn a_node_paused_past_its_lease_does_not_bring_back_stale_verdicts() {
+    let _s = serial();
+    let etcd = Etcd::start("pause");
+    let b = backends(2);
+    let p = ports(&b);
+    let dir = fresh_dir("fleet-pause");
+    let fronts: Vec<Front> = ["ns1", "ns2"]
+        .iter()
+        .map(|n| {
+            let path = dir.join(format!("{n}.toml"));
+            // tolerated_failures 3: a stale Online would take the paused
+            // node's own probes 4 s to correct, long enough to be seen.
+            let text = config(n, &etcd.url(), "/pause/", 1, &p, "")
+                .replace("tolerated_failures = 1", "tolerated_failures = 3");
+            std::fs::write(&path, text).unwrap();
+            Front::start(&path)
+        })
+        .collect();
+    // Settled: e0 probed by one node only; which one is the hash's choice.
+    let mut who = BTreeSet::new();
+    within(20, "one prober of e0", || {
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_millis(2500));
+        who = probers_since(&b, since)[0].clone();
+        who.len() == 1
+    });
+    let paused = usize::from(who.contains("ns2"));
+    let other = &fronts[1 - paused];
+    assert_eq!(dig_nsid(other.port).0, "192.0.2.10");
+    fronts[paused].signal(libc::SIGSTOP);
+    b[0].set(Mode::Status(503));
+    // The other node sees the paused one gone (one TTL), probes e0 itself
+    // and fails over.
+    within(TTL.as_secs() + 12, "the other node fails over", || {
+        dig_nsid(other.port).0 == "192.0.2.11"
+    });
+    // Well past the paused node's lease.
+    std::thread::sleep(Duration::from_secs(1));
+    fronts[paused].signal(libc::SIGCONT);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        assert_eq!(
+            dig_nsid(other.port).0,
+            "192.0.2.11",
+            "{:?} after SIGCONT the other node answers e0 again",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The resumed node is e0's prober again, with its own fresh verdict.
+    within(10, "the resumed node probes e0 again", || {
+        let since = Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        probers_since(&b, since)[0] == who
+    });
+    within(15, "the resumed node fails over too", || {
+        dig_nsid(fronts[paused].port).0 == "192.0.2.11"
+    });
+}

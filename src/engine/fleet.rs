@@ -88,6 +88,9 @@ pub(crate) struct FleetLink {
     here: HashSet<Key>,
     /// Whether a plan was made (before it, everything is probed here).
     planned: bool,
+    /// The fleet thread's lease count at the last plan: a new lease (a
+    /// rejoin after the old one was lost) resets what is probed here.
+    epoch: u64,
 }
 
 /// The ids (of the turn's snapshot) of the targets probed here.
@@ -133,6 +136,7 @@ impl FleetLink {
             fleet,
             here: HashSet::new(),
             planned: false,
+            epoch: 0,
         })
     }
 
@@ -166,9 +170,16 @@ impl FleetLink {
         let mut resets = Vec::new();
         {
             let v = lock(&self.view);
+            let connected = v.current(self.fleet.ttl);
+            // A rejoin after the lease was lost (etcd away longer than the
+            // TTL, or this process paused past it): what the probes here
+            // found before may be long out of date and the fleet has moved
+            // on; this node's verdicts come from fresh probes only.
+            let rejoined = v.leases != self.epoch && self.epoch != 0;
+            self.epoch = v.leases;
             for (key, id, _) in prober.states() {
                 let h = probed(id)
-                    && (!v.connected || {
+                    && (!connected || {
                         let assigned = probers(key, &v.nodes, s.probers_per_endpoint)
                             .contains(&s.node.as_str());
                         assigned || decision(s, v.verdicts.get(key)).is_none()
@@ -177,7 +188,7 @@ impl FleetLink {
                     *slot = h;
                 }
                 if h {
-                    if self.planned && !self.here.contains(key) {
+                    if self.planned && (rejoined || !self.here.contains(key)) {
                         resets.push(key.clone());
                     }
                     here.insert(key.clone());
@@ -218,7 +229,7 @@ impl FleetLink {
         let mut changed_mine = false;
         {
             let mut v = lock(&self.view);
-            let connected = v.connected;
+            let connected = v.current(self.fleet.ttl);
             let mut mine = BTreeMap::new();
             for (key, id, local) in prober.states() {
                 let here = self.here.contains(key);
@@ -268,7 +279,9 @@ impl FleetLink {
                     },
                 );
             }
-            if v.mine != mine {
+            // Not before the plan has seen a new lease (and reset what it
+            // had to): the fleet thread cleared `mine` for it.
+            if v.leases == self.epoch && v.mine != mine {
                 v.mine = mine;
                 changed_mine = true;
             }

@@ -57,6 +57,8 @@ pub struct View {
     pub verdicts: HashMap<Key, Vec<(String, MonitorStatus)>>,
     /// etcd's revision at the last read.
     pub revision: i64,
+    /// When the last read of the prefix succeeded.
+    pub polled_at: Option<Instant>,
     /// This node's lease, while it has one.
     pub lease: Option<i64>,
     /// The verdicts this node wants in etcd (set by the engine).
@@ -69,8 +71,20 @@ pub struct View {
     pub errors: u64,
     /// Times the node fell back to probing alone (connected → not).
     pub fallbacks: u64,
-    /// Leases granted (1 + re-joins after a lost lease).
+    /// Leases granted (1 + re-joins after a lost lease). A new lease
+    /// clears `mine`: the engine gives its verdicts again, from fresh
+    /// probes, once it has seen the new count.
     pub leases: u64,
+}
+
+impl View {
+    /// Whether the view is current: the last round succeeded and the last
+    /// read is less than `ttl` old. An older read may hold verdicts whose
+    /// leases have expired since (the process was paused, or the thread
+    /// is stuck on a slow etcd): not to be trusted.
+    pub fn current(&self, ttl: Duration) -> bool {
+        self.connected && self.polled_at.is_some_and(|t| t.elapsed() < ttl)
+    }
 }
 
 impl Default for View {
@@ -82,6 +96,7 @@ impl Default for View {
             nodes: Vec::new(),
             verdicts: HashMap::new(),
             revision: 0,
+            polled_at: None,
             lease: None,
             mine: BTreeMap::new(),
             written: 0,
@@ -537,6 +552,7 @@ impl Rounds {
         v.nodes = nodes;
         v.verdicts = verdicts;
         v.revision = rev;
+        v.polled_at = Some(Instant::now());
         v.polls += 1;
         Ok(())
     }
@@ -567,7 +583,14 @@ impl Rounds {
         self.lease = Some(id);
         self.last_keepalive = Instant::now();
         self.written.clear();
-        lock(&self.view).leases += 1;
+        {
+            // What the engine wanted written under the old lease may be
+            // long out of date (this process was paused past the TTL):
+            // nothing is written until it gives its verdicts again.
+            let mut v = lock(&self.view);
+            v.leases += 1;
+            v.mine.clear();
+        }
         let body = serde_json::json!({
             "node": self.settings.node,
             "version": env!("CARGO_PKG_VERSION"),
