@@ -754,6 +754,10 @@ fn fleet_config_shapes_and_errors() {
         ),
         ("user = \"u\"", "needs `password`"),
         ("cert_file = \"c.pem\"", "go together"),
+        (
+            "lease_ttl = \"3s\"\npoll_interval = \"2s\"",
+            "a third of `lease_ttl`",
+        ),
     ] {
         let text = base(bad).replace("node = \"ns1\"\nnode", "node");
         let e = Engine::from_toml(&text, None).unwrap_err().to_string();

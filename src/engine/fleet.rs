@@ -107,7 +107,8 @@ impl Plan {
 }
 
 /// The lease TTL of a configuration: `lease_ttl`, else 3 × its longest
-/// probe interval (at least 2 s).
+/// probe interval (at least 2 s, and at least 3 × `poll_interval`: the
+/// lease is refreshed from the polls).
 pub(crate) fn lease_ttl(snap: &Snapshot, s: &FleetSettings) -> Duration {
     s.lease_ttl.unwrap_or_else(|| {
         default_ttl(
@@ -117,6 +118,7 @@ pub(crate) fn lease_ttl(snap: &Snapshot, s: &FleetSettings) -> Duration {
                 .max()
                 .unwrap_or(Duration::from_secs(30)),
         )
+        .max(s.poll_interval * 3)
     })
 }
 

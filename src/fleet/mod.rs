@@ -364,6 +364,7 @@ impl Rounds {
                 if !v.connected {
                     v.connected = true;
                     v.since = SystemTime::now();
+                    v.last_error = None;
                     drop(v);
                     (self.log)(
                         LogLevel::Info,

@@ -152,6 +152,21 @@ pub(super) fn settings(
         Duration::from_millis(50),
     )?
     .unwrap_or(Duration::from_millis(500));
+    if let Some(ttl) = lease_ttl
+        && poll_interval * 3 > ttl
+    {
+        // The lease is refreshed from the polling rounds, and a read
+        // older than the TTL is not trusted: a poll must come well within
+        // it.
+        return Err(loc.error(
+            &at("poll_interval"),
+            format!(
+                "poll_interval = {} ms is more than a third of `lease_ttl` ({} ms): the lease would lapse between polls",
+                poll_interval.as_millis(),
+                ttl.as_millis()
+            ),
+        ));
+    }
     let timeout = duration(
         "timeout",
         &raw.timeout,
