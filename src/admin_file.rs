@@ -335,10 +335,18 @@ impl AdminFile {
 /// over `path`, fsync of the directory. A reader (the engine's watch) sees
 /// the old file or the new, never a part. Returns what `change` returned.
 /// A file that does not parse is not overwritten.
+///
+/// Two editors at once (two `trafficmgr drain` racing, or one on each of
+/// two shells) take turns: the read-change-write holds an exclusive
+/// `flock` on the file's folder, so neither loses the other's key. A
+/// `path` that is a symbolic link is followed: the file it points to is
+/// replaced, and the link stays a link.
 pub fn edit<R>(
     path: &Path,
     change: impl FnOnce(&mut AdminFile) -> Result<R, String>,
 ) -> Result<R, String> {
+    let path = &follow_links(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _lock = lock_folder(path).map_err(|e| format!("{}: cannot lock: {e}", path.display()))?;
     let mut file = AdminFile::read(path).map_err(|e| e.to_string())?;
     let r = change(&mut file)?;
     write_atomically(path, file.render().as_bytes())
@@ -346,11 +354,51 @@ pub fn edit<R>(
     Ok(r)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
+/// `path`, or the file its chain of symbolic links ends at (which need not
+/// exist yet).
+fn follow_links(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(d) if t.is_relative() => d.join(t),
+                    _ => t,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// The folder of `path`.
+fn folder(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// An exclusive `flock` on the folder of `path`, held until the file is dropped.
+fn lock_folder(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(folder(path))?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(dir);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = folder(path);
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the path names no file"))?;
