@@ -828,6 +828,43 @@ fn admin_commands_say_what_the_edit_does_not_do() {
     assert!(!err(&o).contains("still applies"), "{}", err(&o));
 }
 
+/// `check` on a config whose admin-state file is broken: still exit 0 (an
+/// engine starts with it, without its overrides) but a warning names the
+/// file and the error; before, `check` said OK and nothing of it.
+#[test]
+fn check_warns_of_a_broken_admin_file() {
+    let dir = fresh_dir("cli-check-admin");
+    let text = basic_text().replacen("[engine]\n", "[engine]\nadmin_state = \"admin.toml\"\n", 1);
+    assert!(
+        text.contains("admin_state"),
+        "basic.toml has an [engine] table"
+    );
+    let cfg = dir.join("tm.toml");
+    std::fs::write(&cfg, text).unwrap();
+    // Missing: no overrides, no warning.
+    let o = run(&["check", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(!out(&o).contains("admin-state"), "{}", out(&o));
+    std::fs::write(dir.join("admin.toml"), "\"app/x\" = ").unwrap();
+    let o = run(&["check", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("warning: the admin-state file does not load")
+            && text.contains("admin.toml:1:"),
+        "{text}"
+    );
+    std::fs::remove_file(dir.join("admin.toml")).unwrap();
+    std::fs::create_dir(dir.join("admin.toml")).unwrap();
+    let o = run(&["check", s(&cfg), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(
+        v["warnings"].to_string().contains("not a regular file"),
+        "{v}"
+    );
+}
+
 // ---- help and usage ----------------------------------------------------------
 
 #[test]
