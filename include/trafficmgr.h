@@ -16,15 +16,6 @@
 
 
 /**
- * Most keys with globs in one file. Each is tried against every profile,
- * and against the endpoints of the profiles it matches, at each
- * application of the file; keys without globs are looked up, at any
- * number. (A file of 10,000 globs took 15 s a change on 10,000
- * endpoints, and held the engine's drop that long.)
- */
-#define MAX_GLOB_KEYS 1000
-
-/**
  * Size of an error buffer that holds any message in full.
  */
 #define TM_ERRBUF_SIZE 1024

@@ -42,7 +42,7 @@ pub(crate) const MAX_ADMIN_FILE: u64 = 4 << 20;
 /// application of the file; keys without globs are looked up, at any
 /// number. (A file of 10,000 globs took 15 s a change on 10,000
 /// endpoints, and held the engine's drop that long.)
-pub const MAX_GLOB_KEYS: usize = 1000;
+pub(crate) const MAX_GLOB_KEYS: usize = 1000;
 
 /// What a key of the file sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
