@@ -115,6 +115,17 @@ pub fn report(path: &Path, snap: &Snapshot) -> Report {
             regions: None,
         });
     }
+    let mut warnings: Vec<String> = snap.warnings().map(str::to_string).collect();
+    // The admin-state file is not part of the config (a broken one does
+    // not stop an engine: it starts without its overrides), but an
+    // operator checking before a start wants to know.
+    if let Some(p) = &snap.settings.admin_state
+        && let Err(e) = crate::admin_file::AdminFile::read(p)
+    {
+        warnings.push(format!(
+            "the admin-state file does not load (an engine would start without its overrides, and keep the previous ones on a change): {e}"
+        ));
+    }
     Report {
         config: path.to_path_buf(),
         zones: snap.zones.iter().map(|z| z.name.to_string()).collect(),
@@ -126,6 +137,6 @@ pub fn report(path: &Path, snap: &Snapshot) -> Report {
         subnet_prefixes,
         regions: snap.regions.len(),
         data_files,
-        warnings: snap.warnings().map(str::to_string).collect(),
+        warnings,
     }
 }

@@ -731,6 +731,142 @@ fn admin_commands_refuse_bad_patterns_and_broken_files() {
     );
 }
 
+/// Thirty `trafficmgr drain` processes at once on one file, each its own
+/// key: every key is there after (before, each read the file, added its
+/// key and renamed its copy over the others': 6 of 30 were left).
+#[test]
+fn racing_admin_commands_lose_no_key() {
+    let dir = fresh_dir("cli-admin-race");
+    let f = dir.join("admin.toml");
+    let children: Vec<_> = (0..30)
+        .map(|i| {
+            bin()
+                .args(["drain", &format!("app/e{i}"), "--admin-file", s(&f)])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let keys = entries(&f);
+    assert_eq!(keys.len(), 30, "{keys:?}");
+    // Nothing but the file is left in the folder.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// An admin file that is a symbolic link (to a file kept elsewhere, or not
+/// made yet): the edit goes to the file it points to and the link stays
+/// (before, the rename replaced the link with a regular file and the
+/// target never changed).
+#[test]
+fn admin_commands_follow_a_symlinked_file() {
+    let dir = fresh_dir("cli-admin-link");
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    let target = dir.join("state/admin.toml");
+    let link = dir.join("admin.toml");
+    std::os::unix::fs::symlink("state/admin.toml", &link).unwrap();
+    // Dangling at first: the target is made.
+    let o = admin(&["drain", "app/eu"], &link);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        entries(&target),
+        vec![("app/eu".to_string(), Setting::Drain)]
+    );
+    let o = admin(&["down", "app/us"], &link);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(entries(&target).len(), 2);
+    assert_eq!(entries(&link), entries(&target));
+}
+
+/// The operator is told what an edit did not do: a pattern set without
+/// `--config` was not checked against any endpoint, and a `restore` of
+/// one endpoint that other keys (a glob) still cover leaves it covered
+/// (before, both were silent: `drain app/typo` said only that the key was
+/// set, and `restore app/eu` "removed" while `app/*` kept it drained).
+#[test]
+fn admin_commands_say_what_the_edit_does_not_do() {
+    let dir = fresh_dir("cli-admin-notes");
+    let f = dir.join("admin.toml");
+    let o = admin(&["drain", "app/typo"], &f);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("app/typo was not checked against a config"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(admin(&["drain", "app/*"], &f).status.code(), Some(0));
+    assert_eq!(admin(&["down", "*/eu"], &f).status.code(), Some(0));
+    assert_eq!(admin(&["drain", "app/eu"], &f).status.code(), Some(0));
+    let o = admin(&["restore", "app/eu"], &f);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out(&o).contains("removed \"app/eu\""), "{}", out(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("\"app/*\" = \"drain\" still applies to app/eu")
+            && e.contains("\"*/eu\" = \"down\" still applies to app/eu"),
+        "{e}"
+    );
+    assert!(!e.contains("app/typo"), "{e}");
+    // Nothing else covers it: no note.
+    assert_eq!(admin(&["drain", "web/x"], &f).status.code(), Some(0));
+    let o = admin(&["restore", "web/x"], &f);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!err(&o).contains("still applies"), "{}", err(&o));
+}
+
+/// `check` on a config whose admin-state file is broken: still exit 0 (an
+/// engine starts with it, without its overrides) but a warning names the
+/// file and the error; before, `check` said OK and nothing of it.
+#[test]
+fn check_warns_of_a_broken_admin_file() {
+    let dir = fresh_dir("cli-check-admin");
+    let text = basic_text().replacen("[engine]\n", "[engine]\nadmin_state = \"admin.toml\"\n", 1);
+    assert!(
+        text.contains("admin_state"),
+        "basic.toml has an [engine] table"
+    );
+    let cfg = dir.join("tm.toml");
+    std::fs::write(&cfg, text).unwrap();
+    // Missing: no overrides, no warning.
+    let o = run(&["check", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(!out(&o).contains("admin-state"), "{}", out(&o));
+    std::fs::write(dir.join("admin.toml"), "\"app/x\" = ").unwrap();
+    let o = run(&["check", s(&cfg)]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("warning: the admin-state file does not load")
+            && text.contains("admin.toml:1:"),
+        "{text}"
+    );
+    std::fs::remove_file(dir.join("admin.toml")).unwrap();
+    std::fs::create_dir(dir.join("admin.toml")).unwrap();
+    let o = run(&["check", s(&cfg), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(
+        v["warnings"].to_string().contains("not a regular file"),
+        "{v}"
+    );
+}
+
 // ---- help and usage ----------------------------------------------------------
 
 #[test]

@@ -36,6 +36,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Keys that match no endpoint logged one by one when a file is applied;
+/// beyond, one line gives their number.
+const MAX_UNMATCHED_LOGGED: usize = 10;
+
 /// Both layers. Locked only while the engine's writer lock is held, or
 /// alone (never the other way round).
 #[derive(Debug, Default)]
@@ -104,6 +108,16 @@ fn short_name(snap: &Snapshot, profile: u32) -> (&str, &str) {
     (short, &p.fqdn)
 }
 
+/// Writes the effective states into endpoint `id`'s word of `snap` (only
+/// if it changes: the summary masks are not touched for nothing).
+fn write_word(snap: &Snapshot, id: u32, admin: AdminState, forced: Forced) {
+    let old = snap.health.word(id);
+    let new = (old & !(ADMIN_BITS | FORCED_BITS)) | ((admin as u32) << 2) | ((forced as u32) << 4);
+    if new != old {
+        snap.health.set_word(id, new);
+    }
+}
+
 impl AdminLayers {
     /// The effective (admin state, forced state) of endpoint `id` of `snap`.
     fn effective(&self, snap: &Snapshot, id: u32) -> (AdminState, Forced) {
@@ -112,7 +126,13 @@ impl AdminLayers {
         };
         let (short, fqdn) = short_name(snap, e.profile);
         let r = self.file.file.resolve(short, fqdn, &e.name);
-        let api = self.api.get(fqdn).and_then(|m| m.get(&*e.name)).copied();
+        self.combine(fqdn, &e.name, r)
+    }
+
+    /// The effective states of an endpoint from what the file resolves to
+    /// for it and the API layer.
+    fn combine(&self, fqdn: &str, name: &str, r: admin_file::Resolved) -> (AdminState, Forced) {
+        let api = self.api.get(fqdn).and_then(|m| m.get(name)).copied();
         let admin = api.unwrap_or(match r.admin {
             Some(Setting::Drain) => AdminState::Drain,
             Some(Setting::Disabled) => AdminState::Disabled,
@@ -131,26 +151,37 @@ impl AdminLayers {
     /// if it changes: the summary masks are not touched for nothing).
     fn write(&self, snap: &Snapshot, id: u32) {
         let (admin, forced) = self.effective(snap, id);
-        let old = snap.health.word(id);
-        let new =
-            (old & !(ADMIN_BITS | FORCED_BITS)) | ((admin as u32) << 2) | ((forced as u32) << 4);
-        if new != old {
-            snap.health.set_word(id, new);
-        }
+        write_word(snap, id, admin, forced);
     }
 
     /// Writes every endpoint of `snap`; returns the keys of the file that
-    /// match none of them.
+    /// match none of them. One pass over the profiles with the file's
+    /// [`admin_file::Matcher`]: keys without globs are looked up, keys
+    /// with globs tried per profile and then against its endpoints.
     fn apply(&self, snap: &Snapshot) -> Vec<String> {
-        for id in 0..snap.endpoints.len() as u32 {
-            self.write(snap, id);
-        }
         let entries = &self.file.file.entries;
+        let m = self.file.file.matcher();
         let mut matched = vec![false; entries.len()];
-        for e in snap.endpoints.iter() {
-            let (short, fqdn) = short_name(snap, e.profile);
-            for (m, k) in matched.iter_mut().zip(entries) {
-                *m = *m || admin_file::matches(&k.pattern, short, fqdn, &e.name);
+        let mut done = vec![false; snap.endpoints.len()];
+        for (pi, p) in snap.profiles.iter().enumerate() {
+            let (short, fqdn) = short_name(snap, pi as u32);
+            let pm = m.profile(short, fqdn);
+            for id in p.endpoint_ids() {
+                let Some(e) = snap.endpoints.get(id as usize) else {
+                    continue;
+                };
+                let r = pm.resolve(&e.name, &mut matched);
+                let (admin, forced) = self.combine(fqdn, &e.name, r);
+                write_word(snap, id, admin, forced);
+                if let Some(d) = done.get_mut(id as usize) {
+                    *d = true;
+                }
+            }
+        }
+        // Endpoints no profile lists (none in a consistent snapshot).
+        for (id, d) in done.iter().enumerate() {
+            if !d {
+                self.write(snap, id as u32);
             }
         }
         entries
@@ -221,7 +252,26 @@ impl Inner {
     fn apply_layers(&self, l: &mut AdminLayers, snap: &Snapshot) {
         let unmatched = l.apply(snap);
         if unmatched != l.file.unmatched {
-            for k in unmatched.iter().filter(|k| !l.file.unmatched.contains(k)) {
+            let known: std::collections::HashSet<&String> = l.file.unmatched.iter().collect();
+            let new: Vec<&String> = unmatched.iter().filter(|k| !known.contains(k)).collect();
+            // One line per key, up to a few: a file of thousands of stale
+            // keys must not flood the host's log.
+            if new.len() > MAX_UNMATCHED_LOGGED {
+                let path = l
+                    .file
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                self.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "admin-state file {path}: {} more key(s) match no endpoint (the status report lists them all, admin_file.unmatched)",
+                        new.len() - MAX_UNMATCHED_LOGGED
+                    ),
+                );
+            }
+            for k in new.into_iter().take(MAX_UNMATCHED_LOGGED) {
                 let line = l
                     .file
                     .file

@@ -9,10 +9,14 @@
 //! at [`MAX_REQUEST`] octets and must arrive within [`READ_DEADLINE`], the
 //! reply must be taken within [`WRITE_DEADLINE`], at most
 //! [`MAX_CONNECTIONS`] are open (a new one closes the oldest that has not
-//! sent its request yet, or else the oldest of all), and every reply ends the connection
-//! (`Connection: close`). The thread looks at its stop flag at least every
-//! 100 ms, so the engine's drop joins it within that bound whatever the
-//! clients do. (A server crate with its own thread pool or async runtime
+//! sent its request yet, or else the oldest of all), the replies held at
+//! once add up to at most [`MAX_REPLY_OCTETS`] (clients that ask and never
+//! read lose the oldest replies first), and every reply ends the connection
+//! (`Connection: close`). A request that comes with the client's EOF (a
+//! half-close) is answered. The thread looks at its stop flag at least
+//! every 100 ms and before each reply it builds, so the engine's drop joins
+//! it within that bound plus one reply's work whatever the clients do; out
+//! of descriptors, it leaves the listener alone for a tick rather than spin. (A server crate with its own thread pool or async runtime
 //! could not promise that inside someone else's process.)
 //!
 //! The thread is started by the maintenance loop when the configuration
@@ -39,6 +43,9 @@ use std::time::{Duration, Instant};
 pub(crate) const MAX_REQUEST: usize = 8192;
 /// Open connections at most.
 pub(crate) const MAX_CONNECTIONS: usize = 64;
+/// Most octets of replies held at once, over all connections (one reply
+/// is always kept, however big).
+pub(crate) const MAX_REPLY_OCTETS: usize = 32 << 20;
 /// Time a client has to send its request head.
 pub(crate) const READ_DEADLINE: Duration = Duration::from_secs(5);
 /// Time a client has to take the whole reply.
@@ -112,6 +119,11 @@ struct Server {
     /// The address that failed, when, and the error logged for it.
     failed: Option<(SocketAddr, Instant, String)>,
     conns: Vec<Conn>,
+    /// Most octets of replies held at once ([`MAX_REPLY_OCTETS`]).
+    reply_budget: usize,
+    /// Until when the listener is left alone after `accept` failed for
+    /// want of descriptors.
+    accept_paused: Option<Instant>,
 }
 
 impl Server {
@@ -122,6 +134,8 @@ impl Server {
             listener: None,
             failed: None,
             conns: Vec::new(),
+            reply_budget: MAX_REPLY_OCTETS,
+            accept_paused: None,
         }
     }
 
@@ -216,17 +230,30 @@ impl Server {
         self.follow();
         self.wait();
         self.accept();
-        let now = Instant::now();
+        self.step_all(Instant::now());
+    }
+
+    /// Moves every connection on.
+    fn step_all(&mut self, now: Instant) {
         let mut i = 0;
-        while i < self.conns.len() {
-            let done = match self.conns.get_mut(i) {
-                Some(c) => step(&self.inner, c, now),
-                None => true,
+        while i < self.conns.len() && !self.stop.load(Ordering::SeqCst) {
+            let (done, replied) = match self.conns.get_mut(i) {
+                Some(c) => {
+                    let reading = c.written.is_none();
+                    let done = step(&self.inner, c, now);
+                    (done, reading && c.written.is_some())
+                }
+                None => (true, false),
             };
             if done {
                 self.conns.swap_remove(i);
             } else {
                 i += 1;
+                if replied {
+                    // May close connections before i: they have been
+                    // stepped this turn, or are stepped next turn.
+                    self.within_budget();
+                }
             }
         }
     }
@@ -234,7 +261,8 @@ impl Server {
     /// Waits until a socket is ready or [`TICK`] passes.
     fn wait(&self) {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 1);
-        if let Some((_, l)) = &self.listener {
+        let paused = self.accept_paused.is_some_and(|t| Instant::now() < t);
+        if let Some((_, l)) = self.listener.as_ref().filter(|_| !paused) {
             fds.push(libc::pollfd {
                 fd: l.as_raw_fd(),
                 events: libc::POLLIN,
@@ -270,14 +298,28 @@ impl Server {
     /// Takes every pending connection; over the cap, the oldest that has
     /// not sent its request yet is closed.
     fn accept(&mut self) {
-        let Some((_, l)) = &self.listener else {
+        if self.accept_paused.is_some_and(|t| Instant::now() < t) {
             return;
-        };
-        loop {
+        }
+        self.accept_paused = None;
+        // Each new connection may cost a reply's work: the stop flag is
+        // looked at before each, so a flood of requests cannot hold the
+        // engine's drop.
+        while !self.stop.load(Ordering::SeqCst) {
+            let Some((_, l)) = &self.listener else {
+                return;
+            };
             let stream = match l.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return, // WouldBlock, or out of descriptors: next turn
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // Out of descriptors (EMFILE, ENFILE, ENOBUFS): the
+                    // listener stays readable, so poll would return at once
+                    // and the thread spin; leave it out of poll for a tick.
+                    self.accept_paused = Some(Instant::now() + TICK);
+                    return;
+                }
             };
             if stream.set_nonblocking(true).is_err() {
                 continue;
@@ -309,6 +351,33 @@ impl Server {
                 }
             }
             self.conns.push(c);
+            self.within_budget();
+        }
+    }
+
+    /// Closes the connections with the oldest replies until the replies
+    /// held add up to at most `reply_budget` octets (one is kept whatever
+    /// its size): clients that ask and never read cost the host
+    /// at most that much memory, not [`MAX_CONNECTIONS`] pages.
+    fn within_budget(&mut self) {
+        loop {
+            let (mut held, mut replies) = (0usize, 0usize);
+            let mut oldest: Option<(usize, Instant)> = None;
+            for (i, c) in self.conns.iter().enumerate() {
+                if c.written.is_some() {
+                    held += c.buf.len();
+                    replies += 1;
+                    if oldest.is_none_or(|(_, d)| c.deadline < d) {
+                        oldest = Some((i, c.deadline));
+                    }
+                }
+            }
+            match oldest {
+                Some((i, _)) if held > self.reply_budget && replies > 1 => {
+                    self.conns.swap_remove(i);
+                }
+                _ => return,
+            }
         }
     }
 }
@@ -366,7 +435,15 @@ fn read_head(inner: &Inner, c: &mut Conn) -> Head {
     let mut chunk = [0u8; 2048];
     loop {
         match c.stream.read(&mut chunk) {
-            Ok(0) => return Head::Closed,
+            // The client is done sending: a whole request before its EOF
+            // (HTTP/1.0 clients that half-close) is answered.
+            Ok(0) if c.buf.is_empty() => return Head::Closed,
+            Ok(0) => {
+                return match parse(inner, &c.buf) {
+                    Head::More => Head::Closed,
+                    h => h,
+                };
+            }
             Ok(n) => {
                 c.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
                 if c.buf.len() > MAX_REQUEST {
@@ -385,9 +462,14 @@ fn read_head(inner: &Inner, c: &mut Conn) -> Head {
             Err(_) => return Head::Closed,
         }
     }
+    parse(inner, &c.buf)
+}
+
+/// The reply to the request head in `buf`, or `More` while it is partial.
+fn parse(inner: &Inner, buf: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(&c.buf) {
+    match req.parse(buf) {
         Ok(httparse::Status::Partial) => Head::More,
         Ok(httparse::Status::Complete(_)) => {
             let method = req.method.unwrap_or("");
@@ -502,8 +584,195 @@ fn reply(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// A config of `n` endpoints (their series make `/metrics` about 0.8 KB each).
+    fn engine(n: usize) -> crate::Engine {
+        let mut t =
+            String::from("[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n");
+        for p in 0..n.div_ceil(20) {
+            t += &format!("[[profile]]\nname = \"p{p}\"\nrouting = \"weighted\"\n");
+            for e in 0..20.min(n - p * 20) {
+                t += &format!(
+                    "[[profile.endpoint]]\nname = \"endpoint-{p}-{e}\"\naddresses = [\"192.0.2.{}\"]\n",
+                    e + 1
+                );
+            }
+        }
+        crate::Engine::from_toml(&t, None).unwrap()
+    }
+
+    /// A server of `e` on a loopback port of its own (not the config's:
+    /// these tests drive its turns themselves, without `follow`).
+    fn server(e: &crate::Engine) -> (Server, SocketAddr) {
+        let mut s = Server::new(e.inner.clone(), Arc::new(AtomicBool::new(false)));
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        s.listener = Some((addr, l));
+        (s, addr)
+    }
+
+    /// One turn without `follow`.
+    fn drive(s: &mut Server) {
+        s.wait();
+        s.accept();
+        s.step_all(Instant::now());
+    }
+
+    fn set_buf(fd: i32, opt: libc::c_int, n: libc::c_int) {
+        // SAFETY: a live socket, an int option of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&n as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// A client that sends its request and then half-closes (HTTP/1.0
+    /// over `nc -N`, `socat`, scripts) gets its reply: before, the EOF
+    /// that came with the request closed the connection unanswered.
+    #[test]
+    fn a_half_closed_request_is_answered() {
+        let e = engine(2);
+        let (mut s, addr) = server(&e);
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..10 {
+            drive(&mut s);
+        }
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = String::new();
+        let _ = c.read_to_string(&mut r);
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("\r\n\r\nok\n"),
+            "{r:?}"
+        );
+        // A partial head and then EOF: closed without a reply.
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /healthz HTTP/1.0\r\n").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..10 {
+            drive(&mut s);
+        }
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut r = String::new();
+        let _ = c.read_to_string(&mut r);
+        assert_eq!(r, "");
+        assert!(s.conns.is_empty());
+    }
+
+    /// Clients that ask for `/metrics` and never read hold at most the
+    /// reply budget of the host's memory (before: each held its whole
+    /// reply until the write deadline, 64 × the page); the oldest replies
+    /// are dropped first, and a new scraper still gets a whole page.
+    #[test]
+    fn replies_in_flight_stay_within_the_budget() {
+        let e = engine(1000);
+        let page = e.inner.metrics_text().len();
+        assert!(page > 500_000, "{page}");
+        let (mut s, addr) = server(&e);
+        s.reply_budget = 3 * page + page / 2;
+        let mut clients: Vec<TcpStream> = (0..12)
+            .map(|_| {
+                let c = TcpStream::connect(addr).unwrap();
+                set_buf(c.as_raw_fd(), libc::SO_RCVBUF, 4096);
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        drive(&mut s);
+        assert_eq!(s.conns.len(), 12);
+        // Small send buffers: no reply fits in the kernel's buffers.
+        for c in &s.conns {
+            set_buf(c.stream.as_raw_fd(), libc::SO_SNDBUF, 4096);
+        }
+        for c in &mut clients {
+            c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..20 {
+            drive(&mut s);
+            if s.conns.iter().all(|c| c.written.is_some()) {
+                break;
+            }
+        }
+        let held: usize = s.conns.iter().map(|c| c.buf.len()).sum();
+        assert!(
+            held <= s.reply_budget,
+            "{} replies in flight hold {held} octets (budget {})",
+            s.conns.len(),
+            s.reply_budget
+        );
+        assert_eq!(s.conns.len(), 3, "the three newest replies are kept");
+        // A scraper that reads gets the whole page.
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        c.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            assert!(Instant::now() < deadline, "no whole reply");
+            drive(&mut s);
+            match c.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let text = String::from_utf8(got).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len);
+        assert!(body.contains("trafficmgr_build_info"));
+    }
+
+    /// With the stop flag up, a turn builds no more replies, however many
+    /// requests wait (before: the accept loop answered every pending
+    /// connection first, a `/metrics` page each, so a flood of scrapes
+    /// held the engine's drop for seconds).
+    #[test]
+    fn a_raised_stop_flag_ends_the_turn_before_more_work() {
+        let e = engine(1000);
+        let (mut s, addr) = server(&e);
+        let mut clients: Vec<TcpStream> = (0..20)
+            .map(|_| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        s.stop.store(true, Ordering::SeqCst);
+        s.accept();
+        s.step_all(Instant::now());
+        std::thread::sleep(Duration::from_millis(50));
+        let answered = clients
+            .iter_mut()
+            .filter_map(|c| {
+                c.set_nonblocking(true).unwrap();
+                matches!(c.read(&mut [0u8; 64]), Ok(n) if n > 0).then_some(())
+            })
+            .count();
+        assert_eq!(answered, 0, "replies built after the stop flag went up");
+    }
 
     fn text(r: &[u8]) -> String {
         String::from_utf8_lossy(r).into_owned()

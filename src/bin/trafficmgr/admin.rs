@@ -58,6 +58,22 @@ fn named(snap: &trafficmgr::snapshot::Snapshot, pattern: &str) -> Vec<(String, S
     out
 }
 
+/// The keys of `f` other than `pattern` that match the endpoint `pattern`
+/// names, when it names one literally (no globs).
+fn covering(f: &AdminFile, pattern: &str) -> Vec<(String, Setting)> {
+    let Some((p, e)) = pattern.split_once('/') else {
+        return Vec::new();
+    };
+    if pattern.contains(['*', '?']) {
+        return Vec::new();
+    }
+    f.entries
+        .iter()
+        .filter(|k| k.pattern != pattern && admin_file::matches(&k.pattern, p, p, e))
+        .map(|k| (k.pattern.clone(), k.setting))
+        .collect()
+}
+
 pub fn run(a: &AdminArgs, setting: Option<Setting>) -> i32 {
     let targets = match &a.config {
         None => None,
@@ -81,9 +97,16 @@ pub fn run(a: &AdminArgs, setting: Option<Setting>) -> i32 {
             }
         },
     };
-    let edited = admin_file::edit(&a.admin_file, |f: &mut AdminFile| match setting {
-        Some(s) => f.set(&a.pattern, s).map(|()| true),
-        None => Ok(f.remove(&a.pattern)),
+    // The keys left that still match what the pattern names literally
+    // (a `restore` of one endpoint that a glob still drains).
+    let mut still: Vec<(String, Setting)> = Vec::new();
+    let edited = admin_file::edit(&a.admin_file, |f: &mut AdminFile| {
+        let r = match setting {
+            Some(s) => f.set(&a.pattern, s).map(|()| true),
+            None => Ok(f.remove(&a.pattern)),
+        }?;
+        still = covering(f, &a.pattern);
+        Ok(r)
     });
     let file = a.admin_file.display();
     match (edited, setting) {
@@ -97,6 +120,23 @@ pub fn run(a: &AdminArgs, setting: Option<Setting>) -> i32 {
             "{file}: no key \"{}\" (keys are removed as written); nothing to restore",
             a.pattern
         ),
+    }
+    if setting.is_none() {
+        for (k, v) in &still {
+            eprintln!(
+                "trafficmgr: note: \"{k}\" = \"{}\" still applies to {}",
+                v.as_str(),
+                a.pattern
+            );
+        }
+    }
+    if targets.is_none() && setting.is_some() {
+        eprintln!(
+            "trafficmgr: note: {} was not checked against a config (give --config FILE \
+             to refuse a pattern that names no endpoint); a running engine logs a key \
+             that matches nothing and lists it in its status (admin_file.unmatched)",
+            a.pattern
+        );
     }
     if let Some(t) = targets {
         let f = match AdminFile::read(&a.admin_file) {
