@@ -599,7 +599,7 @@ fn hostile_clients_neither_block_scrapes_nor_delay_drop() {
     std::thread::sleep(Duration::from_millis(5500));
     let mut s = TcpStream::connect(addr).unwrap();
     // (A new connection may evict the oldest; any that were kept are closed by now.)
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
@@ -675,7 +675,7 @@ fn head_and_bad_requests() {
     let e = Engine::from_toml(&cfg(port), None).unwrap();
     wait_listening(&e, port);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"HEAD /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"HEAD /status HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
@@ -690,6 +690,44 @@ fn head_and_bad_requests() {
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+}
+
+/// DNS rebinding: a hostile web page in a browser on this machine makes a
+/// name of its own resolve to 127.0.0.1 and reads the page through it. The
+/// loopback listener answers only requests that name it by address or as
+/// localhost; a request without Host (HTTP/1.0) is answered.
+#[test]
+fn a_loopback_listener_refuses_foreign_host_names() {
+    let _g = serial();
+    let port = free_port();
+    let e = Engine::from_toml(&cfg(port), None).unwrap();
+    wait_listening(&e, port);
+    let ask = |head: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(format!("GET /status HTTP/1.1\r\n{head}\r\n").as_bytes())
+            .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r.lines().next().unwrap_or("").to_string()
+    };
+    for host in [
+        "Host: attacker.example\r\n".to_string(),
+        "Host: attacker.example:80\r\n".to_string(),
+        format!("Host: rebind.attacker.example:{port}\r\n"),
+        "Host: localhost.attacker.example\r\n".to_string(),
+    ] {
+        assert_eq!(ask(&host), "HTTP/1.1 403 Forbidden", "{host}");
+    }
+    for host in [
+        format!("Host: 127.0.0.1:{port}\r\n"),
+        "Host: 127.0.0.1\r\n".to_string(),
+        format!("Host: localhost:{port}\r\n"),
+        "Host: [::1]:9153\r\n".to_string(),
+        "Host: metrics.localhost\r\n".to_string(),
+        String::new(),
+    ] {
+        assert_eq!(ask(&host), "HTTP/1.1 200 OK", "{host:?}");
+    }
 }
 
 /// `n` endpoints in profiles of 20 (`/metrics` is about 0.8 KB an endpoint).

@@ -474,6 +474,24 @@ fn parse(inner: &Inner, buf: &[u8]) -> Head {
         Ok(httparse::Status::Complete(_)) => {
             let method = req.method.unwrap_or("");
             let path = req.path.unwrap_or("/");
+            let host = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("host"))
+                .map(|h| h.value);
+            if let Some(host) = host
+                && listening_on_loopback(inner)
+                && !local_host(host)
+            {
+                return Head::Reply(reply(
+                    403,
+                    "Forbidden",
+                    "text/plain",
+                    b"a loopback control listener answers only Host: an IP address or localhost\n",
+                    &[],
+                    false,
+                ));
+            }
             Head::Reply(route(inner, method, path))
         }
         Err(httparse::Error::TooManyHeaders) => Head::Reply(reply(
@@ -493,6 +511,44 @@ fn parse(inner: &Inner, buf: &[u8]) -> Head {
             false,
         )),
     }
+}
+
+/// Whether the listener is on a loopback address (the default). Only then
+/// is the `Host` header checked: a browser on this machine can be led by a
+/// hostile page to a name that resolves to 127.0.0.1 (DNS rebinding), and
+/// the page would read `/status`; such a request names that host, not an
+/// address or `localhost`. A listener made public (`control_public`) is
+/// reached by names the operator chooses, and is not checked.
+fn listening_on_loopback(inner: &Inner) -> bool {
+    inner
+        .control
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .address
+        .is_none_or(|a| a.ip().is_loopback())
+}
+
+/// Whether a `Host` header names this machine by address or as
+/// `localhost` (with or without a port).
+fn local_host(value: &[u8]) -> bool {
+    let Ok(v) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let v = v.trim();
+    // `[::1]:9153`, `[::1]`, `127.0.0.1:9153`, `localhost:9153`.
+    let host = if let Some(rest) = v.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, _)) => h,
+            None => return false,
+        }
+    } else {
+        v.rsplit_once(':').map_or(v, |(h, _)| h)
+    };
+    host.parse::<std::net::IpAddr>().is_ok()
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .get(host.len().saturating_sub(10)..)
+            .is_some_and(|t| t.eq_ignore_ascii_case(".localhost"))
 }
 
 /// The reply to a request: GET and HEAD only.
