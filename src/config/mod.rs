@@ -5,6 +5,7 @@
 //! file:line:col and key path), giving the model of `model.rs`, and later
 //! `snapshot::compile`. Nothing here runs on the query path.
 
+mod chunked;
 mod error;
 mod model;
 mod raw;
