@@ -157,6 +157,7 @@ install: release
 	$(SUBST) packaging/trafficmgr.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/trafficmgr.pc
 	install -m 0755 $(REL)/trafficmgr $(DESTDIR)$(BINDIR)/trafficmgr
 	install -m 0644 share/trafficmgr/dnsdist.lua $(DESTDIR)$(DATADIR)/trafficmgr/dnsdist.lua
+	install -m 0644 share/trafficmgr/pdns-lua2.lua $(DESTDIR)$(DATADIR)/trafficmgr/pdns-lua2.lua
 	sed 's|/usr/share/trafficmgr/|$(DATADIR)/trafficmgr/|' examples/dnsdist/dnsdist.conf \
 	    > $(DESTDIR)$(DATADIR)/trafficmgr/examples/dnsdist.conf
 	install -m 0644 examples/bind/named.conf examples/powerdns/pdns.conf examples/knot/knot.conf examples/demo.toml \

@@ -32,6 +32,8 @@ have chromium || need="$need chromium"
 have pdns_server || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libremotebackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libremotebackend.so ] || need="$need pdns-backend-remote"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/libbindbackend.so ] || need="$need pdns-backend-bind"
+# tests/pdns_lua2.rs: share/trafficmgr/pdns-lua2.lua runs inside pdns_server (LuaJIT FFI)
+[ -e /usr/lib/x86_64-linux-gnu/pdns/liblua2backend.so ] || [ -e /usr/lib/aarch64-linux-gnu/pdns/liblua2backend.so ] || need="$need pdns-backend-lua2"
 for extra in dnsperf "$@"; do
     case "$extra" in
         dnsperf) have dnsperf || need="$need dnsperf" ;;

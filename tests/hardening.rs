@@ -577,7 +577,7 @@ fn the_probe_pool_grows_with_a_reload() {
 /// config file itself was read with no check, so a config swapped for a
 /// FIFO hung the reload (and the maintenance thread, and free) for good,
 /// and one linked to /dev/zero was read until memory ran out. It must be a
-/// regular file of at most 64 MiB, checked on the open descriptor.
+/// regular file of at most 1 GiB, checked on the open descriptor.
 #[test]
 fn a_config_that_is_not_a_regular_file_is_refused_at_once() {
     let dir = fresh_dir("cfg-fifo");

@@ -230,6 +230,11 @@ pub struct RawConfig {
 
 /// Parses TOML text into the raw model; errors carry line, column and key path.
 pub fn parse(src: &str, origin: &Origin) -> Result<RawConfig, ConfigError> {
+    if src.len() >= super::chunked::CHUNKED_MIN
+        && let Some(raw) = super::chunked::parse(src)
+    {
+        return Ok(raw);
+    }
     let de =
         toml::de::DeTable::parse(src).map_err(|e| toml_error(src, origin, &e, String::new()))?;
     let de = toml::de::Deserializer::from(de);
@@ -238,6 +243,27 @@ pub fn parse(src: &str, origin: &Origin) -> Result<RawConfig, ConfigError> {
         let path = if path == "." { String::new() } else { path };
         toml_error(src, origin, e.inner(), path)
     })
+}
+
+/// The raw model of `src`, or `None` on any error (no location: the
+/// caller that needs one parses again with [`parse`]).
+pub(super) fn parse_quiet(src: &str) -> Option<RawConfig> {
+    let de = toml::de::DeTable::parse(src).ok()?;
+    RawConfig::deserialize(toml::de::Deserializer::from(de)).ok()
+}
+
+/// As [`parse_quiet`], and `None` also when the text has a top-level
+/// `profile` key at all (even an empty one).
+pub(super) fn parse_quiet_without_profiles(src: &str) -> Option<RawConfig> {
+    let de = toml::de::DeTable::parse(src).ok()?;
+    if de
+        .get_ref()
+        .iter()
+        .any(|(k, _)| k.get_ref().as_ref() == "profile")
+    {
+        return None;
+    }
+    RawConfig::deserialize(toml::de::Deserializer::from(de)).ok()
 }
 
 fn toml_error(src: &str, origin: &Origin, e: &toml::de::Error, path: String) -> ConfigError {

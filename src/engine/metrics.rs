@@ -84,7 +84,7 @@ impl Totals {
         self.answers
             .retain(|(p, e), _| current.find_endpoint(p, e).is_some());
         self.responses
-            .retain(|p, _| current.profiles.iter().any(|q| q.fqdn == *p));
+            .retain(|p, _| current.profile_id(p).is_some());
         self.zones
             .retain(|z, _| current.zones.iter().any(|q| q.name == *z));
     }

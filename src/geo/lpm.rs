@@ -33,18 +33,31 @@ pub(crate) const MAX_VALUE: u32 = (1 << 24) - 2;
 const PACKED_NONE: u32 = (1 << 24) - 1;
 
 /// Searchable form of one family: starts, `value | plen << 24` per
-/// interval, and a first-level index on the top 16 bits.
+/// interval, and, for a family of more than [`INDEX_MIN`] intervals, a
+/// first-level index on the top 16 bits.
 #[derive(Debug, Default)]
 struct Packed<T> {
-    starts: Vec<T>,
-    entries: Vec<u32>,
-    /// `index[i]` = first interval whose start's top 16 bits are ≥ i (65537 entries).
-    index: Vec<u32>,
+    starts: Box<[T]>,
+    entries: Box<[u32]>,
+    /// `index[i]` = first interval whose start's top 16 bits are ≥ i
+    /// (65537 entries, 256 KiB), or empty: a small family is searched
+    /// whole, and most tables are small (a subnet profile's handful of
+    /// prefixes; every profile of another method has an empty table).
+    index: Box<[u32]>,
 }
 
-/// An immutable longest-prefix-match table.
+/// Fewest intervals of a family that get a first-level index: below it a
+/// binary search over the whole family takes at most 8 steps in 4 KiB.
+const INDEX_MIN: usize = 1024;
+
+/// An immutable longest-prefix-match table. One pointer wide: an empty
+/// table (every profile but a subnet one has one) allocates nothing.
 #[derive(Debug, Default)]
-pub struct PrefixTable {
+pub struct PrefixTable(Option<Box<Tables>>);
+
+/// Both families of a non-empty table.
+#[derive(Debug, Default)]
+struct Tables {
     v4: Packed<u32>,
     v6: Packed<u128>,
     len: usize,
@@ -127,7 +140,12 @@ impl PrefixTableBuilder {
         };
         let v4 = pack(v4, |s| (s >> 16) as usize);
         let v6 = pack(v6, |s| (s >> 112) as usize);
-        (PrefixTable { v4, v6, len }, dup)
+        let t = if v4.starts.is_empty() && v6.starts.is_empty() {
+            PrefixTable(None)
+        } else {
+            PrefixTable(Some(Box::new(Tables { v4, v6, len })))
+        };
+        (t, dup)
     }
 }
 
@@ -165,24 +183,35 @@ impl Addr for u128 {
 }
 
 fn pack<T: Addr>(f: Family<T>, hi16: impl Fn(T) -> usize) -> Packed<T> {
+    if f.values.iter().all(|v| *v == NO_VALUE) {
+        // No prefix of this family: nothing to search, nothing allocated.
+        return Packed {
+            starts: Box::default(),
+            entries: Box::default(),
+            index: Box::default(),
+        };
+    }
     let entries = f
         .values
         .iter()
         .zip(&f.plens)
         .map(|(v, p)| if *v == NO_VALUE || *v > MAX_VALUE { PACKED_NONE } else { *v } | u32::from(*p) << 24)
         .collect();
-    let mut index = Vec::with_capacity(65537);
-    let mut pos = 0usize;
-    for hi in 0..=65536usize {
-        while pos < f.starts.len() && hi16(f.starts[pos]) < hi {
-            pos += 1;
+    let mut index = Vec::new();
+    if f.starts.len() > INDEX_MIN {
+        index.reserve_exact(65537);
+        let mut pos = 0usize;
+        for hi in 0..=65536usize {
+            while pos < f.starts.len() && hi16(f.starts[pos]) < hi {
+                pos += 1;
+            }
+            index.push(pos as u32);
         }
-        index.push(pos as u32);
     }
     Packed {
-        starts: f.starts,
+        starts: f.starts.into(),
         entries,
-        index,
+        index: index.into(),
     }
 }
 
@@ -276,18 +305,50 @@ impl PrefixTable {
     /// addresses are looked up as IPv4. No allocation.
     #[inline]
     pub fn lookup(&self, addr: IpAddr) -> Option<Hit> {
+        let t = self.0.as_deref()?;
         match addr {
-            IpAddr::V4(a) => self.lookup_v4(u32::from(a)),
+            IpAddr::V4(a) => t.lookup_v4(u32::from(a)),
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) => self.lookup_v4(u32::from(v4)),
-                None => self.lookup_v6(u128::from(a)),
+                Some(v4) => t.lookup_v4(u32::from(v4)),
+                None => t.lookup_v6(u128::from(a)),
             },
         }
     }
 
+    /// Number of prefixes the table was built from.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |t| t.len)
+    }
+
+    /// Whether the table holds no prefix.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of heap the table uses.
+    pub fn heap_bytes(&self) -> usize {
+        let Some(t) = self.0.as_deref() else {
+            return 0;
+        };
+        std::mem::size_of::<Tables>()
+            + std::mem::size_of_val(&*t.v4.starts)
+            + std::mem::size_of_val(&*t.v4.entries)
+            + std::mem::size_of_val(&*t.v4.index)
+            + std::mem::size_of_val(&*t.v6.starts)
+            + std::mem::size_of_val(&*t.v6.entries)
+            + std::mem::size_of_val(&*t.v6.index)
+    }
+}
+
+// The lookup side runs on the query path: no indexing, no unwrap.
+#[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+impl Tables {
     #[inline]
     fn lookup_v4(&self, a: u32) -> Option<Hit> {
         let f = &self.v4;
+        if f.starts.is_empty() {
+            return None;
+        }
         let i = find(&f.starts, &f.index, a, (a >> 16) as usize)?;
         let mut h = unpack(*f.entries.get(i)?)?;
         // Narrow the scope when more specific prefixes split this entry: the
@@ -311,6 +372,9 @@ impl PrefixTable {
     #[inline]
     fn lookup_v6(&self, a: u128) -> Option<Hit> {
         let f = &self.v6;
+        if f.starts.is_empty() {
+            return None;
+        }
         let i = find(&f.starts, &f.index, a, (a >> 112) as usize)?;
         let mut h = unpack(*f.entries.get(i)?)?;
         let start = *f.starts.get(i)?;
@@ -328,34 +392,17 @@ impl PrefixTable {
         }
         Some(h)
     }
-
-    /// Number of prefixes the table was built from.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the table holds no prefix.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes of heap the table uses (approximately).
-    pub fn heap_bytes(&self) -> usize {
-        self.v4.starts.capacity() * 4
-            + self.v4.entries.capacity() * 4
-            + self.v4.index.capacity() * 4
-            + self.v6.starts.capacity() * 16
-            + self.v6.entries.capacity() * 4
-            + self.v6.index.capacity() * 4
-    }
 }
 
-/// The interval holding `a`: the last whose start is ≤ `a`. The index
-/// narrows the search to the intervals starting in `a`'s top-16-bit block,
-/// plus the one that began before it.
+/// The interval holding `a`: the last whose start is ≤ `a`. The index, if
+/// any, narrows the search to the intervals starting in `a`'s top-16-bit
+/// block, plus the one that began before it.
 #[inline]
 #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 fn find<T: Copy + Ord>(starts: &[T], index: &[u32], a: T, hi: usize) -> Option<usize> {
+    if index.is_empty() {
+        return starts.partition_point(|s| *s <= a).checked_sub(1);
+    }
     let lo = *index.get(hi)? as usize;
     let up = *index.get(hi + 1)? as usize;
     let slice = starts.get(lo..up)?;
@@ -456,8 +503,29 @@ mod tests {
         );
     }
 
+    /// Without a prefix a family allocates nothing; a table of a few
+    /// prefixes has no first-level index (a subnet profile's table costs
+    /// what its intervals do, not 512 KiB).
+    #[test]
+    fn small_tables_are_small() {
+        let empty = PrefixTableBuilder::new().build(true).unwrap();
+        assert_eq!(empty.heap_bytes(), 0);
+        assert_eq!(empty.lookup("10.0.0.1".parse().unwrap()), None);
+        assert_eq!(empty.lookup("2001:db8::1".parse().unwrap()), None);
+        let tab = t(&[("10.0.0.0/8", 1), ("10.1.0.0/16", 2)]);
+        assert!(tab.heap_bytes() < 256, "{}", tab.heap_bytes());
+        assert_eq!(q(&tab, "10.1.0.1"), Some((2, 16)));
+        assert_eq!(q(&tab, "2001:db8::1"), None);
+    }
+
     #[test]
     fn matches_a_naive_scan() {
+        // Above INDEX_MIN intervals (indexed) and below (searched whole).
+        naive_scan(2000);
+        naive_scan(40);
+    }
+
+    fn naive_scan(prefixes: u32) {
         // Pseudo-random nested prefixes checked against a linear scan.
         let mut x: u64 = 0x1234_5678_9abc_def0;
         let mut next = || {
@@ -468,7 +536,7 @@ mod tests {
         };
         let mut list = Vec::new();
         let mut b = PrefixTableBuilder::new();
-        for v in 0..2000u32 {
+        for v in 0..prefixes {
             let plen = 8 + (next() % 17) as u8;
             let a = (next() as u32 & 0x0fff_ffff) & mask32(plen);
             if list.iter().any(|&(s, p, _)| s == a && p == plen) {

@@ -5,8 +5,8 @@
 //! previous snapshot.
 
 use super::{
-    Endpoint, Hot, NO_ID, NameHash, Node, Ordered, Profile, Region, Snapshot, SourceInfo, Target,
-    Zone,
+    Endpoint, Hot, LatencyStamp, NO_ID, NameHash, Node, Ordered, Profile, Region, Snapshot,
+    SourceInfo, Target, Zone,
 };
 use crate::answer::records;
 use crate::config::{Config, ConfigError, EndpointCfg, EndpointKind, ProfileCfg, Routing};
@@ -15,6 +15,7 @@ use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
 use crate::geo::{GeoTable, LatencyTable};
 use crate::health::{HealthTable, STATUS_BITS};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The name table: full lowercase name without trailing dot → node.
 type Names = HashMap<Box<[u8]>, Node, NameHash>;
@@ -29,7 +30,7 @@ impl Snapshot {
         prev: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
         let mut regions = regions(cfg);
-        let latency = latency_table(cfg, &mut regions)?;
+        let (latency, latency_stamp) = latency_table(cfg, &mut regions, prev)?;
         let geo = geoip_table(cfg)?;
         let mut names = Names::default();
         let zones = zones(cfg, soa_serial(&source), &mut names)?;
@@ -50,6 +51,7 @@ impl Snapshot {
             regions: regions.into(),
             health,
             latency,
+            latency_stamp,
             geo,
             names,
             max_zone_len,
@@ -86,22 +88,48 @@ fn regions(cfg: &Config) -> Vec<Region> {
 }
 
 /// The latency table, if the config names one; ties each region to its
-/// column.
+/// column. The previous snapshot's table is taken again when it came from
+/// the same path, the file's (mtime, size, inode) is unchanged and every
+/// column is still a region: re-reading would give the same table.
 fn latency_table(
     cfg: &Config,
     regions: &mut [Region],
-) -> Result<Option<LatencyTable>, ConfigError> {
+    prev: Option<&Snapshot>,
+) -> Result<(Option<Arc<LatencyTable>>, LatencyStamp), ConfigError> {
     let Some(p) = &cfg.engine.latency_table else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    let t = LatencyTable::load(p, &|n| regions.iter().any(|r| &*r.name == n))
-        .map_err(|e| ConfigError::data_file("engine.latency_table", e))?;
+    let known = |n: &str| regions.iter().any(|r| &*r.name == n);
+    // Stamped before the read: a change made while reading is seen next time.
+    let stamp = file_stamp(p).map(|s| (p.clone(), s));
+    let reuse = prev.and_then(|s| match (&s.latency, &s.latency_stamp) {
+        (Some(t), Some(old)) if stamp.as_ref() == Some(old) => Some(t.clone()),
+        _ => None,
+    });
+    let t = match reuse {
+        Some(t) if t.columns.iter().all(|c| known(c)) => t,
+        _ => Arc::new(
+            LatencyTable::load(p, &known)
+                .map_err(|e| ConfigError::data_file("engine.latency_table", e))?,
+        ),
+    };
     for (ci, c) in t.columns.iter().enumerate() {
         if let Some(r) = regions.iter_mut().find(|r| &*r.name == c.as_str()) {
             r.latency_col = ci as u16;
         }
     }
-    Ok(Some(t))
+    Ok((Some(t), stamp))
+}
+
+/// (mtime in ns, size, inode) of a file, if it can be read.
+fn file_stamp(p: &std::path::Path) -> Option<(i128, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        m.size(),
+        m.ino(),
+    ))
 }
 
 /// The GeoIP table, if the config names a database.
@@ -186,10 +214,15 @@ fn endpoint(
             min_children: *min_children,
         },
     };
-    let probe_target = e.probe_host.clone().or_else(|| match &e.kind {
-        EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
-        EndpointKind::Target(t) => Some(t.clone()),
-        EndpointKind::Nested { .. } => None,
+    // Only a monitored profile's endpoints are probed: the others keep no
+    // copy of their address or target (a string each, 400,000 of them in
+    // a large config).
+    let probe_target = p.monitor.as_ref().and_then(|_| {
+        e.probe_host.clone().or_else(|| match &e.kind {
+            EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
+            EndpointKind::Target(t) => Some(t.clone()),
+            EndpointKind::Nested { .. } => None,
+        })
     });
     Ok(Endpoint {
         name: e.name.as_str().into(),
@@ -256,7 +289,7 @@ fn profile(
         max_answers: p.max_answers,
         all_down: p.all_down,
         affinity_subnet: p.affinity_subnet,
-        monitor: p.monitor.clone(),
+        monitor: p.monitor.clone().map(Box::new),
         first,
         count,
         by_priority: by_priority(first, count, endpoints, regions),
@@ -446,5 +479,40 @@ mod tests {
             MonitorStatus::CheckingEndpoint
         );
         assert_eq!(new.health.admin(id("new")), AdminState::None);
+    }
+
+    /// A reload shares the latency table of the snapshot before while its
+    /// file is unchanged, and reads it again once it changes.
+    #[test]
+    fn latency_table_shared_while_unchanged() {
+        let dir = std::env::temp_dir().join(format!("tm-lat-share-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("lat.csv");
+        std::fs::write(&csv, "prefix,eastus,westeurope\n192.0.2.0/24,10,90\n").unwrap();
+        let text = "[engine]\nlatency_table = \"lat.csv\"\n\
+             [[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+             [[profile]]\nname = \"www\"\nrouting = \"performance\"\n\
+             [[profile.endpoint]]\nname = \"us\"\ntarget = \"us.example\"\nlocation = \"eastus\"\n\
+             [[profile.endpoint]]\nname = \"eu\"\ntarget = \"eu.example\"\nlocation = \"westeurope\"\n";
+        let origin = crate::config::Origin::string(Some(&dir));
+        let compile = |prev: Option<&super::Snapshot>| {
+            let cfg = crate::config::load_str(text, &origin).unwrap();
+            super::Snapshot::compile(&cfg, SourceInfo::default(), prev).unwrap()
+        };
+        let a = compile(None);
+        let b = compile(Some(&a));
+        let (ta, tb) = (a.latency.as_ref().unwrap(), b.latency.as_ref().unwrap());
+        assert!(std::sync::Arc::ptr_eq(ta, tb));
+        std::fs::write(
+            &csv,
+            "prefix,eastus,westeurope\n192.0.2.0/24,95,5\n198.51.100.0/24,1,2\n",
+        )
+        .unwrap();
+        let c = compile(Some(&b));
+        let tc = c.latency.as_ref().unwrap();
+        assert!(!std::sync::Arc::ptr_eq(tb, tc));
+        assert_eq!(tc.len(), 2);
+        assert_eq!(tc.row("192.0.2.1".parse().unwrap()).unwrap().0, [95, 5]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

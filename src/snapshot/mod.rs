@@ -14,6 +14,10 @@ use crate::geo::{GeoTable, LatencyTable};
 use crate::health::HealthTable;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A data file's path and (mtime in ns, size, inode) when it was read.
+pub(crate) type LatencyStamp = Option<(PathBuf, (i128, u64, u64))>;
 
 /// No id.
 pub(crate) const NO_ID: u32 = u32::MAX;
@@ -74,7 +78,8 @@ pub struct Endpoint {
     pub enabled: bool,
     /// Geographic codes.
     pub geo: Box<[GeoCode]>,
-    /// Where probes go (for the health monitor).
+    /// Where probes go (for the health monitor; `None` in a profile
+    /// without a monitor).
     pub probe_target: Option<String>,
     /// Probe port override.
     pub probe_port: Option<u16>,
@@ -133,8 +138,9 @@ pub struct Profile {
     pub all_down: AllDown,
     /// Weighted: consistent hash by client subnet.
     pub affinity_subnet: bool,
-    /// Monitor settings (None = always online).
-    pub monitor: Option<MonitorCfg>,
+    /// Monitor settings (None = always online); boxed, as most profiles
+    /// of a large config have none.
+    pub monitor: Option<Box<MonitorCfg>>,
     /// First endpoint id.
     pub first: u32,
     /// Number of endpoints.
@@ -198,8 +204,11 @@ pub struct Snapshot {
     pub regions: Box<[Region]>,
     /// Health word per endpoint.
     pub health: HealthTable,
-    /// Latency table.
-    pub latency: Option<LatencyTable>,
+    /// Latency table, shared with the snapshot before when its file has
+    /// not changed (a reload neither re-reads nor holds it twice).
+    pub latency: Option<Arc<LatencyTable>>,
+    /// The latency file's (mtime, size, inode) when it was read.
+    pub(crate) latency_stamp: LatencyStamp,
     /// GeoIP table.
     pub geo: Option<GeoTable>,
     /// Names: full lowercase name without trailing dot → node.
@@ -283,27 +292,34 @@ impl Snapshot {
         )
     }
 
-    /// Finds an endpoint by profile (full name or short name) and endpoint name.
+    /// Finds an endpoint by profile (full name or short name) and endpoint
+    /// name. Hash probes in the name table (one per zone for a short name),
+    /// not a scan: the metrics and the admin layers call it for every
+    /// endpoint they keep.
     pub fn find_endpoint(&self, profile: &str, endpoint: &str) -> Option<u32> {
         let pn = profile
             .strip_suffix('.')
             .unwrap_or(profile)
             .to_ascii_lowercase();
-        let pid = self
-            .profiles
-            .iter()
-            .position(|p| *p.fqdn == *pn)
-            .or_else(|| {
-                let mut it = self.profiles.iter().enumerate().filter(|(_, p)| {
-                    p.fqdn.strip_prefix(pn.as_str()).is_some_and(|r| {
-                        r.starts_with('.') && r[1..] == *self.zones[p.zone as usize].name
-                    })
-                });
-                let first = it.next().map(|x| x.0);
-                if it.next().is_some() { None } else { first }
-            })?;
-        let p = &self.profiles[pid];
+        let pid = self.profile_id(&pn).or_else(|| {
+            let mut it = self.zones.iter().enumerate().filter_map(|(zi, z)| {
+                let full = format!("{pn}.{}", z.name);
+                self.profile_id(&full)
+                    .filter(|p| self.profiles[*p as usize].zone as usize == zi)
+            });
+            let first = it.next();
+            if it.next().is_some() { None } else { first }
+        })?;
+        let p = &self.profiles[pid as usize];
         p.endpoint_ids()
             .find(|id| &*self.endpoints[*id as usize].name == endpoint)
+    }
+
+    /// The profile of a full name (lowercase, no trailing dot): one hash probe.
+    pub(crate) fn profile_id(&self, fqdn: &str) -> Option<u32> {
+        match self.names.get(fqdn.as_bytes()) {
+            Some(Node::Profile(p)) => Some(*p),
+            _ => None,
+        }
     }
 }

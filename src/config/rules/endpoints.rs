@@ -20,8 +20,8 @@ pub(super) struct EndpointScope<'a> {
     pub(super) routing: Routing,
     /// This profile's full name.
     pub(super) my_fqdn: &'a str,
-    /// Every profile's full name, by position.
-    pub(super) fqdns: &'a [String],
+    /// Every profile's full name → its position.
+    pub(super) by_fqdn: &'a HashMap<String, usize>,
     /// The profile's zone (a nested `profile` may be named relative to it).
     pub(super) my_zone: &'a str,
     /// Region name → index.
@@ -220,11 +220,11 @@ fn nested(
 ) -> Result<EndpointKind, ConfigError> {
     let child = normalized(re.profile.as_deref().unwrap_or(""));
     let full = format!("{child}.{}", scope.my_zone);
-    let fqdns = scope.fqdns;
-    let idx = fqdns
-        .iter()
-        .position(|f| *f == child)
-        .or_else(|| fqdns.iter().position(|f| *f == full))
+    let idx = scope
+        .by_fqdn
+        .get(&child)
+        .or_else(|| scope.by_fqdn.get(&full))
+        .copied()
         .ok_or_else(|| {
             loc.error(
                 &join(eb, &[key("profile")]),

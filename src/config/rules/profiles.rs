@@ -17,6 +17,9 @@ pub(super) struct ProfileNames {
     pub(super) fqdns: Vec<String>,
     /// Index into the zones.
     pub(super) zone_of: Vec<usize>,
+    /// Full name → position (duplicates and nested references are found
+    /// by a hash probe, not a scan: a config may have 1,000,000 profiles).
+    pub(super) by_fqdn: HashMap<String, usize>,
 }
 
 /// First pass: each profile's full name, unique, valid, and not a zone apex.
@@ -28,6 +31,7 @@ pub(super) fn names(
     let mut names = ProfileNames {
         fqdns: Vec::new(),
         zone_of: Vec::new(),
+        by_fqdn: HashMap::with_capacity(raw.len()),
     };
     for (pi, rp) in raw.iter().enumerate() {
         let base = [key("profile"), index(pi)];
@@ -36,7 +40,7 @@ pub(super) fn names(
         let zi = zone_of(loc, &base, rp, zones)?;
         let fqdn = format!("{name}.{}", zones[zi].name);
         valid_dns_name(&fqdn).map_err(|m| loc.error(&join(&base, &[key("name")]), m))?;
-        if names.fqdns.contains(&fqdn) {
+        if names.by_fqdn.contains_key(&fqdn) {
             return Err(loc.error(
                 &join(&base, &[key("name")]),
                 format!("profile `{fqdn}` is defined twice"),
@@ -49,6 +53,7 @@ pub(super) fn names(
                 format!("`{fqdn}` is the apex of a zone"),
             ));
         }
+        names.by_fqdn.insert(fqdn.clone(), pi);
         names.fqdns.push(fqdn);
         names.zone_of.push(zi);
     }
@@ -119,7 +124,7 @@ pub(super) fn profile(
     let scope = EndpointScope {
         routing,
         my_fqdn: &names.fqdns[pi],
-        fqdns: &names.fqdns,
+        by_fqdn: &names.by_fqdn,
         my_zone: names.fqdns[pi]
             .get(normalized(&rp.name).len() + 1..)
             .unwrap_or(""),
