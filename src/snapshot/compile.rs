@@ -186,7 +186,7 @@ fn endpoint(
             min_children: *min_children,
         },
     };
-    let probe_target = e.probe_host.clone().or_else(|| match &e.kind {
+    let probe_target = e.probe.host.clone().or_else(|| match &e.kind {
         EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
         EndpointKind::Target(t) => Some(t.clone()),
         EndpointKind::Nested { .. } => None,
@@ -202,8 +202,7 @@ fn endpoint(
         enabled: e.enabled,
         geo: e.geo.clone().into(),
         probe_target,
-        probe_port: e.probe_port,
-        probe_path: e.probe_path.clone(),
+        probe: (!e.probe.is_empty()).then(|| Box::new(e.probe.clone())),
     })
 }
 
