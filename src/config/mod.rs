@@ -14,13 +14,15 @@ mod rules;
 pub(crate) use error::line_col;
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
-    AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, FleetSettings, GeoCode,
-    HealthyWhen, MonitorCfg, ProbeProtocol, ProfileCfg, RegionCfg, Routing, ZoneCfg,
+    AllDown, Config, DnsCheck, EndpointCfg, EndpointKind, EngineSettings, FleetSettings, GeoCode,
+    HealthyWhen, MonitorCfg, ProbeOverrides, ProbeProtocol, ProfileCfg, RegionCfg, Routing,
+    ZoneCfg,
 };
 pub(crate) use raw::{
     RawConfig, RawEndpoint, RawEngine, RawFleet, RawHealthyWhen, RawMonitor, RawProbe, RawProfile,
     RawRegion, RawZone, parse,
 };
+pub(crate) use rules::{BODY_WINDOW, RCODE_NAMES};
 pub use rules::{is_secret_header, valid_dns_name};
 
 use std::path::{Path, PathBuf};

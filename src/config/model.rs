@@ -196,6 +196,23 @@ pub enum ProbeProtocol {
     Https,
     /// TCP connect.
     Tcp,
+    /// A DNS query (UDP, TCP when truncated).
+    Dns,
+}
+
+/// What a DNS probe asks and what it accepts (`protocol = "dns"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// The name asked, fully qualified, without the trailing dot.
+    pub name: String,
+    /// The record type asked (its number; `A` = 1).
+    pub qtype: u16,
+    /// Accepted response codes (`NOERROR` = 0); at least one.
+    pub rcodes: Vec<u16>,
+    /// An answer record that must be present: an address compared as an
+    /// address, anything else compared with the record's data as text
+    /// (names without regard to case or the trailing dot).
+    pub answer: Option<String>,
 }
 
 /// `[profile.monitor]` with defaults applied.
@@ -221,6 +238,36 @@ pub struct MonitorCfg {
     pub verify_tls: bool,
     /// Successes needed to come back.
     pub recovery_successes: u32,
+    /// Text the first 5,120 octets of the response body must contain
+    /// (http/https).
+    pub expect_body: Option<String>,
+    /// The query and its accepted answers (dns only).
+    pub dns: Option<DnsCheck>,
+}
+
+/// An endpoint's own monitor settings (`probe = { … }`), each replacing the
+/// profile monitor's; `headers` are merged by name (the endpoint's win).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeOverrides {
+    /// Address or name probed instead of the endpoint's own.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Path (http/https).
+    pub path: Option<String>,
+    /// Headers added to (or replacing, by name) the monitor's.
+    pub headers: Vec<(String, String)>,
+    /// Accepted status ranges.
+    pub expected_status: Option<Vec<(u16, u16)>>,
+    /// Body text to find.
+    pub expect_body: Option<String>,
+}
+
+impl ProbeOverrides {
+    /// Nothing overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == ProbeOverrides::default()
+    }
 }
 
 /// A geographic code.
@@ -269,12 +316,8 @@ pub struct EndpointCfg {
     pub geo: Vec<GeoCode>,
     /// Subnet prefixes (host bits clear).
     pub subnets: Vec<IpNet>,
-    /// Probe host override.
-    pub probe_host: Option<String>,
-    /// Probe port override.
-    pub probe_port: Option<u16>,
-    /// Probe path override.
-    pub probe_path: Option<String>,
+    /// The endpoint's own monitor settings.
+    pub probe: ProbeOverrides,
 }
 
 /// One profile, validated.

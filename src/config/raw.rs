@@ -116,9 +116,9 @@ pub struct RawZone {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMonitor {
-    /// `http` (default), `https` or `tcp`.
+    /// `http` (default), `https`, `tcp` or `dns`.
     pub protocol: Option<String>,
-    /// Port; default 80 for http and tcp, 443 for https.
+    /// Port; default 80 for http and tcp, 443 for https, 53 for dns.
     pub port: Option<i64>,
     /// Request path for http/https; default `/`.
     pub path: Option<String>,
@@ -137,9 +137,21 @@ pub struct RawMonitor {
     pub verify_tls: Option<bool>,
     /// Consecutive successes before a degraded endpoint is online again; default 1, 1 ..= 10.
     pub recovery_successes: Option<i64>,
+    /// http/https: text the first 5,120 octets of the body must contain.
+    pub expect_body: Option<String>,
+    /// dns: the name asked (required for dns).
+    pub query_name: Option<String>,
+    /// dns: the record type asked; default `A`.
+    pub query_type: Option<String>,
+    /// dns: accepted response codes; default `["NOERROR"]`.
+    pub expect_rcode: Option<Vec<String>>,
+    /// dns: an answer record the response must hold (`192.0.2.1`, `www.example.com`).
+    pub expect_answer: Option<String>,
 }
 
-/// `probe = { host, port, path }` on an endpoint.
+/// `probe = { host, port, path, headers, expected_status, expect_body }` on
+/// an endpoint: its own monitor settings, the profile monitor's being the
+/// defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
@@ -149,6 +161,12 @@ pub struct RawProbe {
     pub port: Option<i64>,
     /// Path instead of the monitor's.
     pub path: Option<String>,
+    /// Headers added to the monitor's (one of the same name replaces it).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Accepted HTTP statuses instead of the monitor's.
+    pub expected_status: Option<Vec<String>>,
+    /// Body text instead of the monitor's `expect_body`.
+    pub expect_body: Option<String>,
 }
 
 /// `[[profile.endpoint]]`.

@@ -373,8 +373,18 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
         }
         node_header = Some(("X-Trafficmgr-Node".to_string(), f.node.clone()));
     }
-    let host_header = m
+    let ov = e.probe.as_deref();
+    // The monitor's headers, each replaced by the endpoint's of the same
+    // name, then the endpoint's others.
+    let own: &[(String, String)] = ov.map(|o| o.headers.as_slice()).unwrap_or_default();
+    let mut headers: Vec<(String, String)> = m
         .headers
+        .iter()
+        .filter(|(k, _)| !own.iter().any(|(o, _)| o.eq_ignore_ascii_case(k)))
+        .chain(own.iter())
+        .cloned()
+        .collect();
+    let host_header = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.clone())
@@ -382,22 +392,26 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
             Target::Cname(r) => Some(r.text().trim_end_matches('.').to_string()),
             _ => None,
         });
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("host"));
+    headers.extend(node_header);
     let spec = crate::health::probe::ProbeSpec {
         protocol: m.protocol,
         host,
-        port: e.probe_port.unwrap_or(m.port),
-        path: e.probe_path.clone().unwrap_or_else(|| m.path.clone()),
+        port: ov.and_then(|o| o.port).unwrap_or(m.port),
+        path: ov
+            .and_then(|o| o.path.clone())
+            .unwrap_or_else(|| m.path.clone()),
         host_header,
-        headers: m
-            .headers
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
-            .cloned()
-            .chain(node_header)
-            .collect(),
+        headers,
         timeout: m.timeout,
-        expected: m.expected_status.clone(),
+        expected: ov
+            .and_then(|o| o.expected_status.clone())
+            .unwrap_or_else(|| m.expected_status.clone()),
         verify_tls: m.verify_tls,
+        expect_body: ov
+            .and_then(|o| o.expect_body.clone())
+            .or_else(|| m.expect_body.clone()),
+        dns: m.dns.clone(),
     };
     Some(ProbeTarget {
         key: (p.fqdn.to_string(), e.name.to_string()),

@@ -1,8 +1,15 @@
-//! One probe: HTTP/HTTPS with ureq, TCP with a plain connect. `timeout` is a
-//! hard bound on the whole probe (connect + headers; the body is never read).
+//! One probe: HTTP/HTTPS with ureq, TCP with a plain connect, DNS with one
+//! query over UDP (over TCP when the answer comes truncated). `timeout` is a
+//! hard bound on the whole probe (connect, headers and, with `expect_body`,
+//! the first 5,120 octets of the body; otherwise the body is never read).
 //! Redirects are not followed: a 3xx counts as the status it is (a failure
 //! unless `expected_status` lists it). Probes run on the monitor's worker
 //! threads, never on a query thread.
+//!
+//! A DNS probe waits for its answer in the same slices of at most 100 ms as
+//! a connect (below), so a stop request is seen as promptly; an answer whose
+//! ID, flags or question do not match the query is ignored, as a resolver
+//! would, and the wait goes on until the deadline.
 //!
 //! Every probe kind connects with [`connect`]: one non-blocking `connect(2)`
 //! per address that lasts until the probe's deadline (the kernel retransmits
@@ -15,9 +22,9 @@
 //! ureq's rustls layer over it), and names are resolved on the probe thread
 //! itself (ureq's default resolver would start a detached thread per probe).
 
-use crate::config::ProbeProtocol;
+use crate::config::{DnsCheck, ProbeProtocol};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -49,6 +56,10 @@ pub struct ProbeSpec {
     pub expected: Vec<(u16, u16)>,
     /// Check certificates (https).
     pub verify_tls: bool,
+    /// Text the first 5,120 octets of the body must contain (http/https).
+    pub expect_body: Option<String>,
+    /// The query and accepted answers (dns).
+    pub dns: Option<DnsCheck>,
 }
 
 /// What one probe found.
@@ -172,6 +183,9 @@ pub fn run(spec: &ProbeSpec, clients: &Clients, stop: &AtomicBool) -> ProbeResul
             stop.load(Ordering::Relaxed) || clients.stopped()
         }),
         ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients),
+        ProbeProtocol::Dns => dns(spec, start, &|| {
+            stop.load(Ordering::Relaxed) || clients.stopped()
+        }),
     };
     ProbeResult {
         ok,
@@ -213,12 +227,336 @@ fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
     match req.call() {
         Ok(resp) => {
             let code = resp.status().as_u16();
-            // The body is not read: dropping the response closes the connection.
-            drop(resp);
             let ok = spec.expected.iter().any(|(a, b)| (*a..=*b).contains(&code));
-            (ok, format!("HTTP {code}"))
+            let Some(want) = spec.expect_body.as_deref().filter(|_| ok) else {
+                // The body is not read: dropping the response closes the
+                // connection.
+                return (ok, format!("HTTP {code}"));
+            };
+            // At most BODY_WINDOW octets, within the request's global
+            // timeout (ureq applies it to the body as well).
+            let mut body = Vec::with_capacity(BODY_WINDOW);
+            let read = resp
+                .into_body()
+                .into_reader()
+                .take(BODY_WINDOW as u64)
+                .read_to_end(&mut body);
+            if let Err(e) = read {
+                return (false, format!("HTTP {code}, body: {e}"));
+            }
+            if contains(&body, want.as_bytes()) {
+                (true, format!("HTTP {code}, body matched"))
+            } else {
+                (
+                    false,
+                    format!(
+                        "HTTP {code}, body did not contain {:?} (first {} octets read)",
+                        want,
+                        body.len()
+                    ),
+                )
+            }
         }
         Err(e) => (false, e.to_string()),
+    }
+}
+
+/// Octets of a response body read to look for `expect_body`.
+const BODY_WINDOW: usize = crate::config::BODY_WINDOW;
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A DNS probe: the configured question over UDP to the first address that
+/// does not refuse at once; over TCP to the same address when the answer
+/// is truncated.
+fn dns(spec: &ProbeSpec, start: Instant, stop: &dyn Fn() -> bool) -> (bool, String) {
+    let Some(check) = &spec.dns else {
+        return (false, "no DNS question configured".into());
+    };
+    let addrs = match resolve(&spec.host, spec.port) {
+        Ok(a) => a,
+        Err(e) => return (false, format!("cannot resolve {}: {e}", spec.host)),
+    };
+    let deadline = start + spec.timeout.min(MAX_BUDGET);
+    let id = query_id();
+    let query = match dns_query(check, id) {
+        Ok(q) => q,
+        Err(e) => return (false, e),
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in &addrs {
+        let r = dns_udp(*addr, &query, deadline, stop).and_then(|m| match m {
+            Some(m) if m.metadata.truncation => {
+                dns_tcp(*addr, &query, deadline, stop).map(|m| (m, " over TCP"))
+            }
+            Some(m) => Ok((m, "")),
+            None => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
+        });
+        match r {
+            Ok((m, how)) => return judge(check, &m, how),
+            Err(e) if refused_at_once(&e) => last = e,
+            Err(e) => {
+                last = e;
+                break;
+            }
+        }
+    }
+    match last.kind() {
+        io::ErrorKind::Interrupted => (false, "stopped".into()),
+        io::ErrorKind::TimedOut => (false, "DNS: no answer before the timeout".into()),
+        _ => (false, format!("DNS: {last}")),
+    }
+}
+
+/// A query ID that an off-path sender cannot guess from the last one.
+fn query_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish() as u16
+}
+
+fn dns_query(check: &DnsCheck, id: u16) -> Result<Vec<u8>, String> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let name = Name::from_ascii(format!("{}.", check.name))
+        .map_err(|e| format!("DNS: the name {:?}: {e}", check.name))?;
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.metadata.recursion_desired = false;
+    m.add_query(Query::query(name, RecordType::from(check.qtype)));
+    m.to_vec()
+        .map_err(|e| format!("DNS: cannot write the query: {e}"))
+}
+
+/// Whether `m` answers `query` (same ID, a response, the same question).
+fn answers(m: &hickory_proto::op::Message, query: &[u8]) -> bool {
+    use hickory_proto::op::{Message, MessageType};
+    let Ok(q) = Message::from_vec(query) else {
+        return false;
+    };
+    m.metadata.id == q.metadata.id
+        && m.metadata.message_type == MessageType::Response
+        && (m.queries.is_empty() && m.metadata.truncation || m.queries == q.queries)
+}
+
+/// One UDP exchange: the answer, or None at the deadline.
+fn dns_udp(
+    addr: SocketAddr,
+    query: &[u8],
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<hickory_proto::op::Message>> {
+    let local: SocketAddr = match addr {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(local)?;
+    sock.connect(addr)?;
+    sock.set_nonblocking(true)?;
+    sock.send(query)?;
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        if !wait_readable(sock.as_raw_fd(), deadline, stop)? {
+            return Ok(None);
+        }
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Ok(m) = hickory_proto::op::Message::from_vec(buf.get(..n).unwrap_or_default())
+            && answers(&m, query)
+        {
+            return Ok(Some(m));
+        }
+    }
+}
+
+/// One TCP exchange (RFC 1035 4.2.2: a two-octet length before each
+/// message), every wait in stop-polled slices until `deadline`.
+fn dns_tcp(
+    addr: SocketAddr,
+    query: &[u8],
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<hickory_proto::op::Message> {
+    let s = connect_with(addr, deadline, stop)?;
+    s.set_nonblocking(true)?;
+    let len = u16::try_from(query.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "query too long"))?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(query);
+    let mut sent = 0;
+    while sent < out.len() {
+        match (&s).write(out.get(sent..).unwrap_or_default()) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_fd(s.as_raw_fd(), libc::POLLOUT, deadline, stop)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut len = [0u8; 2];
+    read_full(&s, &mut len, deadline, stop)?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    read_full(&s, &mut msg, deadline, stop)?;
+    let m = hickory_proto::op::Message::from_vec(&msg)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("over TCP: {e}")))?;
+    if !answers(&m, query) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the answer over TCP does not match the query",
+        ));
+    }
+    Ok(m)
+}
+
+fn read_full(
+    s: &TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match (&*s).read(buf.get_mut(got..).unwrap_or_default()) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the TCP connection mid-answer",
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_fd(s.as_raw_fd(), libc::POLLIN, deadline, stop)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits for input on `fd`: true once there is some, false at the deadline.
+fn wait_readable(fd: libc::c_int, deadline: Instant, stop: &dyn Fn() -> bool) -> io::Result<bool> {
+    match wait_fd(fd, libc::POLLIN, deadline, stop) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Polls `fd` for `events` in slices of at most [`SLICE`], reading `stop`
+/// between them: Ok once ready, `TimedOut` at the deadline, `Interrupted`
+/// once stopped.
+fn wait_fd(
+    fd: libc::c_int,
+    events: libc::c_short,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    loop {
+        if stop() {
+            return Err(stopped());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        let ms = (deadline - now)
+            .min(SLICE)
+            .as_micros()
+            .div_ceil(1000)
+            .clamp(1, 1000) as libc::c_int;
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Healthy when the response code is accepted and, with `answer`, one
+/// answer record holds it.
+fn judge(check: &DnsCheck, m: &hickory_proto::op::Message, how: &str) -> (bool, String) {
+    let rcode = m.metadata.response_code;
+    let code = u16::from(rcode);
+    let name = crate::config::RCODE_NAMES
+        .get(usize::from(code))
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| format!("RCODE {code}"));
+    let n = m.answers.len();
+    let head = format!(
+        "DNS {name}{how}, {n} answer{}",
+        if n == 1 { "" } else { "s" }
+    );
+    if !check.rcodes.contains(&code) {
+        return (false, format!("{head}: response code not expected"));
+    }
+    let Some(want) = &check.answer else {
+        return (true, head);
+    };
+    if m.answers.iter().any(|r| rdata_matches(&r.data, want)) {
+        return (true, format!("{head}, {want} among them"));
+    }
+    let seen: Vec<String> = m
+        .answers
+        .iter()
+        .take(3)
+        .map(|r| r.data.to_string())
+        .collect();
+    (
+        false,
+        format!(
+            "{head}: no answer is {want} (got {})",
+            if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            }
+        ),
+    )
+}
+
+/// Whether an answer's data is `want`: addresses as addresses, names
+/// without regard to case or a trailing dot, text strings without quotes.
+fn rdata_matches(r: &hickory_proto::rr::RData, want: &str) -> bool {
+    use hickory_proto::rr::RData;
+    let want_ip = want.parse::<IpAddr>().ok();
+    match r {
+        RData::A(a) => want_ip == Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => want_ip == Some(IpAddr::V6(a.0)),
+        other => {
+            let norm = |s: &str| {
+                s.trim()
+                    .trim_matches('"')
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase()
+            };
+            norm(&other.to_string()) == norm(want)
+        }
     }
 }
 

@@ -226,6 +226,15 @@ pub fn target_text(s: &ProbeSpec) -> String {
     };
     match s.protocol {
         ProbeProtocol::Tcp => format!("tcp://{host}:{}", s.port),
+        ProbeProtocol::Dns => match &s.dns {
+            Some(d) => format!(
+                "dns://{host}:{}/{}. {}",
+                s.port,
+                d.name,
+                hickory_proto::rr::RecordType::from(d.qtype)
+            ),
+            None => format!("dns://{host}:{}", s.port),
+        },
         ProbeProtocol::Http => format!("http://{host}:{}{}", s.port, s.path),
         ProbeProtocol::Https => format!("https://{host}:{}{}", s.port, s.path),
     }
@@ -347,6 +356,9 @@ impl Prober {
                         target: text.clone(),
                     });
                 r.target = text;
+                if r.status != s.status {
+                    r.since = SystemTime::now();
+                }
                 r.status = s.status;
             }
         }

@@ -218,7 +218,7 @@ fn endpoint(
     // copy of their address or target (a string each, 400,000 of them in
     // a large config).
     let probe_target = p.monitor.as_ref().and_then(|_| {
-        e.probe_host.clone().or_else(|| match &e.kind {
+        e.probe.host.clone().or_else(|| match &e.kind {
             EndpointKind::Addresses(a) => a.first().map(|a| a.to_string()),
             EndpointKind::Target(t) => Some(t.clone()),
             EndpointKind::Nested { .. } => None,
@@ -235,8 +235,7 @@ fn endpoint(
         enabled: e.enabled,
         geo: e.geo.clone().into(),
         probe_target,
-        probe_port: e.probe_port,
-        probe_path: e.probe_path.clone(),
+        probe: (!e.probe.is_empty()).then(|| Box::new(e.probe.clone())),
     })
 }
 

@@ -81,10 +81,9 @@ pub struct Endpoint {
     /// Where probes go (for the health monitor; `None` in a profile
     /// without a monitor).
     pub probe_target: Option<String>,
-    /// Probe port override.
-    pub probe_port: Option<u16>,
-    /// Probe path override.
-    pub probe_path: Option<String>,
+    /// The endpoint's own monitor settings (`probe = { … }`); None when it
+    /// has none beyond a host.
+    pub probe: Option<Box<crate::config::ProbeOverrides>>,
 }
 
 /// What the candidate rule and weighted routing read of an endpoint, packed

@@ -18,6 +18,14 @@ pub enum Mode {
     EndlessBody,
     /// Close at once with a TCP reset.
     Reset,
+    /// `status` with a body of `pad` octets of `x`, then `text`.
+    Body {
+        status: u16,
+        pad: usize,
+        text: &'static str,
+    },
+    /// 200 with headers and `Content-Length`, then no body until stopped.
+    StalledBody,
 }
 
 pub struct Backend {
@@ -29,6 +37,8 @@ pub struct Backend {
     pub count: Arc<AtomicUsize>,
     /// Each request's `X-Trafficmgr-Node` header (a fleet node's name) and when.
     pub nodes: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// Each request's head (request line and headers) as sent.
+    pub heads: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -46,6 +56,8 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let nodes = Arc::new(Mutex::new(Vec::new()));
         let nd = nodes.clone();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let hd = heads.clone();
         let (m, h, p, t, c, s) = (
             mode.clone(),
             hosts.clone(),
@@ -67,7 +79,8 @@ impl Backend {
                             s.clone(),
                         );
                         let nd = nd.clone();
-                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd));
+                        let hd = hd.clone();
+                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd, hd));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -81,6 +94,7 @@ impl Backend {
             hits,
             count,
             nodes,
+            heads,
             stop,
             thread: Some(thread),
         }
@@ -114,6 +128,7 @@ fn serve(
     count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     nodes: Arc<Mutex<Vec<(Instant, String)>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 ) {
     let mode = *mode.lock().unwrap();
     if mode == Mode::Reset {
@@ -147,6 +162,7 @@ fn serve(
         }
     }
     let text = String::from_utf8_lossy(&req).to_string();
+    heads.lock().unwrap().push(text.clone());
     if let Some(path) = text.split_whitespace().nth(1) {
         paths.lock().unwrap().push(path.to_string());
     }
@@ -189,6 +205,22 @@ fn serve(
                 if s.write_all(&chunk).is_err() {
                     return;
                 }
+            }
+        }
+        Mode::Body { status, pad, text } => {
+            let mut body = vec![b'x'; pad];
+            body.extend_from_slice(text.as_bytes());
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+        Mode::StalledBody => {
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
         Mode::Reset => {}

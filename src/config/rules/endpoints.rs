@@ -3,10 +3,12 @@
 //! geographic codes and subnets, and its probe overrides.
 
 use super::dns_names::{normalized, valid_dns_name};
-use super::monitor::check_probe_path;
+use super::monitor::{check_expect_body, check_header, check_probe_path, expected_status};
 use super::{Locator, in_range, index, join, key};
 use crate::config::error::{ConfigError, Seg};
-use crate::config::model::{EndpointCfg, EndpointKind, GeoCode, Routing};
+use crate::config::model::{
+    EndpointCfg, EndpointKind, GeoCode, ProbeOverrides, ProbeProtocol, Routing,
+};
 use crate::config::{RawEndpoint, RawProbe, RawProfile};
 use crate::geo::builtin;
 use ipnet::IpNet;
@@ -26,6 +28,8 @@ pub(super) struct EndpointScope<'a> {
     pub(super) my_zone: &'a str,
     /// Region name → index.
     pub(super) regions: &'a HashMap<String, usize>,
+    /// The profile monitor's protocol (None: not monitored).
+    pub(super) protocol: Option<ProbeProtocol>,
 }
 
 /// The endpoints of profile `base`: each valid, names and priorities unique.
@@ -94,7 +98,7 @@ fn endpoint(
     }
     let subnets = subnets(loc, eb, re.subnets.as_deref().unwrap_or_default())?;
     let probe = match &re.probe {
-        Some(pr) => probe_overrides(loc, eb, pr)?,
+        Some(pr) => probe_overrides(loc, eb, pr, scope.protocol)?,
         None => ProbeOverrides::default(),
     };
     Ok(EndpointCfg {
@@ -106,9 +110,7 @@ fn endpoint(
         enabled: re.enabled.unwrap_or(true),
         geo,
         subnets,
-        probe_host: probe.host,
-        probe_port: probe.port,
-        probe_path: probe.path,
+        probe,
     })
 }
 
@@ -333,36 +335,61 @@ fn subnets(loc: &Locator, eb: &[Seg], prefixes: &[String]) -> Result<Vec<IpNet>,
     Ok(subnets)
 }
 
-/// `probe = { host, port, path }`, checked.
-#[derive(Default)]
-struct ProbeOverrides {
-    host: Option<String>,
-    port: Option<u16>,
-    path: Option<String>,
-}
-
-/// `probe`: a host that is an address or a DNS name, a port in range, a
-/// path the probe can send.
+/// `probe = { host, port, path, headers, expected_status, expect_body }`:
+/// a host that is an address or a DNS name, a port in range, a path,
+/// headers and statuses the probe can send and read, each checked as the
+/// monitor's own; the HTTP-only ones refused under a tcp or dns monitor.
 fn probe_overrides(
     loc: &Locator,
     eb: &[Seg],
     pr: &RawProbe,
+    protocol: Option<ProbeProtocol>,
 ) -> Result<ProbeOverrides, ConfigError> {
     let mut out = ProbeOverrides::default();
+    let at = |k: &str| join(eb, &[key("probe"), key(k)]);
     if let Some(h) = &pr.host {
         if h.parse::<IpAddr>().is_err() {
-            valid_dns_name(h).map_err(|m| loc.error(&join(eb, &[key("probe"), key("host")]), m))?;
+            valid_dns_name(h).map_err(|m| loc.error(&at("host"), m))?;
         }
         out.host = Some(h.clone());
     }
     if let Some(port) = pr.port {
-        let at = join(eb, &[key("probe"), key("port")]);
-        out.port = Some(in_range(loc, &at, port, 1, 65535)? as u16);
+        out.port = Some(in_range(loc, &at("port"), port, 1, 65535)? as u16);
     }
     if let Some(path) = &pr.path {
-        check_probe_path(path)
-            .map_err(|e| loc.error(&join(eb, &[key("probe"), key("path")]), e))?;
+        check_probe_path(path).map_err(|e| loc.error(&at("path"), e))?;
         out.path = Some(path.clone());
+    }
+    let http_only = |k: &str| -> Result<(), ConfigError> {
+        match protocol {
+            Some(ProbeProtocol::Tcp | ProbeProtocol::Dns) => Err(loc.error(
+                &at(k),
+                format!("probe.{k} applies to http and https monitors only"),
+            )),
+            _ => Ok(()),
+        }
+    };
+    if let Some(headers) = &pr.headers {
+        http_only("headers")?;
+        for (name, value) in headers {
+            check_header(name, value)
+                .map_err(|e| loc.error(&join(eb, &[key("probe"), key("headers"), key(name)]), e))?;
+            out.headers.push((name.clone(), value.clone()));
+        }
+    }
+    if let Some(list) = &pr.expected_status {
+        http_only("expected_status")?;
+        out.expected_status = Some(expected_status(
+            loc,
+            &join(eb, &[key("probe")]),
+            Some(list),
+        )?);
+    }
+    if let Some(t) = &pr.expect_body {
+        http_only("expect_body")?;
+        check_expect_body(protocol.unwrap_or(ProbeProtocol::Http), t)
+            .map_err(|e| loc.error(&at("expect_body"), e))?;
+        out.expect_body = Some(t.clone());
     }
     Ok(out)
 }

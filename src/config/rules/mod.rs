@@ -23,6 +23,7 @@ mod secrets;
 mod zones;
 
 pub use dns_names::valid_dns_name;
+pub(crate) use monitor::{BODY_WINDOW, RCODE_NAMES};
 pub use secrets::is_secret_header;
 
 use super::error::{ConfigError, Seg, format_path, line_col, locate};

@@ -4,7 +4,7 @@
 use super::{Locator, in_range, index, join, key, parse_duration, shown};
 use crate::config::RawMonitor;
 use crate::config::error::{ConfigError, Seg};
-use crate::config::model::{MonitorCfg, ProbeProtocol};
+use crate::config::model::{DnsCheck, MonitorCfg, ProbeProtocol};
 use std::time::Duration;
 
 /// The monitor at key path `mb`, with defaults applied.
@@ -17,6 +17,7 @@ pub(super) fn monitor(
     let port = match m.port {
         Some(n) => in_range(loc, &join(mb, &[key("port")]), n, 1, 65535)? as u16,
         None if protocol == ProbeProtocol::Https => 443,
+        None if protocol == ProbeProtocol::Dns => 53,
         None => 80,
     };
     let path = m.path.clone().unwrap_or_else(|| "/".to_string());
@@ -41,6 +42,15 @@ pub(super) fn monitor(
         .iter()
         .map(|(a, b)| (a.clone(), b.clone()))
         .collect();
+    let expect_body = match &m.expect_body {
+        Some(t) => {
+            let at = join(mb, &[key("expect_body")]);
+            check_expect_body(protocol, t).map_err(|e| loc.error(&at, e))?;
+            Some(t.clone())
+        }
+        None => None,
+    };
+    let dns = dns_check(loc, mb, m, protocol)?;
     Ok(MonitorCfg {
         protocol,
         port,
@@ -52,18 +62,151 @@ pub(super) fn monitor(
         headers,
         verify_tls: m.verify_tls.unwrap_or(false),
         recovery_successes,
+        expect_body,
+        dns,
     })
 }
 
-/// `protocol`: http (the default), https or tcp, in either case.
+/// Most octets of a response body a probe reads to find `expect_body`
+/// (Route 53's limit).
+pub(crate) const BODY_WINDOW: usize = 5120;
+
+/// `expect_body`: http/https only, 1 to 5,120 octets.
+pub(super) fn check_expect_body(protocol: ProbeProtocol, t: &str) -> Result<(), String> {
+    if !matches!(protocol, ProbeProtocol::Http | ProbeProtocol::Https) {
+        return Err("expect_body applies to http and https probes only".into());
+    }
+    if t.is_empty() || t.len() > BODY_WINDOW {
+        return Err(format!(
+            "{} must be 1 to {BODY_WINDOW} octets: only the first {BODY_WINDOW} octets of the body are read",
+            shown(t)
+        ));
+    }
+    Ok(())
+}
+
+/// The DNS probe's query and accepted answers: `query_name` required with
+/// `protocol = "dns"`, and none of the dns keys with another protocol.
+fn dns_check(
+    loc: &Locator,
+    mb: &[Seg],
+    m: &RawMonitor,
+    protocol: ProbeProtocol,
+) -> Result<Option<DnsCheck>, ConfigError> {
+    if protocol != ProbeProtocol::Dns {
+        let set = [
+            ("query_name", m.query_name.is_some()),
+            ("query_type", m.query_type.is_some()),
+            ("expect_rcode", m.expect_rcode.is_some()),
+            ("expect_answer", m.expect_answer.is_some()),
+        ];
+        if let Some((k, _)) = set.iter().find(|(_, s)| *s) {
+            return Err(loc.error(
+                &join(mb, &[key(k)]),
+                format!("{k} applies to dns probes only (protocol = \"dns\")"),
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(name) = &m.query_name else {
+        return Err(loc.error(
+            &join(mb, &[key("protocol")]),
+            "a dns probe needs `query_name`, the name it asks the endpoint",
+        ));
+    };
+    let name = name.trim_end_matches('.');
+    let name = if name.is_empty() {
+        String::new()
+    } else {
+        super::dns_names::valid_dns_name(name)
+            .map_err(|e| loc.error(&join(mb, &[key("query_name")]), e))?;
+        name.to_ascii_lowercase()
+    };
+    let qtype = match &m.query_type {
+        None => 1,
+        Some(t) => {
+            use std::str::FromStr;
+            let rt = hickory_proto::rr::RecordType::from_str(&t.to_ascii_uppercase())
+                .ok()
+                .filter(|rt| !matches!(rt, hickory_proto::rr::RecordType::Unknown(_)));
+            match rt {
+                Some(rt) => u16::from(rt),
+                None => {
+                    return Err(loc.error(
+                        &join(mb, &[key("query_type")]),
+                        format!(
+                            "{} is not a record type such as A, AAAA, CNAME, MX, NS, SOA, SRV or TXT",
+                            shown(t)
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let default = ["NOERROR".to_string()];
+    let list = m.expect_rcode.as_deref().unwrap_or(&default);
+    if list.is_empty() {
+        return Err(loc.error(
+            &join(mb, &[key("expect_rcode")]),
+            "at least one response code is needed",
+        ));
+    }
+    let mut rcodes = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        let code = rcode(r).ok_or_else(|| {
+            loc.error(
+                &join(mb, &[key("expect_rcode"), index(i)]),
+                format!(
+                    "{} is not a response code: NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN, YXRRSET, NXRRSET, NOTAUTH, NOTZONE or a number 0..=4095",
+                    shown(r)
+                ),
+            )
+        })?;
+        rcodes.push(code);
+    }
+    let answer = match &m.expect_answer {
+        Some(a) if a.trim().is_empty() || a.len() > 1024 => {
+            return Err(loc.error(
+                &join(mb, &[key("expect_answer")]),
+                "expect_answer must be the text of one record's data, 1 to 1024 octets",
+            ));
+        }
+        Some(a) => Some(a.trim().to_string()),
+        None => None,
+    };
+    Ok(Some(DnsCheck {
+        name,
+        qtype,
+        rcodes,
+        answer,
+    }))
+}
+
+/// The mnemonics of response codes 0 ..= 10 (RFC 1035, 2136).
+pub(crate) const RCODE_NAMES: [&str; 11] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+    "NXRRSET", "NOTAUTH", "NOTZONE",
+];
+
+/// A response code by its mnemonic (any case) or number.
+fn rcode(s: &str) -> Option<u16> {
+    let s = s.trim();
+    if let Some(i) = RCODE_NAMES.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+        return Some(i as u16);
+    }
+    s.parse::<u16>().ok().filter(|n| *n <= 4095)
+}
+
+/// `protocol`: http (the default), https, tcp or dns, in either case.
 fn protocol(loc: &Locator, mb: &[Seg], s: Option<&str>) -> Result<ProbeProtocol, ConfigError> {
     match s {
         None | Some("http") | Some("HTTP") => Ok(ProbeProtocol::Http),
         Some("https") | Some("HTTPS") => Ok(ProbeProtocol::Https),
         Some("tcp") | Some("TCP") => Ok(ProbeProtocol::Tcp),
+        Some("dns") | Some("DNS") => Ok(ProbeProtocol::Dns),
         Some(o) => Err(loc.error(
             &join(mb, &[key("protocol")]),
-            format!("`{o}` is not a protocol; expected http, https or tcp"),
+            format!("`{o}` is not a protocol; expected http, https, tcp or dns"),
         )),
     }
 }
@@ -110,7 +253,7 @@ fn timeout(
 
 /// `expected_status`: at least one status or inclusive range in
 /// 100 ..= 599; default `["200-299"]`.
-fn expected_status(
+pub(super) fn expected_status(
     loc: &Locator,
     mb: &[Seg],
     list: Option<&[String]>,
@@ -185,7 +328,7 @@ pub(super) fn check_probe_path(path: &str) -> Result<(), String> {
 /// value free of CR, LF, NUL and other control characters (tab allowed),
 /// both as the `http` crate parses them; a `Host` value also a valid
 /// `host[:port]`.
-fn check_header(name: &str, value: &str) -> Result<(), String> {
+pub(super) fn check_header(name: &str, value: &str) -> Result<(), String> {
     use ureq::http::header::{HeaderName, HeaderValue};
     use ureq::http::uri::Authority;
     if HeaderName::from_bytes(name.as_bytes()).is_err() {

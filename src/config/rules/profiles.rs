@@ -129,6 +129,7 @@ pub(super) fn profile(
             .get(normalized(&rp.name).len() + 1..)
             .unwrap_or(""),
         regions,
+        protocol: monitor.as_ref().map(|m| m.protocol),
     };
     let endpoints = endpoints::endpoints(loc, &base, rp, &scope)?;
     match routing {
