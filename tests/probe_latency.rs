@@ -246,6 +246,7 @@ fn far_endpoint_is_online_with_one_connect_per_probe() {
             timeout: Duration::from_secs(8),
             expected: vec![(200, 399)],
             verify_tls: false,
+            load_header: None,
         };
         let before = active_opens();
         let r = probe::run(&spec, &clients, &stop);
@@ -310,6 +311,7 @@ fn black_hole_one_connect_per_probe_and_free_interrupts_connects() {
             timeout: Duration::from_millis(1500),
             expected: vec![(200, 399)],
             verify_tls: false,
+            load_header: None,
         };
         let (opens0, retrans0) = (active_opens(), syn_retrans());
         let r = probe::run(&spec, &clients, &stop);
@@ -340,6 +342,7 @@ fn black_hole_one_connect_per_probe_and_free_interrupts_connects() {
         timeout: Duration::from_secs(20),
         expected: vec![(200, 399)],
         verify_tls: false,
+        load_header: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();

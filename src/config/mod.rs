@@ -14,7 +14,7 @@ pub(crate) use error::line_col;
 pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     AllDown, Config, EndpointCfg, EndpointKind, EngineSettings, FleetSettings, GeoCode,
-    HealthyWhen, MonitorCfg, ProbeProtocol, ProfileCfg, RegionCfg, Routing, ZoneCfg,
+    HealthyWhen, MonitorCfg, ProbeProtocol, ProfileCfg, RegionCfg, Routing, ZoneCfg, load_milli,
 };
 pub(crate) use raw::{
     RawConfig, RawEndpoint, RawEngine, RawFleet, RawHealthyWhen, RawMonitor, RawProbe, RawProfile,

@@ -49,6 +49,8 @@ pub struct ProbeSpec {
     pub expected: Vec<(u16, u16)>,
     /// Check certificates (https).
     pub verify_tls: bool,
+    /// The response header that reports the endpoint's load (http/https).
+    pub load_header: Option<String>,
 }
 
 /// What one probe found.
@@ -60,6 +62,9 @@ pub struct ProbeResult {
     pub detail: String,
     /// Time the probe took.
     pub rtt: Duration,
+    /// The load reported, in thousandths: `None` when the monitor reads no
+    /// load, `Some(NO_LOAD)` when the response did not report one.
+    pub load: Option<u32>,
 }
 
 /// How long a connect in progress waits before it looks at the stop flag
@@ -167,20 +172,36 @@ fn host_for_url(h: &str) -> String {
 /// 100 ms while it connects.
 pub fn run(spec: &ProbeSpec, clients: &Clients, stop: &AtomicBool) -> ProbeResult {
     let start = Instant::now();
+    let mut load = None;
     let (ok, detail) = match spec.protocol {
         ProbeProtocol::Tcp => tcp(spec, start, &|| {
             stop.load(Ordering::Relaxed) || clients.stopped()
         }),
-        ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients),
+        ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients, &mut load),
     };
     ProbeResult {
         ok,
         detail,
         rtt: start.elapsed(),
+        load,
     }
 }
 
-fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
+/// The load a response reports in the monitor's `load_header` (`0.73`,
+/// `73%`), in thousandths; `None` when the monitor reads no load,
+/// `Some(NO_LOAD)` when the header is missing or not a number.
+fn load_of(spec: &ProbeSpec, headers: &ureq::http::HeaderMap) -> Option<u32> {
+    let name = spec.load_header.as_deref()?;
+    Some(
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::parse_load)
+            .unwrap_or(super::NO_LOAD),
+    )
+}
+
+fn http(spec: &ProbeSpec, clients: &Clients, load: &mut Option<u32>) -> (bool, String) {
     let scheme = if spec.protocol == ProbeProtocol::Https {
         "https"
     } else {
@@ -213,6 +234,7 @@ fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
     match req.call() {
         Ok(resp) => {
             let code = resp.status().as_u16();
+            *load = load_of(spec, resp.headers());
             // The body is not read: dropping the response closes the connection.
             drop(resp);
             let ok = spec.expected.iter().any(|(a, b)| (*a..=*b).contains(&code));

@@ -29,6 +29,8 @@ pub struct Backend {
     pub count: Arc<AtomicUsize>,
     /// Each request's `X-Trafficmgr-Node` header (a fleet node's name) and when.
     pub nodes: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// `X-Load` header value sent with every answer (none if `None`).
+    pub load: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -46,6 +48,8 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let nodes = Arc::new(Mutex::new(Vec::new()));
         let nd = nodes.clone();
+        let load = Arc::new(Mutex::new(None));
+        let ld = load.clone();
         let (m, h, p, t, c, s) = (
             mode.clone(),
             hosts.clone(),
@@ -67,7 +71,8 @@ impl Backend {
                             s.clone(),
                         );
                         let nd = nd.clone();
-                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd));
+                        let ld = ld.lock().unwrap().clone();
+                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd, ld));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -81,6 +86,7 @@ impl Backend {
             hits,
             count,
             nodes,
+            load,
             stop,
             thread: Some(thread),
         }
@@ -88,6 +94,11 @@ impl Backend {
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Reports this load (`X-Load: <v>`) in every answer from now on.
+    pub fn set_load(&self, v: Option<&str>) {
+        *self.load.lock().unwrap() = v.map(str::to_string);
     }
 
     pub fn requests(&self) -> usize {
@@ -114,6 +125,7 @@ fn serve(
     count: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     nodes: Arc<Mutex<Vec<(Instant, String)>>>,
+    load: Option<String>,
 ) {
     let mode = *mode.lock().unwrap();
     if mode == Mode::Reset {
@@ -172,9 +184,10 @@ fn serve(
             } else {
                 ""
             };
+            let load = load.map(|v| format!("X-Load: {v}\r\n")).unwrap_or_default();
             let _ = write!(
                 s,
-                "HTTP/1.1 {code} X\r\n{loc}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                "HTTP/1.1 {code} X\r\n{loc}{load}Content-Length: 2\r\nConnection: close\r\n\r\nok"
             );
         }
         Mode::Hang => {

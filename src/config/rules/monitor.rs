@@ -41,6 +41,25 @@ pub(super) fn monitor(
         .iter()
         .map(|(a, b)| (a.clone(), b.clone()))
         .collect();
+    let load_header = match &m.load_header {
+        Some(h) => {
+            let at = join(mb, &[key("load_header")]);
+            if protocol == ProbeProtocol::Tcp {
+                return Err(loc.error(&at, "load_header needs an http or https monitor"));
+            }
+            if ureq::http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(loc.error(
+                    &at,
+                    format!(
+                        "{} is not a valid header name: one or more of the letters, digits and !#$%&'*+-.^_`|~",
+                        shown(h)
+                    ),
+                ));
+            }
+            Some(h.clone())
+        }
+        None => None,
+    };
     Ok(MonitorCfg {
         protocol,
         port,
@@ -52,6 +71,7 @@ pub(super) fn monitor(
         headers,
         verify_tls: m.verify_tls.unwrap_or(false),
         recovery_successes,
+        load_header,
     })
 }
 
