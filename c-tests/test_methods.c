@@ -75,5 +75,29 @@ int main(int argc, char **argv) {
     lookup(e, "geo.tm.example", 1, "127.0.0.1", NULL, 0, &c, &info);
     CHECK_EQ_INT(info.answer_count, 0);
     tm_engine_free(e);
+
+    /* Spill-over by tm_engine_set_load: at spill_full every client moves,
+     * with ttl_unstable on the record; a negative load clears it. */
+    snprintf(cfg, sizeof cfg,
+             "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n"
+             "[[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 300\nttl_unstable = 7\n"
+             "spill_start = 0.5\nspill_full = 1.0\n"
+             "[[profile.endpoint]]\nname = \"a\"\naddresses = [\"192.0.2.1\"]\n"
+             "[[profile.endpoint]]\nname = \"b\"\naddresses = [\"192.0.2.2\"]\n");
+    CHECK_EQ_INT(tm_engine_new_from_string(cfg, strlen(cfg), NULL, 0, NULL, err, sizeof err, &e), TM_RESULT_OK);
+    lookup(e, "app.tm.example", 1, "198.51.100.1", NULL, 0, &c, &info);
+    CHECK_EQ_STR(c.answer[0], "192.0.2.1");
+    CHECK_EQ_INT(c.answer_ttl[0], 300);
+    CHECK_EQ_INT(tm_engine_set_load(e, "app", 3, "a", 1, 1.0), TM_RESULT_OK);
+    lookup(e, "app.tm.example", 1, "198.51.100.1", NULL, 0, &c, &info);
+    CHECK_EQ_STR(c.answer[0], "192.0.2.2");
+    CHECK_EQ_INT(c.answer_ttl[0], 7);
+    CHECK_EQ_INT(tm_engine_set_load(e, "app", 3, "a", 1, 0.0 / 0.0), TM_RESULT_BAD_VALUE);
+    CHECK_EQ_INT(tm_engine_set_load(e, "app", 3, "zz", 2, 0.5), TM_RESULT_NOT_FOUND);
+    CHECK_EQ_INT(tm_engine_set_load(e, "app", 3, "a", 1, -1.0), TM_RESULT_OK);
+    lookup(e, "app.tm.example", 1, "198.51.100.1", NULL, 0, &c, &info);
+    CHECK_EQ_STR(c.answer[0], "192.0.2.1");
+    CHECK_EQ_INT(c.answer_ttl[0], 300);
+    tm_engine_free(e);
     CHECK_DONE("test_methods");
 }

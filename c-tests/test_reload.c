@@ -44,7 +44,7 @@ int main(void) {
     char blue[1024], green[1024], broken[1024];
     snprintf(blue, sizeof blue, "%starget = \"blue.example\"\n", head);
     snprintf(green, sizeof green, "%starget = \"green.example\"\n", head);
-    snprintf(broken, sizeof broken, "%starget = \"green.example\"\nweight = 0\n", head);
+    snprintf(broken, sizeof broken, "%starget = \"green.example\"\nweight = 1001\n", head);
     write_file(path, blue);
 
     char err[TM_ERRBUF_SIZE];
@@ -64,7 +64,7 @@ int main(void) {
             char last[TM_ERRBUF_SIZE];
             size_t n = 0;
             CHECK_EQ_INT(tm_engine_last_reload_error(engine, last, sizeof last, &n), TM_RESULT_OK);
-            CHECK(n > 0 && strstr(last, ":12:1: profile[0].endpoint[0].weight: 0 is out of range 1..=1000") != NULL);
+            CHECK(n > 0 && strstr(last, ":12:1: profile[0].endpoint[0].weight: 1001 is out of range 0..=1000") != NULL);
             failed++;
         } else {
             CHECK_EQ_INT(r, TM_RESULT_OK);

@@ -635,6 +635,30 @@ tm_result tm_engine_set_monitor_status(const tm_engine *engine,
                                        uint32_t status);
 
 /**
+ * Sets the load of one endpoint, for spill-over (`spill_start`,
+ * `spill_full`): a fraction, 1.0 = full (`0.73`), clamped to 0 ..= 1000; a
+ * negative value clears it (no load known: the endpoint never spills).
+ * Takes effect for the next query. A monitor with `load_header` replaces
+ * it with each probe's report.
+ *
+ * **Ownership:** borrows everything; nothing is kept after the call.
+ * **NULL:** no pointer may be NULL.
+ * **Threads:** safe concurrently with lookups.
+ * **Returns:** `TM_RESULT_OK`, `TM_RESULT_NULL_ARGUMENT`, `TM_RESULT_INVALID_UTF8`,
+ * `TM_RESULT_NOT_FOUND`, `TM_RESULT_BAD_VALUE` (NaN or infinite), `TM_RESULT_PANIC`.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `profile` and `endpoint` are NULL or
+ * point at `profile_len` and `endpoint_len` readable bytes.
+ */
+tm_result tm_engine_set_load(const tm_engine *engine,
+                             const char *profile,
+                             size_t profile_len,
+                             const char *endpoint,
+                             size_t endpoint_len,
+                             double load);
+
+/**
  * Overrides an endpoint at run time, without a reload: `TM_ADMIN_ENABLED`,
  * `TM_ADMIN_DISABLED`, `TM_ADMIN_DRAIN`, or `TM_ADMIN_NONE` to clear the
  * override. While set it wins over the admin-state file's admin state;

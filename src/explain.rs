@@ -10,7 +10,7 @@ use crate::engine::{Query, QueryError, routing_client};
 use crate::health::{AdminState, MonitorStatus};
 use crate::name::NameBuf;
 use crate::query;
-use crate::routing::{self, Candidates, Figure, Note, Pick, Rule, ScopeWhy, Trace};
+use crate::routing::{self, Candidates, Figure, Note, Pick, Rule, ScopeWhy, Trace, Unsteady};
 use crate::snapshot::{Profile, Snapshot, Target};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -68,6 +68,9 @@ pub struct Decision {
     pub scope: u8,
     /// Why.
     pub scope_why: String,
+    /// Why the answer's TTL is this profile's `ttl_unstable`; empty when
+    /// the decision is steady.
+    pub ttl: String,
     /// The profile's id and first endpoint id in the snapshot.
     #[serde(skip)]
     ids: (u32, u32),
@@ -198,7 +201,18 @@ fn why_text(w: ScopeWhy) -> &'static str {
             "the longest configured prefix holding the client (widened to stay clear of longer prefixes)"
         }
         ScopeWhy::SourcePrefix => "the catch-all answered: the client's source prefix",
+        ScopeWhy::SpillSubnet => "spill-over hashes the client's /24 (IPv4) or /56 (IPv6)",
+        ScopeWhy::SharedRegion => {
+            "endpoints tie on round-trip time and share by the client's /24 (IPv4) or /56 (IPv6)"
+        }
     }
+}
+
+fn endpoint_name(snap: &Snapshot, id: u32) -> String {
+    snap.endpoints
+        .get(id as usize)
+        .map(|e| e.name.to_string())
+        .unwrap_or_else(|| format!("#{id}"))
 }
 
 fn rule_text(r: Rule) -> &'static str {
@@ -265,6 +279,7 @@ impl Trace for Recorder<'_> {
             chosen: Vec::new(),
             scope: 0,
             scope_why: String::new(),
+            ttl: String::new(),
             ids: (p.id, p.first),
         });
     }
@@ -374,6 +389,52 @@ impl Trace for Recorder<'_> {
                 d.scope = s;
                 d.scope_why = why_text(why).into();
             }
+            Note::Spill {
+                id,
+                load,
+                share,
+                moved,
+            } => {
+                let name = endpoint_name(self.snap, id);
+                let d = self.decisions.last_mut();
+                if let Some(d) = d {
+                    d.client.push(format!(
+                        "spill-over: {name} has load {:.3}: {:.1}% of its clients move; this client {}",
+                        f64::from(load) / 1000.0,
+                        f64::from(share) / 10.0,
+                        if moved { "moves" } else { "stays" }
+                    ));
+                }
+            }
+            Note::SpillNowhere => d
+                .client
+                .push("spill-over: no other endpoint to move to; the client stays".into()),
+            Note::Standby => d.client.push(
+                "no candidate has a weight above 0: the standby endpoints (weight 0) answer".into(),
+            ),
+            Note::Shared { ties } => d.client.push(format!(
+                "{ties} candidates tie on round-trip time: they share by weight, by the client's subnet"
+            )),
+            Note::Unsteady(u, ttl) => {
+                let why = match u {
+                    Unsteady::FailOpen => "no endpoint is online (fail-open)".to_string(),
+                    Unsteady::Failing(id) => format!(
+                        "{} failed its last probe (fewer failures than tolerated)",
+                        endpoint_name(self.snap, id)
+                    ),
+                    Unsteady::Recovering(id) => format!(
+                        "{} is recovering (passing probes, not yet enough)",
+                        endpoint_name(self.snap, id)
+                    ),
+                    Unsteady::Spilling(id) => format!(
+                        "{} is spilling clients over (load at or above spill_start)",
+                        endpoint_name(self.snap, id)
+                    ),
+                };
+                if let Some(d) = self.decisions.last_mut() {
+                    d.ttl = format!("ttl_unstable {ttl} s: {why}");
+                }
+            }
         }
     }
 
@@ -430,8 +491,8 @@ fn rcode_text(r: Rcode) -> &'static str {
     }
 }
 
-fn rr(owner: &str, r: &Rec) -> String {
-    format!("{owner} {} IN {} {}", r.ttl, type_name(r.rtype), r.text())
+fn rr(owner: &str, ttl: u32, r: &Rec) -> String {
+    format!("{owner} {ttl} IN {} {}", type_name(r.rtype), r.text())
 }
 
 /// Explains query `q` against `snap`, with the query path's own code.
@@ -480,8 +541,8 @@ pub fn explain(snap: &Snapshot, q: &Query<'_>) -> Result<Explanation, QueryError
         place,
         zone,
         rcode: rcode_text(a.rcode).into(),
-        records: a.records.iter().map(|r| rr(&owner, r)).collect(),
-        authority: a.authority.iter().map(|r| rr(&apex, r)).collect(),
+        records: a.records.iter().map(|r| rr(&owner, a.ttl(r), r)).collect(),
+        authority: a.authority.iter().map(|r| rr(&apex, r.ttl, r)).collect(),
         scope: a.scope_prefix,
         scope_why,
         decisions: rec.decisions,

@@ -130,7 +130,7 @@ fn lookup(engine: &Engine, p: &Value) -> Value {
                     "qtype": type_name(rec.rtype),
                     "qname": owner,
                     "content": rec.text(),
-                    "ttl": rec.ttl,
+                    "ttl": a.ttl(rec),
                     "auth": 1,
                     "scopeMask": a.scope_prefix,
                 }));

@@ -77,6 +77,7 @@ fn answer_place<'s, T: Trace>(
     out: &mut Answer<'s>,
     t: &mut T,
 ) {
+    out.ttl_cap = crate::answer::NO_TTL_CAP;
     match place {
         Place::NotOurs => out.set_not_ours(),
         Place::Under(_, zone) => out.set_negative(zone, Rcode::NxDomain, 0),
@@ -124,7 +125,12 @@ fn profile_answer<'s, T: Trace>(
     t: &mut T,
 ) {
     t.profile(snap, profile, depth);
-    let (pick, scope) = routing::route(snap, profile, client, depth, t);
+    let d = routing::decide(snap, profile, client, depth, t);
+    let (pick, scope) = (d.pick, d.scope);
+    if d.unsteady.is_some() {
+        // Nested levels: the lowest cap of any unsteady level.
+        out.ttl_cap = out.ttl_cap.min(profile.ttl_unstable);
+    }
     t.chose(profile, &pick, scope);
     out.records.clear();
     match pick {

@@ -164,12 +164,12 @@ fn check_names_each_error_with_file_line_col_and_key_path() {
             "bad-value",
             GOOD.replace(
                 "target = \"a.example\"\n",
-                "target = \"a.example\"\nweight = 0\n",
+                "target = \"a.example\"\nweight = 1001\n",
             ),
             "profile[0].endpoint[0].weight",
             10,
             1,
-            "out of range 1..=1000",
+            "out of range 0..=1000",
         ),
         (
             "missing-data-file",
@@ -277,7 +277,8 @@ fn engine_answer(
                 .map(|r| {
                     format!(
                         "{owner} {} IN {} {}",
-                        r.ttl,
+                        // What the hosts write: capped by ttl_unstable while unsteady.
+                        a.ttl(r),
                         trafficmgr::answer::records::type_name(r.rtype),
                         r.text()
                     )
@@ -639,6 +640,11 @@ fn explain_takes_live_states_from_a_running_engine() {
     assert_eq!(endpoint(&x, 0, "secondary")["admin"], "drain");
     let (records, _) = engine_answer(&e, "prio.tm.example", 1, None, None);
     assert_eq!(x["records"], serde_json::json!(records), "{x}");
+    // Answering fail-open: the short TTL, and explain says why.
+    assert_eq!(
+        x["decisions"][0]["ttl"], "ttl_unstable 10 s: no endpoint is online (fail-open)",
+        "{x}"
+    );
 }
 
 // ---- the admin-state file --------------------------------------------------

@@ -380,10 +380,10 @@ fn config_errors_name_line_col_and_path() {
     ));
     assert_eq!(e.path, "profile[0].endpoint[1].weight");
     assert_eq!((e.line, e.col), (13, 1));
-    assert_eq!(e.message, "1001 is out of range 1..=1000");
+    assert_eq!(e.message, "1001 is out of range 0..=1000");
     assert_eq!(
         e.to_string(),
-        "<string>:13:1: profile[0].endpoint[1].weight: 1001 is out of range 1..=1000"
+        "<string>:13:1: profile[0].endpoint[1].weight: 1001 is out of range 0..=1000"
     );
 
     let e = cfg_err(&format!(

@@ -309,3 +309,79 @@ fn methods_through_the_front() {
     }
     front.stop();
 }
+
+/// Issue #15 seen with `dig` on a real front: the answer's TTL moves with
+/// health (ttl while steady, ttl_unstable while the primary fails below
+/// tolerated_failures, while it recovers, and while clients spill over from
+/// a backend that reports its load with `X-Load`), and spill-over moves a
+/// share of client /24s (`+subnet`) with the ECS scope covering the /24.
+#[test]
+fn dig_sees_ttls_move_with_health_and_load() {
+    let _serial = serial();
+    use common::backend::{Backend, Mode};
+    let primary = Backend::start(Mode::Status(200));
+    let secondary = Backend::start(Mode::Status(200));
+    let cfg = format!(
+        "[[zone]]\nname = \"tm.example\"\nnameservers = [\"ns1.tm.example\"]\n\
+         [[profile]]\nname = \"app\"\nrouting = \"priority\"\nttl = 300\nttl_unstable = 10\n\
+         spill_start = 0.5\nspill_full = 1.0\n\
+         [profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 2\nrecovery_successes = 2\n\
+         load_header = \"X-Load\"\n\
+         [[profile.endpoint]]\nname = \"primary\"\naddresses = [\"192.0.2.1\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n\
+         [[profile.endpoint]]\nname = \"secondary\"\naddresses = [\"192.0.2.2\"]\nprobe = {{ host = \"127.0.0.1\", port = {} }}\n",
+        primary.port, secondary.port
+    );
+    let dir = fresh_dir("front-ttl");
+    let path = dir.join("tm.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let front = Front::start(&path);
+    let port = front.port;
+    let seen = |extra: &[&str]| {
+        let d = dig(port, "app.tm.example", "A", extra);
+        let (a, ttl) = d.2.first().map(|a| (a.2.clone(), a.1)).unwrap_or_default();
+        (a, ttl, d.4)
+    };
+    let t0 = Instant::now();
+    let mut timeline: Vec<(f64, String, u32)> = Vec::new();
+    let mut until = |what: &str, want: (&str, u32), secs: u64| {
+        wait_for(secs, what, || {
+            let (a, ttl, _) = seen(&[]);
+            if timeline.last().is_none_or(|l| l.1 != a || l.2 != ttl) {
+                timeline.push((t0.elapsed().as_secs_f64(), a.clone(), ttl));
+            }
+            (a.as_str(), ttl) == want
+        });
+    };
+    until("steady", ("192.0.2.1", 300), 10);
+    primary.set(Mode::Status(503));
+    until("failing: short TTL", ("192.0.2.1", 10), 10);
+    until("failed over: steady", ("192.0.2.2", 300), 10);
+    primary.set(Mode::Status(200));
+    until("recovering: short TTL", ("192.0.2.2", 10), 10);
+    until("recovered", ("192.0.2.1", 300), 10);
+    for (t, a, ttl) in &timeline {
+        println!("dig at {t:5.2} s: {a} TTL {ttl}");
+    }
+    // Load reported by the backend: 0.75 is half way to spill_full.
+    primary.set_load(Some("0.75"));
+    wait_for(10, "spilling", || seen(&["+subnet=10.0.0.0/24"]).1 == 10);
+    let mut moved = 0;
+    for i in 0..100 {
+        let (a, ttl, scope) = seen(&[&format!("+subnet=10.1.{i}.0/24")]);
+        assert_eq!((ttl, scope), (10, Some(24)), "{a}");
+        if a == "192.0.2.2" {
+            moved += 1;
+        }
+    }
+    println!("load 0.75: {moved} of 100 client /24s moved to the secondary");
+    assert!((25..=75).contains(&moved), "{moved}");
+    primary.set_load(Some("100%"));
+    wait_for(10, "all spilled", || {
+        (0..20).all(|i| seen(&[&format!("+subnet=10.2.{i}.0/24")]).0 == "192.0.2.2")
+    });
+    primary.set_load(None);
+    wait_for(10, "load gone", || {
+        seen(&[]).0 == "192.0.2.1" && seen(&[]).1 == 300
+    });
+    front.stop();
+}

@@ -14,7 +14,19 @@ use counting_alloc::allocs;
 
 #[test]
 fn lookups_do_not_allocate() {
-    check("");
+    check("", "", |_| {});
+}
+
+/// The same with spill-over in progress (loads set: some clients move,
+/// the answers are unsteady and carry `ttl_unstable`), a standby endpoint
+/// and two endpoints of performance routing sharing a region.
+#[test]
+fn lookups_spilling_and_sharing_do_not_allocate() {
+    check("", "spill_start = 0.5\nspill_full = 1.0\n", |e| {
+        e.set_load("prio", "primary", Some(0.75)).unwrap();
+        e.set_load("perf", "eu", Some(0.9)).unwrap();
+        e.set_load("perf", "us", Some(2.0)).unwrap();
+    });
 }
 
 /// The same with overrides of the admin-state file in the health words:
@@ -28,21 +40,48 @@ fn lookups_with_forced_and_admin_states_do_not_allocate() {
         "\"prio/*\" = \"down\"\n\"perf/*\" = \"up\"\n\"weighted/*\" = \"drain\"\n\"addrs/*\" = \"disabled\"\n\"deep.sub/*\" = \"down\"\n",
     )
     .unwrap();
-    check(&format!("admin_state = \"{}\"\n", admin.display()));
+    check(
+        &format!("admin_state = \"{}\"\n", admin.display()),
+        "",
+        |_| {},
+    );
 }
 
-/// `engine_extra`: more `[engine]` keys.
-fn check(engine_extra: &str) {
-    let cfg = std::fs::read_to_string(data("basic.toml"))
-        .unwrap()
-        .replace(
-            "latency_table = \"latency.csv\"",
-            &format!(
-                "latency_table = \"latency.csv\"\ngeoip_db = \"{}\"\n{engine_extra}",
-                data("geo-sample.mmdb").display()
-            ),
-        );
+/// `engine_extra`: more `[engine]` keys; `spill`: keys added to the
+/// priority and performance profiles (which then also get a second
+/// endpoint in westeurope, and the weighted one a standby); `prepare`:
+/// what to set on the engine before counting.
+fn check(engine_extra: &str, spill: &str, prepare: impl Fn(&Engine)) {
+    let mut cfg = std::fs::read_to_string(data("basic.toml")).unwrap();
+    if !spill.is_empty() {
+        cfg = cfg
+            .replace("ttl = 30\n", &format!("ttl = 30\n{spill}"))
+            .replace(
+                "routing = \"performance\"\nttl = 60\n",
+                &format!(
+                    "routing = \"performance\"\nttl = 60\n{spill}\
+                     [[profile.endpoint]]\nname = \"eu2\"\ntarget = \"eu2.contoso.example\"\nlocation = \"westeurope\"\nweight = 3\n"
+                ),
+            )
+            .replace(
+                "routing = \"weighted\"\nttl = 20\n",
+                "routing = \"weighted\"\nttl = 20\n\
+                 [[profile.endpoint]]\nname = \"standby\"\ntarget = \"standby.contoso.example\"\nweight = 0\n",
+            );
+    }
+    let cfg = cfg.replace(
+        "latency_table = \"latency.csv\"",
+        &format!(
+            "latency_table = \"latency.csv\"\ngeoip_db = \"{}\"\n{engine_extra}",
+            data("geo-sample.mmdb").display()
+        ),
+    );
     let e = Engine::from_toml(&cfg, Some(&data(""))).unwrap();
+    prepare(&e);
+    if !spill.is_empty() {
+        let st: serde_json::Value = serde_json::from_str(&e.status_json()).unwrap();
+        assert_eq!(st["profiles"][0]["spill"]["start"], 0.5, "{st}");
+    }
     if !engine_extra.is_empty() {
         let st: serde_json::Value = serde_json::from_str(&e.status_json()).unwrap();
         assert_eq!(st["admin_file"]["entries"], 5, "{st}");

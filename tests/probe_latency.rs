@@ -248,6 +248,7 @@ fn far_endpoint_is_online_with_one_connect_per_probe() {
             verify_tls: false,
             expect_body: None,
             dns: None,
+            load_header: None,
         };
         let before = active_opens();
         let r = probe::run(&spec, &clients, &stop);
@@ -314,6 +315,7 @@ fn black_hole_one_connect_per_probe_and_free_interrupts_connects() {
             verify_tls: false,
             expect_body: None,
             dns: None,
+            load_header: None,
         };
         let (opens0, retrans0) = (active_opens(), syn_retrans());
         let r = probe::run(&spec, &clients, &stop);
@@ -346,6 +348,7 @@ fn black_hole_one_connect_per_probe_and_free_interrupts_connects() {
         verify_tls: false,
         expect_body: None,
         dns: None,
+        load_header: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();

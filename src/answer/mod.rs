@@ -124,7 +124,14 @@ pub struct Answer<'a> {
     pub zone: Option<&'a Zone>,
     /// ECS scope prefix the decision depended on.
     pub scope_prefix: u8,
+    /// Highest TTL of the answer section's records (`u32::MAX`: none):
+    /// the profile's `ttl_unstable` while what the answer depends on moves.
+    /// Every output path writes [`Answer::ttl`], never `Rec::ttl` itself.
+    pub ttl_cap: u32,
 }
+
+/// [`Answer::ttl_cap`] when the answer is steady.
+pub(crate) const NO_TTL_CAP: u32 = u32::MAX;
 
 impl<'a> Default for Answer<'a> {
     fn default() -> Self {
@@ -133,9 +140,17 @@ impl<'a> Default for Answer<'a> {
 }
 
 impl<'a> Answer<'a> {
+    /// The TTL to write for record `r` of the answer section: its own,
+    /// capped by [`Answer::ttl_cap`].
+    #[inline]
+    pub fn ttl(&self, r: &Rec) -> u32 {
+        r.ttl.min(self.ttl_cap)
+    }
+
     /// Makes this answer "not ours" in place.
     #[inline]
     pub fn set_not_ours(&mut self) {
+        self.ttl_cap = NO_TTL_CAP;
         self.rcode = Rcode::Refused;
         self.authoritative = false;
         self.records.clear();
@@ -175,6 +190,7 @@ impl<'a> Answer<'a> {
             authority: Records::default(),
             zone: None,
             scope_prefix: 0,
+            ttl_cap: NO_TTL_CAP,
         }
     }
 }

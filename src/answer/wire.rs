@@ -590,7 +590,7 @@ pub fn write_answer_nsid(
             fits = w.u16(0xC00C)
                 && w.u16(r.rtype)
                 && w.u16(1)
-                && w.u32(r.ttl)
+                && w.u32(a.ttl(r))
                 && w.u16(r.wire.len() as u16)
                 && w.put(&r.wire);
             if !fits {

@@ -563,7 +563,7 @@ pub unsafe extern "C" fn dlz_lookup(
                     (inst.putrr)(
                         lookup,
                         t.as_ptr() as *const c_char,
-                        rec.ttl,
+                        a.ttl(rec),
                         rec.text_c().as_ptr() as *const c_char,
                     )
                 };

@@ -16,7 +16,7 @@ pub use error::{ConfigError, ConfigWarning};
 pub use model::{
     AllDown, Config, DnsCheck, EndpointCfg, EndpointKind, EngineSettings, FleetSettings, GeoCode,
     HealthyWhen, MonitorCfg, ProbeOverrides, ProbeProtocol, ProfileCfg, RegionCfg, Routing,
-    ZoneCfg,
+    ZoneCfg, load_milli,
 };
 pub(crate) use raw::{
     RawConfig, RawEndpoint, RawEngine, RawFleet, RawHealthyWhen, RawMonitor, RawProbe, RawProfile,

@@ -243,6 +243,8 @@ pub struct MonitorCfg {
     pub expect_body: Option<String>,
     /// The query and its accepted answers (dns only).
     pub dns: Option<DnsCheck>,
+    /// The response header carrying the endpoint's load (http/https).
+    pub load_header: Option<String>,
 }
 
 /// An endpoint's own monitor settings (`probe = { … }`), each replacing the
@@ -308,10 +310,12 @@ pub struct EndpointCfg {
     pub location: Option<usize>,
     /// 1 ..= 1000, unique in the profile.
     pub priority: u16,
-    /// 1 ..= 1000.
+    /// 0 ..= 1000 (weighted: 0 = standby).
     pub weight: u32,
     /// Configured state.
     pub enabled: bool,
+    /// Never taken out by probes.
+    pub always_serve: bool,
     /// Geographic codes.
     pub geo: Vec<GeoCode>,
     /// Subnet prefixes (host bits clear).
@@ -333,6 +337,10 @@ pub struct ProfileCfg {
     pub routing: Routing,
     /// Answer TTL.
     pub ttl: u32,
+    /// Answer TTL while the answer's inputs move (≤ `ttl`).
+    pub ttl_unstable: u32,
+    /// Spill-over loads in thousandths: (start, full), start < full.
+    pub spill: Option<(u32, u32)>,
     /// Disabled profiles answer NXDOMAIN.
     pub enabled: bool,
     /// Multivalue answer cap.
@@ -345,4 +353,16 @@ pub struct ProfileCfg {
     pub monitor: Option<MonitorCfg>,
     /// Endpoints in file order.
     pub endpoints: Vec<EndpointCfg>,
+}
+
+/// Highest load kept, in thousandths (1000.0).
+const MAX_LOAD: u32 = 1_000_000;
+
+/// A load as a fraction (0.73; 1.0 = full) into thousandths, clamped to
+/// `0 ..= 1000.0`; `None` if not a finite number.
+pub fn load_milli(v: f64) -> Option<u32> {
+    if !v.is_finite() {
+        return None;
+    }
+    Some((v.clamp(0.0, f64::from(MAX_LOAD) / 1000.0) * 1000.0).round() as u32)
 }

@@ -147,6 +147,9 @@ pub struct RawMonitor {
     pub expect_rcode: Option<Vec<String>>,
     /// dns: an answer record the response must hold (`192.0.2.1`, `www.example.com`).
     pub expect_answer: Option<String>,
+    /// http/https: the response header that carries the endpoint's load
+    /// (`0.73` or `73%`), for spill-over; default none.
+    pub load_header: Option<String>,
 }
 
 /// `probe = { host, port, path, headers, expected_status, expect_body }` on
@@ -187,8 +190,10 @@ pub struct RawEndpoint {
     pub location: Option<String>,
     /// 1 ..= 1000, unique in the profile; default: position in the list (1-based).
     pub priority: Option<i64>,
-    /// 1 ..= 1000; default 1.
+    /// 0 ..= 1000; default 1. Weighted routing: 0 = standby.
     pub weight: Option<i64>,
+    /// Never taken out by probes (still probed and reported); default false.
+    pub always_serve: Option<bool>,
     /// Default true.
     pub enabled: Option<bool>,
     /// Geographic routing codes: countries, continents, `WORLD`.
@@ -211,6 +216,13 @@ pub struct RawProfile {
     pub routing: String,
     /// Answer TTL, 0 ..= 2147483647; default 60.
     pub ttl: Option<i64>,
+    /// Answer TTL while what the answer depends on is moving; default
+    /// 10 (or `ttl` if lower), at most `ttl`.
+    pub ttl_unstable: Option<i64>,
+    /// Load at which an endpoint's clients begin to spill over (e.g. 0.8).
+    pub spill_start: Option<f64>,
+    /// Load at which all of them have (e.g. 1.0); with `spill_start`.
+    pub spill_full: Option<f64>,
     /// A disabled profile answers NXDOMAIN; default true.
     pub enabled: Option<bool>,
     /// Multivalue only, 1 ..= 8; default 3.

@@ -19,7 +19,7 @@
 use super::control::Control;
 use super::fleet::{FleetLink, FleetReport, lease_ttl};
 use super::{Fault, Inner, panic_message};
-use crate::health::service::{ProbeTarget, Prober, Stopper, Transition};
+use crate::health::service::{ProbeTarget, Prober, Signal, Stopper, Transition};
 use crate::health::{AdminState, MonitorStatus};
 use crate::log::LogLevel;
 use crate::snapshot::{Snapshot, Target};
@@ -240,6 +240,7 @@ impl Turns {
             Some(f) => f.publish(&self.inner, &snap, &self.prober, &changes),
             None => self.inner.publish(&changes),
         }
+        self.inner.publish_signals(&self.prober.take_signals());
         drop(snap);
         self.inner.beat();
     }
@@ -257,11 +258,26 @@ impl Turns {
                 .maintenance_stats_mut(|m| m.error = Some(msg.into()));
         }
         self.inner.publish(&resets);
+        self.inner.publish_signals(&self.prober.take_signals());
         self.generation = generation;
     }
 }
 
 impl Inner {
+    /// Writes what the probes say beyond the status (failing, recovering,
+    /// the reported load) into the current snapshot, by endpoint name.
+    pub(crate) fn publish_signals(&self, signals: &[Signal]) {
+        for g in signals {
+            // A target gone from the configuration meanwhile: nothing to write.
+            let _ = self.write_health(&g.key.0, &g.key.1, |h, id| {
+                h.set_unsteady(id, g.unsteady);
+                if let Some(l) = g.load {
+                    h.set_load(id, l);
+                }
+            });
+        }
+    }
+
     /// Writes status changes into the current snapshot, each by its
     /// endpoint's name, under the writer lock; logs the probe-driven ones.
     pub(crate) fn publish(&self, changes: &[Transition]) {
@@ -412,6 +428,7 @@ fn probe_target(snap: &Snapshot, id: u32) -> Option<ProbeTarget> {
             .and_then(|o| o.expect_body.clone())
             .or_else(|| m.expect_body.clone()),
         dns: m.dns.clone(),
+        load_header: m.load_header.clone(),
     };
     Some(ProbeTarget {
         key: (p.fqdn.to_string(), e.name.to_string()),

@@ -548,6 +548,19 @@ impl Engine {
             .write_health(profile, endpoint, |h, id| h.set_status(id, status))
     }
 
+    /// Sets an endpoint's load for spill-over: a fraction, 1.0 = full
+    /// (clamped to 0 ..= 1000), or `None` to clear it (the endpoint never
+    /// spills). A monitor with `load_header` replaces it with each probe's
+    /// report.
+    pub fn set_load(&self, profile: &str, endpoint: &str, load: Option<f64>) -> Result<(), String> {
+        let milli = match load {
+            Some(v) => crate::health::load_milli(v).ok_or("the load is not a number")?,
+            None => crate::health::NO_LOAD,
+        };
+        self.inner
+            .write_health(profile, endpoint, |h, id| h.set_load(id, milli))
+    }
+
     /// Sets an operator override of an endpoint, at once and without a
     /// reload: `Enabled` serves it even if the config disables it,
     /// `Disabled` stops serving and probing it, `Drain` stops serving it but

@@ -176,6 +176,16 @@ pub(crate) fn render(
                 "up": routing::candidate(snap, p, id),
                 "priority": e.priority,
                 "weight": e.weight,
+                "always_serve": e.always_serve,
+                "load": match snap.health.load(id) {
+                    crate::health::NO_LOAD => Value::Null,
+                    l => json!(f64::from(l) / 1000.0),
+                },
+                "unsteady": match snap.health.unsteady(id) {
+                    crate::health::FAILING => Some("failing"),
+                    crate::health::RECOVERING => Some("recovering"),
+                    _ => None,
+                },
                 "answers": counts.answers.get(&(p.fqdn.clone(), e.name.clone())).copied().unwrap_or(0),
             });
             if let Some(r) = rec {
@@ -221,6 +231,8 @@ pub(crate) fn render(
             "status": status,
             "monitored": p.monitor.is_some(),
             "ttl": p.ttl,
+            "ttl_unstable": p.ttl_unstable,
+            "spill": p.spill.map(|(a, b)| json!({"start": f64::from(a) / 1000.0, "full": f64::from(b) / 1000.0})),
             "endpoints": eps,
         }));
     }

@@ -188,7 +188,7 @@ impl Sink {
         if let Some(b) = owner.get_mut(len) {
             *b = 0;
         }
-        if !self.section(TM_SECTION_ANSWER, &owner, len, a.records.iter()) {
+        if !self.section(TM_SECTION_ANSWER, &owner, len, a.ttl_cap, a.records.iter()) {
             return false;
         }
         let Some(z) = a.zone else {
@@ -198,7 +198,13 @@ impl Sink {
         let mut owner = [0u8; 256];
         let len = z.owner.len().min(254);
         owner[..len].copy_from_slice(&z.owner.as_bytes()[..len]);
-        self.section(TM_SECTION_AUTHORITY, &owner, len, a.authority.iter())
+        self.section(
+            TM_SECTION_AUTHORITY,
+            &owner,
+            len,
+            crate::answer::NO_TTL_CAP,
+            a.authority.iter(),
+        )
     }
 
     fn section<'r>(
@@ -206,6 +212,7 @@ impl Sink {
         section: u32,
         owner: &[u8; 256],
         owner_len: usize,
+        ttl_cap: u32,
         mut records: impl Iterator<Item = &'r Rec>,
     ) -> bool {
         records.all(|r| {
@@ -215,7 +222,7 @@ impl Sink {
                 type_name: type_name_c(r.rtype).as_ptr().cast(),
                 owner: owner.as_ptr().cast(),
                 owner_len,
-                ttl: r.ttl,
+                ttl: r.ttl.min(ttl_cap),
                 rdata_text: r.text_c().as_ptr().cast(),
                 rdata_text_len: r.text().len(),
                 rdata_wire: r.wire.as_ptr(),

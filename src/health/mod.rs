@@ -6,8 +6,12 @@
 //! Word layout (bits): `0..2` the monitor's verdict ([`MonitorStatus`]: the
 //! probes', or `set_monitor_status`); `2..4` the effective admin override
 //! ([`AdminState`]); `4..6` a forced monitor state ([`Forced`], the
-//! admin-state file's `up`/`down`), which wins over the verdict; the rest is
-//! reserved. [`HealthTable::status`] is the effective status (forced, else
+//! admin-state file's `up`/`down`), which wins over the verdict; bit `6`
+//! [`FAILING`]: the last probe failed but fewer than `tolerated_failures`
+//! in a row have (the verdict still stands); bit `7` [`RECOVERING`]: the
+//! verdict is Degraded and probes pass, fewer than `recovery_successes` in a
+//! row so far (both written by the probe service, read for `ttl_unstable`);
+//! the rest is reserved. [`HealthTable::status`] is the effective status (forced, else
 //! the verdict). Per profile, four summary bitmasks of its first 64
 //! endpoints (effectively degraded, admin-disabled, drained, admin-enabled)
 //! are kept in step by the writers, so a query reads four words per profile
@@ -65,6 +69,15 @@ pub(crate) const STATUS_BITS: u32 = 0b11;
 pub(crate) const ADMIN_BITS: u32 = 0b11 << 2;
 /// The bits of a health word that hold the forced monitor state.
 pub(crate) const FORCED_BITS: u32 = 0b11 << 4;
+/// Bit of a health word: recent probe failures, fewer than tolerated.
+pub(crate) const FAILING: u32 = 1 << 6;
+/// Bit of a health word: Degraded, passing probes, not yet enough to recover.
+pub(crate) const RECOVERING: u32 = 1 << 7;
+/// Both bits that say an endpoint's health is moving.
+pub(crate) const UNSTEADY_BITS: u32 = FAILING | RECOVERING;
+
+/// No load known (the load table's value when nothing reported one).
+pub(crate) const NO_LOAD: u32 = u32::MAX;
 
 /// A monitor state forced by the operator (the admin-state file's `up` and
 /// `down`): it wins over the probes' verdict, which is still kept and
@@ -115,7 +128,14 @@ pub enum Mask {
     Drain = 2,
     /// Admin Enabled.
     Forced = 3,
+    /// Recent probe failures, fewer than tolerated ([`FAILING`]).
+    Failing = 4,
+    /// Passing probes after Degraded, fewer than needed ([`RECOVERING`]).
+    Recovering = 5,
 }
+
+/// Number of summary masks per profile.
+const MASKS: usize = 6;
 
 /// What the monitor last concluded about an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +186,10 @@ impl MonitorStatus {
 #[derive(Debug, Default)]
 pub struct HealthTable {
     words: Box<[AtomicU32]>,
-    /// Per profile: 4 masks ([`Mask`]), bit i for endpoint `first + i`.
-    masks: Box<[[AtomicU64; 4]]>,
+    /// Per endpoint: its load in thousandths (1000 = 1.0), or [`NO_LOAD`].
+    loads: Box<[AtomicU32]>,
+    /// Per profile: the masks of [`Mask`], bit i for endpoint `first + i`.
+    masks: Box<[[AtomicU64; MASKS]]>,
     /// Per endpoint: (profile, index in the profile).
     owner: Box<[(u32, u32)]>,
 }
@@ -178,6 +200,7 @@ impl HealthTable {
     pub fn new(owner: Vec<(u32, u32)>, profiles: usize) -> HealthTable {
         HealthTable {
             words: (0..owner.len()).map(|_| AtomicU32::new(0)).collect(),
+            loads: (0..owner.len()).map(|_| AtomicU32::new(NO_LOAD)).collect(),
             masks: (0..profiles)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
@@ -278,6 +301,8 @@ impl HealthTable {
             admin == AdminState::Disabled,
             admin == AdminState::Drain,
             admin == AdminState::Enabled,
+            word & FAILING != 0,
+            word & RECOVERING != 0,
         ];
         for (k, on) in set.iter().enumerate() {
             // Release pairs with the Acquire in `mask`.
@@ -309,6 +334,46 @@ impl HealthTable {
         self.set_word(id, (old & !FORCED_BITS) | ((f as u32) << 4));
     }
 
+    /// Sets the probe service's [`FAILING`] / [`RECOVERING`] bits of
+    /// endpoint `id` (`bits` holds only those), keeping the others.
+    pub fn set_unsteady(&self, id: u32, bits: u32) {
+        let old = self.word(id);
+        let new = (old & !UNSTEADY_BITS) | (bits & UNSTEADY_BITS);
+        if new != old {
+            self.set_word(id, new);
+        }
+    }
+
+    /// Whether endpoint `id`'s health is moving: recent failures below the
+    /// tolerated count, or recovering.
+    #[inline]
+    pub fn unsteady(&self, id: u32) -> u32 {
+        // Acquire pairs with the Release in `set_word`.
+        self.words
+            .get(id as usize)
+            .map(|w| w.load(Ordering::Acquire) & UNSTEADY_BITS)
+            .unwrap_or(0)
+    }
+
+    /// The load of endpoint `id` in thousandths (1000 = 1.0), or
+    /// [`NO_LOAD`] when none was reported.
+    #[inline]
+    pub fn load(&self, id: u32) -> u32 {
+        // Relaxed: a lone value, read with no other data depending on it.
+        self.loads
+            .get(id as usize)
+            .map(|w| w.load(Ordering::Relaxed))
+            .unwrap_or(NO_LOAD)
+    }
+
+    /// Sets the load of endpoint `id` in thousandths, or [`NO_LOAD`].
+    pub fn set_load(&self, id: u32, milli: u32) {
+        if let Some(w) = self.loads.get(id as usize) {
+            // Relaxed: see `load`.
+            w.store(milli, Ordering::Relaxed);
+        }
+    }
+
     /// Number of endpoints.
     pub fn len(&self) -> usize {
         self.words.len()
@@ -320,9 +385,33 @@ impl HealthTable {
     }
 }
 
+pub use crate::config::load_milli;
+
+/// Parses a reported load: a decimal fraction (`0.73`) or a percentage
+/// (`73%`), surrounding blanks ignored.
+pub fn parse_load(text: &str) -> Option<u32> {
+    let t = text.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim_end(), 100.0),
+        None => (t, 1.0),
+    };
+    load_milli(num.parse::<f64>().ok()? / scale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loads parse as fractions or percentages and are clamped.
+    #[test]
+    fn loads_parse() {
+        assert_eq!(parse_load(" 0.73 "), Some(730));
+        assert_eq!(parse_load("73%"), Some(730));
+        assert_eq!(parse_load("-1"), Some(0));
+        assert_eq!(parse_load("1e9"), Some(1_000_000));
+        assert_eq!(parse_load("high"), None);
+        assert_eq!(parse_load("NaN"), None);
+    }
 
     /// A forced state wins over the verdict in `status` and in the
     /// Degraded mask; the verdict is kept underneath and writing it does

@@ -60,6 +60,8 @@ pub struct ProbeSpec {
     pub expect_body: Option<String>,
     /// The query and accepted answers (dns).
     pub dns: Option<DnsCheck>,
+    /// The response header that reports the endpoint's load (http/https).
+    pub load_header: Option<String>,
 }
 
 /// What one probe found.
@@ -71,6 +73,9 @@ pub struct ProbeResult {
     pub detail: String,
     /// Time the probe took.
     pub rtt: Duration,
+    /// The load reported, in thousandths: `None` when the monitor reads no
+    /// load, `Some(NO_LOAD)` when the response did not report one.
+    pub load: Option<u32>,
 }
 
 /// How long a connect in progress waits before it looks at the stop flag
@@ -178,11 +183,12 @@ fn host_for_url(h: &str) -> String {
 /// 100 ms while it connects.
 pub fn run(spec: &ProbeSpec, clients: &Clients, stop: &AtomicBool) -> ProbeResult {
     let start = Instant::now();
+    let mut load = None;
     let (ok, detail) = match spec.protocol {
         ProbeProtocol::Tcp => tcp(spec, start, &|| {
             stop.load(Ordering::Relaxed) || clients.stopped()
         }),
-        ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients),
+        ProbeProtocol::Http | ProbeProtocol::Https => http(spec, clients, &mut load),
         ProbeProtocol::Dns => dns(spec, start, &|| {
             stop.load(Ordering::Relaxed) || clients.stopped()
         }),
@@ -191,10 +197,25 @@ pub fn run(spec: &ProbeSpec, clients: &Clients, stop: &AtomicBool) -> ProbeResul
         ok,
         detail,
         rtt: start.elapsed(),
+        load,
     }
 }
 
-fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
+/// The load a response reports in the monitor's `load_header` (`0.73`,
+/// `73%`), in thousandths; `None` when the monitor reads no load,
+/// `Some(NO_LOAD)` when the header is missing or not a number.
+fn load_of(spec: &ProbeSpec, headers: &ureq::http::HeaderMap) -> Option<u32> {
+    let name = spec.load_header.as_deref()?;
+    Some(
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::parse_load)
+            .unwrap_or(super::NO_LOAD),
+    )
+}
+
+fn http(spec: &ProbeSpec, clients: &Clients, load: &mut Option<u32>) -> (bool, String) {
     let scheme = if spec.protocol == ProbeProtocol::Https {
         "https"
     } else {
@@ -227,6 +248,7 @@ fn http(spec: &ProbeSpec, clients: &Clients) -> (bool, String) {
     match req.call() {
         Ok(resp) => {
             let code = resp.status().as_u16();
+            *load = load_of(spec, resp.headers());
             let ok = spec.expected.iter().any(|(a, b)| (*a..=*b).contains(&code));
             let Some(want) = spec.expect_body.as_deref().filter(|_| ok) else {
                 // The body is not read: dropping the response closes the

@@ -68,6 +68,21 @@ pub struct Transition {
     pub detail: String,
 }
 
+/// What the probes say beyond the status, for the owner to write into the
+/// health word and load table when it changes: whether the status is
+/// moving ([`super::FAILING`] / [`super::RECOVERING`]) and the load the
+/// endpoint reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// Which target.
+    pub key: Key,
+    /// [`super::FAILING`], [`super::RECOVERING`] or neither.
+    pub unsteady: u32,
+    /// Load in thousandths ([`super::NO_LOAD`]: not reported); `None`: the
+    /// monitor reads no load (leave what the admin API set).
+    pub load: Option<u32>,
+}
+
 /// What the status report shows of one target's monitoring.
 #[derive(Debug, Clone)]
 pub struct EpRecord {
@@ -174,6 +189,8 @@ struct Slot {
     succs: u32,
     status: MonitorStatus,
     probed: bool,
+    /// The last [`Signal`] values handed out: (unsteady bits, load).
+    sent: (u32, Option<u32>),
 }
 
 impl Slot {
@@ -203,6 +220,8 @@ pub struct Prober {
     workers: Vec<JoinHandle<()>>,
     in_flight: usize,
     board: Arc<Mutex<Board>>,
+    /// Signals not yet taken by the owner.
+    signals: Vec<Signal>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -258,6 +277,7 @@ impl Prober {
             workers: Vec::new(),
             in_flight: 0,
             board: Arc::new(Mutex::new(Board::default())),
+            signals: Vec::new(),
         }
     }
 
@@ -302,6 +322,11 @@ impl Prober {
                     slots.push(s);
                 }
                 prev => {
+                    self.signals.push(Signal {
+                        key: t.key.clone(),
+                        unsteady: 0,
+                        load: None,
+                    });
                     reset.push(Transition {
                         key: t.key.clone(),
                         status: MonitorStatus::CheckingEndpoint,
@@ -321,6 +346,7 @@ impl Prober {
                         succs: 0,
                         status: MonitorStatus::CheckingEndpoint,
                         probed: false,
+                        sent: (0, None),
                     });
                 }
             }
@@ -414,6 +440,14 @@ impl Prober {
         s.fails = 0;
         s.succs = 0;
         s.probed = false;
+        if s.sent.0 != 0 {
+            s.sent.0 = 0;
+            self.signals.push(Signal {
+                key: key.clone(),
+                unsteady: 0,
+                load: None,
+            });
+        }
         s.base = now;
         s.offset = Duration::ZERO;
         if !s.in_flight {
@@ -425,6 +459,11 @@ impl Prober {
             r.fails = 0;
             r.succs = 0;
         }
+    }
+
+    /// The [`Signal`]s since the last call, oldest first.
+    pub fn take_signals(&mut self) -> Vec<Signal> {
+        std::mem::take(&mut self.signals)
     }
 
     /// Probe threads running (0 if none could be started).
@@ -548,6 +587,21 @@ impl Prober {
         }
         let changed = s.status != before;
         let (status, fails, succs) = (s.status, s.fails, s.succs);
+        let unsteady = match status {
+            MonitorStatus::Degraded if succs > 0 => super::RECOVERING,
+            MonitorStatus::Degraded => 0,
+            _ if fails > 0 => super::FAILING,
+            _ => 0,
+        };
+        let sent = (unsteady, d.result.load.or(s.sent.1));
+        if sent != s.sent {
+            s.sent = sent;
+            self.signals.push(Signal {
+                key: d.key.clone(),
+                unsteady,
+                load: d.result.load,
+            });
+        }
         {
             let mut b = lock(&self.board);
             if !d.result.ok {
@@ -656,6 +710,7 @@ fn worker(rx: &JobRx, tx: &Sender<Done>, stop: &AtomicBool, clients: &Clients) {
                     ok: false,
                     detail: "internal error in probe".into(),
                     rtt: Duration::ZERO,
+                    load: None,
                 });
                 let done = Done {
                     slot: job.slot,

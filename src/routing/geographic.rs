@@ -12,6 +12,7 @@ pub(super) fn choose<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
     client: &Client,
+    skip: u64,
     t: &mut T,
 ) -> (Pick, u8) {
     let info = match (client.addr, &snap.geo) {
@@ -48,7 +49,8 @@ pub(super) fn choose<T: Trace>(
         let Some(e) = snap.endpoints.get(id as usize) else {
             continue;
         };
-        if !super::servable(snap, id) {
+        // `skip`: endpoints spill-over moved this client away from.
+        if !super::servable(snap, id) || skip & 1u64.checked_shl(id - p.first).unwrap_or(0) != 0 {
             t.figure(id, Figure::Skipped);
             continue;
         }

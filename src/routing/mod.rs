@@ -13,9 +13,13 @@
 //! | yes             | yes         | no         | fail-open   | every enabled one     |
 //! | yes             | yes         | no         | fail-closed | none → NODATA         |
 //!
-//! Online = enabled and not Degraded (forced down, or so probed); a nested
+//! Online = enabled and not Degraded (forced down, or so probed; an
+//! `always_serve` endpoint is Degraded only when forced down); a nested
 //! endpoint is online when forced up, or, not forced, when its child has at
 //! least `min_children` online endpoints.
+//!
+//! After the method: spill-over ([`decide`], docs/ROUTING.md, "Spill-over")
+//! and whether the answer is unsteady ([`Unsteady`], "Health-aware TTL").
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 mod geographic;
@@ -29,7 +33,7 @@ mod weighted;
 pub use trace::{Figure, NoTrace, Note, Rule, ScopeWhy, Trace};
 
 use crate::config::{AllDown, Routing};
-use crate::health::{AdminState, Forced, Mask, MonitorStatus};
+use crate::health::{AdminState, FAILING, Forced, Mask, MonitorStatus, NO_LOAD};
 
 use self::{enabled as enabled_fn, servable as servable_fn};
 use crate::snapshot::{Profile, Snapshot};
@@ -60,6 +64,82 @@ pub enum Pick {
     /// The profile answers NXDOMAIN.
     NxDomain,
 }
+
+/// Why an answer gets the profile's `ttl_unstable` instead of its `ttl`
+/// (docs/ROUTING.md, "Health-aware TTL"): something it depends on is moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsteady {
+    /// No endpoint is online: the profile answers fail-open.
+    FailOpen,
+    /// This endpoint of the answer failed its last probe(s), fewer in a row
+    /// than `tolerated_failures`.
+    Failing(u32),
+    /// This endpoint of the profile is Degraded and passing probes, fewer
+    /// in a row than `recovery_successes`.
+    Recovering(u32),
+    /// This endpoint's load is at or above `spill_start`: its clients are
+    /// spilling over.
+    Spilling(u32),
+}
+
+/// A profile's decision in full: the pick, the ECS scope it depended on,
+/// and whether it is unsteady.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What was chosen.
+    pub pick: Pick,
+    /// The ECS scope prefix the decision depended on.
+    pub scope: u8,
+    /// Why the answer's TTL is `ttl_unstable`, if it is.
+    pub unsteady: Option<Unsteady>,
+}
+
+impl Decision {
+    fn of((pick, scope): (Pick, u8)) -> Decision {
+        Decision {
+            pick,
+            scope,
+            unsteady: None,
+        }
+    }
+}
+
+/// The hash key of a client's /24 (IPv4, also IPv4-mapped) or /56 (IPv6),
+/// and that prefix length: what affinity, spill-over and region sharing
+/// hash, so one client subnet always lands the same way and the ECS scope
+/// covers the hashed bits. No address: key 0, scope 0.
+#[inline]
+pub(crate) fn subnet_key(client: &Client) -> (u64, u8) {
+    match client.addr {
+        None => (0, 0),
+        Some(IpAddr::V4(a)) => (u64::from(u32::from(a) & 0xffff_ff00), 24),
+        Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => (u64::from(u32::from(v4) & 0xffff_ff00), 24),
+            None => (((u128::from(a) >> 72) as u64) ^ 0x6_0000_0000_0000, 56),
+        },
+    }
+}
+
+/// A uniform number in (0, 1) from a subnet key, an endpoint's index in
+/// its profile and a salt (one per use, so the draws are independent).
+#[inline]
+pub(crate) fn unit(key: u64, index: u32, salt: u64) -> f64 {
+    let h = weighted::splitmix(key ^ weighted::splitmix(u64::from(index) ^ salt));
+    ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// Weighted rendezvous score of endpoint `index` for subnet `key`: the
+/// highest score wins, each endpoint with probability weight / total.
+#[inline]
+pub(crate) fn rendezvous(key: u64, index: u32, salt: u64, weight: u32) -> f64 {
+    f64::from(weight) / -unit(key, index, salt).ln()
+}
+
+/// Most endpoints one client spills through in one decision.
+const MAX_SPILL_HOPS: usize = 8;
+
+/// Salt of the spill-over draw.
+const SPILL_SALT: u64 = 0x5B11_1A0E_C0FF_EE11;
 
 /// Which endpoints may be chosen (docs/ROUTING.md, "Which endpoints may be chosen"): a bit per endpoint of the
 /// profile, computed once per query (profiles of more than 64 endpoints
@@ -118,7 +198,8 @@ pub fn online(snap: &Snapshot, id: u32, depth: u32) -> bool {
         return false;
     }
     if !h.nested {
-        return snap.health.status(id) != MonitorStatus::Degraded;
+        return snap.health.status(id) != MonitorStatus::Degraded
+            || (h.always_serve && snap.health.forced(id) != Forced::Down);
     }
     // A forced state (the admin-state file's up/down) wins over the children.
     match snap.health.forced(id) {
@@ -160,8 +241,8 @@ fn nested_online(snap: &Snapshot, child: u32, min_children: u32, depth: u32) -> 
 }
 
 /// Decides for profile `p`. Returns the pick and the ECS scope it depended
-/// on. `t` sees what the decision looked at (`trafficmgr explain`); the
-/// query path passes [`NoTrace`], which compiles to nothing.
+/// on ([`decide`] without whether it is unsteady).
+#[cfg(test)]
 pub fn route<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
@@ -169,20 +250,45 @@ pub fn route<T: Trace>(
     depth: u32,
     t: &mut T,
 ) -> (Pick, u8) {
+    let d = decide(snap, p, client, depth, t);
+    (d.pick, d.scope)
+}
+
+/// Decides for profile `p`: the candidate rule, the method, spill-over,
+/// and whether the answer is unsteady. `t` sees what the decision looked
+/// at (`trafficmgr explain`); the query path passes [`NoTrace`], which
+/// compiles to nothing.
+pub fn decide<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    client: &Client,
+    depth: u32,
+    t: &mut T,
+) -> Decision {
     if !p.enabled {
         t.rule(Rule::ProfileDisabled);
-        return (Pick::NxDomain, 0);
+        return Decision::of((Pick::NxDomain, 0));
     }
     if depth > 10 {
         t.rule(Rule::TooDeep);
-        return (Pick::NxDomain, 0);
+        return Decision::of((Pick::NxDomain, 0));
     }
     // Bits of the first 64 endpoints from the per-profile summary masks;
     // nested endpoints ask their children.
     let h = &snap.health;
     let enabled = (p.enabled_mask | h.mask(p.id, Mask::Forced)) & !h.mask(p.id, Mask::Disabled);
     let servable = enabled & !h.mask(p.id, Mask::Drain);
-    let mut on = servable & !p.nested_mask & !h.mask(p.id, Mask::Degraded);
+    let degraded = h.mask(p.id, Mask::Degraded);
+    let mut on = servable & !p.nested_mask & !degraded;
+    // `always_serve`: probes never take it out; forcing it down does.
+    let mut back = servable & !p.nested_mask & p.always_mask & degraded;
+    while back != 0 {
+        let i = back.trailing_zeros();
+        back &= back - 1;
+        if h.forced(p.first + i) != Forced::Down {
+            on |= 1 << i;
+        }
+    }
     let mut nested = servable & p.nested_mask;
     while nested != 0 {
         let i = nested.trailing_zeros();
@@ -207,16 +313,16 @@ pub fn route<T: Trace>(
     }
     if !any_enabled {
         t.rule(Rule::NoneEnabled);
-        return (Pick::NxDomain, 0);
+        return Decision::of((Pick::NxDomain, 0));
     }
     // Every enabled endpoint drained: nothing to answer, but the name exists.
     if !any_servable && p.routing != Routing::Geographic {
         t.rule(Rule::AllDrained);
-        return (Pick::NoData, 0);
+        return Decision::of((Pick::NoData, 0));
     }
     if !any_online && p.all_down == AllDown::FailClosed && p.routing != Routing::Geographic {
         t.rule(Rule::AllDownFailClosed);
-        return (Pick::NoData, 0);
+        return Decision::of((Pick::NoData, 0));
     }
     let c = Candidates {
         snap,
@@ -233,14 +339,131 @@ pub fn route<T: Trace>(
             Rule::AllDownFailOpen
         },
     );
+    let mut d = Decision::of(method(snap, p, &c, client, 0, t));
+    if p.spill.is_some() {
+        spill(snap, p, &c, client, &mut d, t);
+    }
+    if d.unsteady.is_none() {
+        d.unsteady = unsteady(snap, p, &d.pick, any_online, servable);
+    }
+    if let Some(u) = d.unsteady {
+        t.note(Note::Unsteady(u, p.ttl_unstable));
+    }
+    d
+}
+
+/// The profile's method over candidates `c` (geographic routing, which
+/// reads no candidates, passes over the endpoints of `skip`: bit i for
+/// endpoint `first + i`).
+#[inline(always)]
+fn method<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    c: &Candidates<'_>,
+    client: &Client,
+    skip: u64,
+    t: &mut T,
+) -> (Pick, u8) {
     match p.routing {
-        Routing::Priority => priority::choose(snap, p, &c, t),
-        Routing::Weighted => weighted::choose(snap, p, &c, client, t),
-        Routing::Performance => performance::choose(snap, p, &c, client, t),
-        Routing::Geographic => geographic::choose(snap, p, client, t),
-        Routing::Multivalue => multivalue::choose(snap, p, &c, t),
+        Routing::Priority => priority::choose(snap, p, c, t),
+        Routing::Weighted => weighted::choose(snap, p, c, client, t),
+        Routing::Performance => performance::choose(snap, p, c, client, t),
+        Routing::Geographic => geographic::choose(snap, p, client, skip, t),
+        Routing::Multivalue => multivalue::choose(snap, p, c, t),
         Routing::Subnet => subnet::choose(snap, p, client, t),
     }
+}
+
+/// Spill-over (docs/ROUTING.md, "Spill-over"): while the chosen endpoint's
+/// load is at or above `spill_start`, a share of its clients — growing
+/// linearly to all of them at `spill_full` — is moved to the method's next
+/// choice without it, the clients picked by a hash of their /24 (/56), so a
+/// client does not flap and the ECS scope covers the hashed bits. The next
+/// choice may spill in turn (at most [`MAX_SPILL_HOPS`]); when there is no
+/// other choice the clients stay. Endpoints beyond the 64th of a profile
+/// never spill.
+fn spill<T: Trace>(
+    snap: &Snapshot,
+    p: &Profile,
+    c: &Candidates<'_>,
+    client: &Client,
+    d: &mut Decision,
+    t: &mut T,
+) {
+    let Some((start, full)) = p.spill else {
+        return;
+    };
+    let (key, bits) = subnet_key(client);
+    let mut skip = 0u64;
+    for _ in 0..MAX_SPILL_HOPS {
+        let Pick::One(id) = d.pick else { return };
+        let i = id.wrapping_sub(p.first);
+        let load = snap.health.load(id);
+        if i >= 64 || load == NO_LOAD || load < start {
+            return;
+        }
+        d.unsteady = Some(Unsteady::Spilling(id));
+        // Share in thousandths: 0 at spill_start, 1000 at spill_full.
+        let share = (u64::from(load - start) * 1000 / u64::from(full - start)).min(1000) as u32;
+        let moved = unit(key, i, SPILL_SALT) * 1000.0 < f64::from(share);
+        if share < 1000 && bits > d.scope {
+            d.scope = bits;
+            t.note(Note::Scope(bits, ScopeWhy::SpillSubnet));
+        }
+        t.note(Note::Spill {
+            id,
+            load,
+            share,
+            moved,
+        });
+        if !moved {
+            return;
+        }
+        skip |= 1 << i;
+        let fewer = Candidates {
+            mask: c.mask & !skip,
+            ..*c
+        };
+        let (pick, scope) = method(snap, p, &fewer, client, skip, t);
+        match pick {
+            Pick::One(_) => {
+                d.pick = pick;
+                d.scope = d.scope.max(scope);
+            }
+            _ => {
+                t.note(Note::SpillNowhere);
+                return;
+            }
+        }
+    }
+}
+
+/// Why the answer of `pick` is unsteady, if it is (the spill-over reason is
+/// found by [`spill`]): the profile answers fail-open, an endpoint of the
+/// answer is failing, or an endpoint of the profile (first 64) is recovering.
+#[inline]
+fn unsteady(
+    snap: &Snapshot,
+    p: &Profile,
+    pick: &Pick,
+    any_online: bool,
+    servable: u64,
+) -> Option<Unsteady> {
+    if !any_online && !matches!(p.routing, Routing::Geographic | Routing::Subnet) {
+        return Some(Unsteady::FailOpen);
+    }
+    let ids: &[u32] = match pick {
+        Pick::One(id) => std::slice::from_ref(id),
+        Pick::Many(ids, n) => ids.get(..usize::from(*n)).unwrap_or_default(),
+        _ => &[],
+    };
+    for id in ids {
+        if snap.health.unsteady(*id) & FAILING != 0 {
+            return Some(Unsteady::Failing(*id));
+        }
+    }
+    let rec = snap.health.mask(p.id, Mask::Recovering) & servable;
+    (rec != 0).then(|| Unsteady::Recovering(p.first + rec.trailing_zeros()))
 }
 
 /// Whether endpoint `id` of `p` may be chosen now, for some client (the

@@ -2,14 +2,20 @@
 //! from the client (docs/ROUTING.md, "Latency and location"). Per endpoint: the latency table's figure for
 //! the client's row and the endpoint's region; else an estimate from the
 //! great-circle distance between the client's location (GeoIP) and the
-//! region; else unknown. Known beats unknown; ties and the all-unknown case
-//! go to the lower priority number (we walk in priority order and keep the
-//! first minimum).
+//! region; else unknown. Known beats unknown; the all-unknown case goes to
+//! the lowest priority number.
+//!
+//! Several candidates with the same lowest round-trip time (endpoints in
+//! one region) share its clients by `weight`: a weighted rendezvous hash of
+//! the client's /24 (/56) picks one, so a client subnet keeps its endpoint
+//! and the shares follow the weights (weight 0: only when every tied
+//! endpoint has 0; then the first by priority).
 //!
 //! ECS scope: the prefix length of the latency row and/or GeoIP network the
-//! decision used; 0 when nothing was known of the client.
+//! decision used; 0 when nothing was known of the client; at least /24
+//! (/56) when a tie was shared.
 
-use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace};
+use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace, rendezvous, subnet_key};
 use crate::geo::RTT_UNKNOWN;
 use crate::geo::distance::{estimated_rtt_ms, great_circle_km};
 use crate::snapshot::{Profile, Snapshot};
@@ -38,7 +44,9 @@ pub(super) fn choose<T: Trace>(
     let mut loc: Option<((f64, f64), u8)> = None;
     let mut looked = false;
     let mut loc_plen = 0u8;
-    let mut best: Option<(u32, u32)> = None; // (rtt, id)
+    let mut best: Option<(u32, f64, u32)> = None; // (rtt, share score, id)
+    let mut ties = 0u32;
+    let (key, key_bits) = subnet_key(client);
     let mut first: Option<u32> = None;
     let mut used_row = false;
     let mut used_loc = false;
@@ -83,8 +91,24 @@ pub(super) fn choose<T: Trace>(
             t.figure(slot.id, Figure::RttUnknown);
             continue;
         };
-        if best.is_none_or(|(b, _)| rtt < b) {
-            best = Some((rtt, slot.id));
+        let w = snap
+            .hot
+            .get(slot.id as usize)
+            .map(|h| h.weight)
+            .unwrap_or(0);
+        let score = rendezvous(key, slot.id - p.first, 0x005E_ED0F_5EA7, w);
+        match best {
+            Some((b, _, _)) if rtt > b => {}
+            Some((b, bs, _)) if rtt == b => {
+                ties += 1;
+                if score > bs {
+                    best = Some((rtt, score, slot.id));
+                }
+            }
+            _ => {
+                best = Some((rtt, score, slot.id));
+                ties = 1;
+            }
         }
     }
     let mut scope = 0u8;
@@ -97,8 +121,15 @@ pub(super) fn choose<T: Trace>(
         scope = loc_plen;
         why = ScopeWhy::GeoIpNetwork;
     }
+    if ties > 1 {
+        t.note(Note::Shared { ties });
+        if key_bits > scope {
+            scope = key_bits;
+            why = ScopeWhy::SharedRegion;
+        }
+    }
     match (best, first) {
-        (Some((_, id)), _) => {
+        (Some((_, _, id)), _) => {
             t.note(Note::Scope(scope, why));
             (Pick::One(id), scope)
         }

@@ -87,6 +87,11 @@ pub enum ScopeWhy {
     SubnetPrefix,
     /// The catch-all (or nothing) answered: the client's source prefix.
     SourcePrefix,
+    /// Spill-over hashes the client's /24 (IPv4) or /56 (IPv6).
+    SpillSubnet,
+    /// Performance: several endpoints tie (one region); the client's /24
+    /// (/56) picks one by weight.
+    SharedRegion,
 }
 
 /// Something a method looked up about the client.
@@ -127,6 +132,31 @@ pub enum Note {
     },
     /// The ECS scope of this profile's decision, and why.
     Scope(u8, ScopeWhy),
+    /// Spill-over: endpoint `id` has load `load` (thousandths) at or above
+    /// `spill_start`; `share` (thousandths) of its clients move, this
+    /// client among them or not.
+    Spill {
+        /// The loaded endpoint.
+        id: u32,
+        /// Its load, thousandths.
+        load: u32,
+        /// Share of its clients moved, thousandths.
+        share: u32,
+        /// Whether this client moves.
+        moved: bool,
+    },
+    /// Spill-over: no other endpoint to move to; the client stays.
+    SpillNowhere,
+    /// Weighted: no candidate has a weight above 0; the standby endpoints
+    /// (weight 0) share the answer equally.
+    Standby,
+    /// Performance: `ties` candidates share the lowest round-trip time.
+    Shared {
+        /// How many.
+        ties: u32,
+    },
+    /// The answer is unsteady: its TTL is `ttl_unstable` (the second field).
+    Unsteady(super::Unsteady, u32),
 }
 
 /// Observes a decision. Every method has an empty default, so an observer

@@ -4,18 +4,21 @@
 //! keeps its endpoint while the candidates stay the same, and only the
 //! clients of an endpoint that leaves move.
 //!
+//! Weight 0 = standby: such an endpoint is answered only when no
+//! candidate has a weight above 0 (every weighted endpoint is down); then
+//! the standby candidates share the answer equally.
+//!
 //! The random source is a per-thread xorshift state: no lock, no syscall.
 
-use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace};
+use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace, rendezvous, subnet_key};
 use crate::snapshot::{Profile, Snapshot};
 use std::cell::Cell;
-use std::net::IpAddr;
 
 thread_local! {
     static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
-fn splitmix(mut z: u64) -> u64 {
+pub(super) fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -38,6 +41,21 @@ pub(crate) fn next_random() -> u64 {
     })
 }
 
+/// Whether no candidate has a weight above 0 (then weight 0 counts as 1).
+#[inline]
+fn standby(snap: &Snapshot, p: &Profile, c: &Candidates<'_>) -> bool {
+    !p.endpoint_ids()
+        .any(|id| c.ok(id) && snap.hot.get(id as usize).is_some_and(|h| h.weight > 0))
+}
+
+/// The weight endpoint `id` draws with: its own, or 1 for a standby
+/// endpoint when only standby endpoints are candidates.
+#[inline]
+fn weight(snap: &Snapshot, id: u32, standby: bool) -> u32 {
+    let w = snap.hot.get(id as usize).map(|h| h.weight).unwrap_or(0);
+    if standby { w.max(1) } else { w }
+}
+
 pub(super) fn choose<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
@@ -45,21 +63,18 @@ pub(super) fn choose<T: Trace>(
     client: &Client,
     t: &mut T,
 ) -> (Pick, u8) {
-    if p.affinity_subnet
-        && let Some(addr) = client.addr
-    {
-        return affinity(snap, p, c, addr, t);
+    let standby = standby(snap, p, c);
+    if standby {
+        t.note(Note::Standby);
+    }
+    if p.affinity_subnet && client.addr.is_some() {
+        return affinity(snap, p, c, client, standby, t);
     }
     t.note(Note::Scope(0, ScopeWhy::NotClientDependent));
     let mut total: u64 = 0;
     for id in p.endpoint_ids() {
         if c.ok(id) {
-            total += u64::from(
-                snap.endpoints
-                    .get(id as usize)
-                    .map(|e| e.weight)
-                    .unwrap_or(0),
-            );
+            total += u64::from(weight(snap, id, standby));
         }
     }
     if total == 0 {
@@ -72,12 +87,7 @@ pub(super) fn choose<T: Trace>(
             t.figure(id, Figure::Skipped);
             continue;
         }
-        let w = u64::from(
-            snap.endpoints
-                .get(id as usize)
-                .map(|e| e.weight)
-                .unwrap_or(0),
-        );
+        let w = u64::from(weight(snap, id, standby));
         t.figure(
             id,
             Figure::Weight {
@@ -97,29 +107,19 @@ fn affinity<T: Trace>(
     snap: &Snapshot,
     p: &Profile,
     c: &Candidates<'_>,
-    addr: IpAddr,
+    client: &Client,
+    standby: bool,
     t: &mut T,
 ) -> (Pick, u8) {
-    let (key, scope) = match addr {
-        IpAddr::V4(a) => (u64::from(u32::from(a) & 0xffff_ff00), 24),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => (u64::from(u32::from(v4) & 0xffff_ff00), 24),
-            None => (((u128::from(a) >> 72) as u64) ^ 0x6_0000_0000_0000, 56),
-        },
-    };
+    let (key, scope) = subnet_key(client);
     let mut best: Option<(f64, u32)> = None;
     for id in p.endpoint_ids() {
         if !c.ok(id) {
             t.figure(id, Figure::Skipped);
             continue;
         }
-        let Some(e) = snap.endpoints.get(id as usize) else {
-            continue;
-        };
         // Weighted rendezvous: score = w / -ln(u), u uniform in (0, 1).
-        let h = splitmix(key ^ splitmix(u64::from(id - p.first) ^ 0xA5A5_5A5A));
-        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        let score = f64::from(e.weight) / -u.ln();
+        let score = rendezvous(key, id - p.first, 0xA5A5_5A5A, weight(snap, id, standby));
         t.figure(id, Figure::Score(score));
         if best.is_none_or(|(s, _)| score > s) {
             best = Some((score, id));

@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError, EndpointCfg, EndpointKind, ProfileCfg, 
 use crate::counters::Counters;
 use crate::geo::lpm::{PrefixTable, PrefixTableBuilder};
 use crate::geo::{GeoTable, LatencyTable};
-use crate::health::{HealthTable, STATUS_BITS};
+use crate::health::{HealthTable, STATUS_BITS, UNSTEADY_BITS};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -233,6 +233,7 @@ fn endpoint(
         priority: e.priority,
         weight: e.weight,
         enabled: e.enabled,
+        always_serve: e.always_serve,
         geo: e.geo.clone().into(),
         probe_target,
         probe: (!e.probe.is_empty()).then(|| Box::new(e.probe.clone())),
@@ -284,6 +285,8 @@ fn profile(
         zone: p.zone as u32,
         routing: p.routing,
         ttl: p.ttl,
+        ttl_unstable: p.ttl_unstable,
+        spill: p.spill,
         enabled: p.enabled,
         max_answers: p.max_answers,
         all_down: p.all_down,
@@ -294,6 +297,7 @@ fn profile(
         by_priority: by_priority(first, count, endpoints, regions),
         enabled_mask: mask_of(&|e| e.enabled),
         nested_mask: mask_of(&|e| matches!(e.target, Target::Nested { .. })),
+        always_mask: mask_of(&|e| e.always_serve),
         subnets,
         subnet_default,
     }
@@ -355,6 +359,7 @@ fn hot_view(endpoints: &[Endpoint]) -> Box<[Hot]> {
                 enabled: e.enabled,
                 nested,
                 weight: e.weight,
+                always_serve: e.always_serve,
                 child,
                 min_children,
             }
@@ -405,9 +410,10 @@ fn carry_health(
             let word = if was_monitored == p.monitor.is_some() {
                 word
             } else {
-                word & !STATUS_BITS
+                word & !(STATUS_BITS | UNSTEADY_BITS)
             };
             health.set_word(id as u32, word);
+            health.set_load(id as u32, prev.health.load(oid));
         }
     }
 }

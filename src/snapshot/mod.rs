@@ -72,10 +72,12 @@ pub struct Endpoint {
     pub region: u32,
     /// 1 ..= 1000.
     pub priority: u16,
-    /// 1 ..= 1000.
+    /// 0 ..= 1000 (weighted: 0 = standby).
     pub weight: u32,
     /// Configured state.
     pub enabled: bool,
+    /// Never taken out by probes (still probed and reported).
+    pub always_serve: bool,
     /// Geographic codes.
     pub geo: Box<[GeoCode]>,
     /// Where probes go (for the health monitor; `None` in a profile
@@ -94,8 +96,10 @@ pub struct Hot {
     pub enabled: bool,
     /// A nested-profile endpoint.
     pub nested: bool,
-    /// 1 ..= 1000.
+    /// 0 ..= 1000.
     pub weight: u32,
+    /// Never taken out by probes.
+    pub always_serve: bool,
     /// Nested: child profile id.
     pub child: u32,
     /// Nested: online children needed.
@@ -129,6 +133,10 @@ pub struct Profile {
     pub routing: Routing,
     /// Answer TTL.
     pub ttl: u32,
+    /// Answer TTL while the answer's inputs move (≤ `ttl`).
+    pub ttl_unstable: u32,
+    /// Spill-over loads in thousandths: (start, full).
+    pub spill: Option<(u32, u32)>,
     /// Disabled profiles answer NXDOMAIN.
     pub enabled: bool,
     /// Multivalue cap.
@@ -151,6 +159,8 @@ pub struct Profile {
     pub enabled_mask: u64,
     /// Bit i: endpoint `first + i` is a nested profile (first 64 endpoints).
     pub nested_mask: u64,
+    /// Bit i: endpoint `first + i` is `always_serve` (first 64 endpoints).
+    pub always_mask: u64,
     /// Subnet routing: prefix → endpoint id.
     pub subnets: PrefixTable,
     /// Subnet routing: the endpoint without `subnets`, or [`NO_ID`].

@@ -39,6 +39,8 @@ pub struct Backend {
     pub nodes: Arc<Mutex<Vec<(Instant, String)>>>,
     /// Each request's head (request line and headers) as sent.
     pub heads: Arc<Mutex<Vec<String>>>,
+    /// `X-Load` header value sent with every answer (none if `None`).
+    pub load: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -58,6 +60,8 @@ impl Backend {
         let nd = nodes.clone();
         let heads = Arc::new(Mutex::new(Vec::new()));
         let hd = heads.clone();
+        let load = Arc::new(Mutex::new(None));
+        let ld = load.clone();
         let (m, h, p, t, c, s) = (
             mode.clone(),
             hosts.clone(),
@@ -80,7 +84,8 @@ impl Backend {
                         );
                         let nd = nd.clone();
                         let hd = hd.clone();
-                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd, hd));
+                        let ld = ld.lock().unwrap().clone();
+                        std::thread::spawn(move || serve(stream, m, h, p, t, c, s, nd, hd, ld));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -95,6 +100,7 @@ impl Backend {
             count,
             nodes,
             heads,
+            load,
             stop,
             thread: Some(thread),
         }
@@ -102,6 +108,11 @@ impl Backend {
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Reports this load (`X-Load: <v>`) in every answer from now on.
+    pub fn set_load(&self, v: Option<&str>) {
+        *self.load.lock().unwrap() = v.map(str::to_string);
     }
 
     pub fn requests(&self) -> usize {
@@ -129,6 +140,7 @@ fn serve(
     stop: Arc<AtomicBool>,
     nodes: Arc<Mutex<Vec<(Instant, String)>>>,
     heads: Arc<Mutex<Vec<String>>>,
+    load: Option<String>,
 ) {
     let mode = *mode.lock().unwrap();
     if mode == Mode::Reset {
@@ -188,9 +200,10 @@ fn serve(
             } else {
                 ""
             };
+            let load = load.map(|v| format!("X-Load: {v}\r\n")).unwrap_or_default();
             let _ = write!(
                 s,
-                "HTTP/1.1 {code} X\r\n{loc}Content-Length: 2\r\nConnection: close\r\n\r\nok"
+                "HTTP/1.1 {code} X\r\n{loc}{load}Content-Length: 2\r\nConnection: close\r\n\r\nok"
             );
         }
         Mode::Hang => {

@@ -74,7 +74,9 @@ pub fn ask(
             .map(|r| {
                 (
                     trafficmgr::answer::records::type_name(r.rtype).to_string(),
-                    r.ttl,
+                    // What every host writes: the record's TTL, capped by
+                    // `ttl_unstable` while the answer's inputs move.
+                    a.ttl(r),
                     r.text().to_string(),
                 )
             })

@@ -215,6 +215,9 @@ pub fn render(x: &Explanation) -> String {
             "{ind}  chose: {chosen} (ECS scope /{}: {})\n",
             d.scope, d.scope_why
         );
+        if !d.ttl.is_empty() {
+            s += &format!("{ind}  ttl: {}\n", d.ttl);
+        }
     }
     s += &format!(
         "answer: {}, ECS scope /{} ({})\n",

@@ -86,7 +86,7 @@ fn endpoint(
         }
     };
     let weight = match re.weight {
-        Some(n) => in_range(loc, &join(eb, &[key("weight")]), n, 1, 1000)? as u32,
+        Some(n) => in_range(loc, &join(eb, &[key("weight")]), n, 0, 1000)? as u32,
         None => 1,
     };
     let geo = geo_codes(loc, eb, re.geo.as_deref().unwrap_or_default())?;
@@ -108,6 +108,7 @@ fn endpoint(
         priority,
         weight,
         enabled: re.enabled.unwrap_or(true),
+        always_serve: re.always_serve.unwrap_or(false),
         geo,
         subnets,
         probe,

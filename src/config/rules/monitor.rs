@@ -51,6 +51,25 @@ pub(super) fn monitor(
         None => None,
     };
     let dns = dns_check(loc, mb, m, protocol)?;
+    let load_header = match &m.load_header {
+        Some(h) => {
+            let at = join(mb, &[key("load_header")]);
+            if !matches!(protocol, ProbeProtocol::Http | ProbeProtocol::Https) {
+                return Err(loc.error(&at, "load_header needs an http or https monitor"));
+            }
+            if ureq::http::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(loc.error(
+                    &at,
+                    format!(
+                        "{} is not a valid header name: one or more of the letters, digits and !#$%&'*+-.^_`|~",
+                        shown(h)
+                    ),
+                ));
+            }
+            Some(h.clone())
+        }
+        None => None,
+    };
     Ok(MonitorCfg {
         protocol,
         port,
@@ -64,6 +83,7 @@ pub(super) fn monitor(
         recovery_successes,
         expect_body,
         dns,
+        load_header,
     })
 }
 

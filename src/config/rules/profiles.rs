@@ -99,6 +99,21 @@ pub(super) fn profile(
         Some(t) => in_range(loc, &join(&base, &[key("ttl")]), t, 0, 2_147_483_647)? as u32,
         None => 60,
     };
+    let ttl_unstable = match rp.ttl_unstable {
+        Some(t) => {
+            let at = join(&base, &[key("ttl_unstable")]);
+            let t = in_range(loc, &at, t, 0, 2_147_483_647)? as u32;
+            if t > ttl {
+                return Err(loc.error(
+                    &at,
+                    format!("ttl_unstable ({t}) must not be above ttl ({ttl})"),
+                ));
+            }
+            t
+        }
+        None => ttl.min(10),
+    };
+    let spill = spill(loc, &base, rp, routing)?;
     let max_answers = match rp.max_answers {
         Some(n) => in_range(
             loc,
@@ -143,6 +158,8 @@ pub(super) fn profile(
         zone: names.zone_of[pi],
         routing,
         ttl,
+        ttl_unstable,
+        spill,
         enabled: rp.enabled.unwrap_or(true),
         max_answers,
         all_down,
@@ -150,6 +167,62 @@ pub(super) fn profile(
         monitor,
         endpoints,
     })
+}
+
+/// `spill_start` and `spill_full`: loads (fractions, 1.0 = full) in
+/// `0 ..= 1000`, given together, start below full, for performance,
+/// priority and geographic routing; in thousandths.
+fn spill(
+    loc: &Locator,
+    base: &[Seg],
+    rp: &RawProfile,
+    routing: Routing,
+) -> Result<Option<(u32, u32)>, ConfigError> {
+    let one = |name: &str, v: f64| -> Result<u32, ConfigError> {
+        let at = join(base, &[key(name)]);
+        if !(0.0..=1000.0).contains(&v) {
+            return Err(loc.error(
+                &at,
+                format!("{name} is a load (1.0 = full) from 0 to 1000; {v} is not"),
+            ));
+        }
+        crate::config::load_milli(v).ok_or_else(|| loc.error(&at, "not a number"))
+    };
+    let (start, full) = match (rp.spill_start, rp.spill_full) {
+        (None, None) => return Ok(None),
+        (Some(s), Some(f)) => (one("spill_start", s)?, one("spill_full", f)?),
+        (Some(_), None) => {
+            return Err(loc.error(
+                &join(base, &[key("spill_start")]),
+                "spill_start needs spill_full (the load at which every client has moved)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(loc.error(
+                &join(base, &[key("spill_full")]),
+                "spill_full needs spill_start (the load at which clients begin to move)",
+            ));
+        }
+    };
+    if start >= full {
+        return Err(loc.error(
+            &join(base, &[key("spill_full")]),
+            "spill_full must be above spill_start",
+        ));
+    }
+    if !matches!(
+        routing,
+        Routing::Performance | Routing::Priority | Routing::Geographic
+    ) {
+        return Err(loc.error(
+            &join(base, &[key("spill_start")]),
+            format!(
+                "spill-over applies to performance, priority and geographic routing, not {}",
+                routing.as_str()
+            ),
+        ));
+    }
+    Ok(Some((start, full)))
 }
 
 /// `routing = "…"`: one of the six methods.
