@@ -408,7 +408,7 @@ impl Trace for Recorder<'_> {
             }
             Note::SpillNowhere => d
                 .client
-                .push("spill-over: no other endpoint to move to; the client stays".into()),
+                .push("spill-over: no endpoint with room; the client goes to the least loaded one it passed through".into()),
             Note::Standby => d.client.push(
                 "no candidate has a weight above 0: the standby endpoints (weight 0) answer".into(),
             ),

@@ -91,9 +91,13 @@ fn priority_spills_by_client_subnet() {
         spread(&e, app, 400, "10"),
         HashMap::from([("192.0.2.2".into(), 400)])
     );
-    // b full too: nowhere else to go from b: b's spilled clients stay on b.
+    // b full too (and more): no room anywhere: nobody moves — the clients
+    // stay on a rather than piling onto b (loads count up to spill_full).
     e.set_load("app", "b", Some(2.0)).unwrap();
-    assert_eq!(answer(&e, app, Some("10.1.1.1")).0, "192.0.2.2");
+    assert_eq!(
+        spread(&e, app, 400, "10"),
+        HashMap::from([("192.0.2.1".into(), 400)])
+    );
     // Cleared: back to a, steady TTL.
     e.set_load("app", "a", None).unwrap();
     e.set_load("app", "b", None).unwrap();
@@ -142,6 +146,56 @@ fn performance_and_geographic_spill() {
     assert!((60..=140).contains(&s["192.0.2.12"]), "{s:?}");
     e.set_load("geo", "in", Some(1.5)).unwrap();
     e.set_load("geo", "asia", Some(1.0)).unwrap();
+    assert_eq!(
+        spread(&e, "geo.tm.example", 200, "14.139"),
+        HashMap::from([("192.0.2.13".into(), 200)])
+    );
+}
+
+/// Every endpoint full: no client moves (before, every client of the
+/// profile piled onto the last endpoint), however many endpoints (more than
+/// the 8 hops a client spills through); with room on one, they go there.
+#[test]
+fn all_full_nobody_moves() {
+    let mut cfg = String::from(
+        "[[profile]]\nname = \"p\"\nrouting = \"priority\"\nspill_start = 0.8\nspill_full = 1.0\n",
+    );
+    for i in 1..=12 {
+        cfg += &format!("[[profile.endpoint]]\nname = \"e{i}\"\naddresses = [\"192.0.2.{i}\"]\n");
+    }
+    let e = engine(&cfg);
+    for i in 1..=12 {
+        e.set_load("p", &format!("e{i}"), Some(1.0)).unwrap();
+    }
+    assert_eq!(
+        spread(&e, "p.tm.example", 200, "10"),
+        HashMap::from([("192.0.2.1".into(), 200)])
+    );
+    // e3 has some room (0.9): the clients that e1 and e2 move go there or
+    // stay on e3's way; none goes past it.
+    e.set_load("p", "e3", Some(0.9)).unwrap();
+    let s = spread(&e, "p.tm.example", 200, "10");
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s["192.0.2.3"], 200, "{s:?}");
+}
+
+/// Geographic spill-over never moves clients to a degraded endpoint while
+/// another match is online (geographic routing answers a degraded match
+/// of its own, but spilled clients are moved to a candidate).
+#[test]
+fn geographic_spill_skips_a_degraded_next_choice() {
+    let cfg = format!(
+        "[engine]\ngeoip_db = \"{}\"\n{ZONE}\
+         [[profile]]\nname = \"geo\"\nrouting = \"geographic\"\nspill_start = 0.8\nspill_full = 1.0\n\
+         [[profile.endpoint]]\nname = \"in\"\naddresses = [\"192.0.2.11\"]\ngeo = [\"IN\"]\n\
+         [[profile.endpoint]]\nname = \"asia\"\naddresses = [\"192.0.2.12\"]\ngeo = [\"AS\"]\n\
+         [[profile.endpoint]]\nname = \"world\"\naddresses = [\"192.0.2.13\"]\ngeo = [\"WORLD\"]\n",
+        data("geo-sample.mmdb").display()
+    );
+    let e = Engine::from_toml(&cfg, None).unwrap();
+    e.set_monitor_status("geo", "asia", MonitorStatus::Degraded)
+        .unwrap();
+    e.set_load("geo", "in", Some(1.0)).unwrap();
     assert_eq!(
         spread(&e, "geo.tm.example", 200, "14.139"),
         HashMap::from([("192.0.2.13".into(), 200)])

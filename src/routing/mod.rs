@@ -379,8 +379,9 @@ fn method<T: Trace>(
 /// linearly to all of them at `spill_full` — is moved to the method's next
 /// choice without it, the clients picked by a hash of their /24 (/56), so a
 /// client does not flap and the ECS scope covers the hashed bits. The next
-/// choice may spill in turn (at most [`MAX_SPILL_HOPS`]); when there is no
-/// other choice the clients stay. Endpoints beyond the 64th of a profile
+/// choice may spill in turn (at most [`MAX_SPILL_HOPS`]), only to a
+/// candidate; with no room anywhere a client goes to the least loaded
+/// endpoint it passed through, the first on a tie. Endpoints beyond the 64th of a profile
 /// never spill.
 fn spill<T: Trace>(
     snap: &Snapshot,
@@ -395,12 +396,27 @@ fn spill<T: Trace>(
     };
     let (key, bits) = subnet_key(client);
     let mut skip = 0u64;
+    // Where a client that finds no room goes: the endpoint it passed
+    // through with the lowest load counted up to `spill_full` (the first on
+    // a tie), so when every endpoint is full nobody moves, instead of every
+    // client piling onto the last one.
+    let mut least: Option<(u32, u32)> = None;
+    let nowhere = |d: &mut Decision, least: Option<(u32, u32)>, t: &mut T| {
+        t.note(Note::SpillNowhere);
+        if let Some((_, id)) = least {
+            d.pick = Pick::One(id);
+        }
+    };
     for _ in 0..MAX_SPILL_HOPS {
         let Pick::One(id) = d.pick else { return };
         let i = id.wrapping_sub(p.first);
         let load = snap.health.load(id);
         if i >= 64 || load == NO_LOAD || load < start {
             return;
+        }
+        let counted = load.min(full);
+        if least.is_none_or(|(l, _)| counted < l) {
+            least = Some((counted, id));
         }
         d.unsteady = Some(Unsteady::Spilling(id));
         // Share in thousandths: 0 at spill_start, 1000 at spill_full.
@@ -420,20 +436,39 @@ fn spill<T: Trace>(
             return;
         }
         skip |= 1 << i;
-        let fewer = Candidates {
-            mask: c.mask & !skip,
-            ..*c
+        // The method's next choice without the endpoints passed through;
+        // only a candidate (geographic routing also answers a degraded
+        // endpoint, which takes no spilled clients while some are online).
+        let next = loop {
+            let fewer = Candidates {
+                mask: c.mask & !skip,
+                ..*c
+            };
+            match method(snap, p, &fewer, client, skip, t) {
+                (Pick::One(n), scope) if c.ok(n) => break Some((n, scope)),
+                (Pick::One(n), _)
+                    if n.wrapping_sub(p.first) < 64
+                        && skip & (1 << n.wrapping_sub(p.first)) == 0 =>
+                {
+                    skip |= 1 << n.wrapping_sub(p.first);
+                }
+                _ => break None,
+            }
         };
-        let (pick, scope) = method(snap, p, &fewer, client, skip, t);
-        match pick {
-            Pick::One(_) => {
-                d.pick = pick;
+        match next {
+            Some((n, scope)) => {
+                d.pick = Pick::One(n);
                 d.scope = d.scope.max(scope);
             }
-            _ => {
-                t.note(Note::SpillNowhere);
-                return;
-            }
+            None => return nowhere(d, least, t),
+        }
+    }
+    // Out of hops: the last choice, unless it is fuller than where the
+    // client has been.
+    if let Pick::One(id) = d.pick {
+        let load = snap.health.load(id);
+        if load != NO_LOAD && load >= start && least.is_some_and(|(l, _)| l <= load.min(full)) {
+            nowhere(d, least, t);
         }
     }
 }
