@@ -7,6 +7,7 @@ use common::backend::{Backend, Mode};
 use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
+use trafficmgr::health::AdminState;
 use trafficmgr::{Engine, MonitorStatus};
 
 const A: u16 = 1;
@@ -486,4 +487,53 @@ fn new_keys_are_validated_with_location() {
     ));
     assert_eq!(e.path, "profile[0].spill_start", "{e}");
     assert!(e.message.contains("not weighted"), "{e}");
+}
+
+/// A profile of 100 endpoints (beyond the 64 of the summary masks) with
+/// spill-over, always_serve and admin drain: every endpoint down and full,
+/// the always_serve ones answer, and nobody moves off the first of them
+/// (before, clients spilled through e10…e60 and piled onto e70, the first
+/// endpoint beyond the 64th, which never spills); drain still wins over
+/// always_serve; nothing panics.
+#[test]
+fn hundred_endpoints_spill_and_always_serve() {
+    let mut cfg = String::from(
+        "[[profile]]\nname = \"p\"\nrouting = \"priority\"\nspill_start = 0.8\nspill_full = 1.0\n",
+    );
+    for i in 1..=100 {
+        let extra = if i % 10 == 0 {
+            "always_serve = true\n"
+        } else {
+            ""
+        };
+        cfg += &format!(
+            "[[profile.endpoint]]\nname = \"e{i}\"\naddresses = [\"10.9.{}.{}\"]\n{extra}",
+            i / 100,
+            i % 100
+        );
+    }
+    let e = engine(&cfg);
+    for i in 1..=100 {
+        e.set_load("p", &format!("e{i}"), Some(1.0)).unwrap();
+        e.set_monitor_status("p", &format!("e{i}"), MonitorStatus::Degraded)
+            .unwrap();
+    }
+    assert_eq!(
+        spread(&e, "p.tm.example", 50, "10"),
+        HashMap::from([("10.9.0.10".into(), 50)])
+    );
+    for i in 1..=70 {
+        e.set_admin_state("p", &format!("e{i}"), AdminState::Drain)
+            .unwrap();
+    }
+    assert_eq!(
+        spread(&e, "p.tm.example", 50, "10"),
+        HashMap::from([("10.9.0.80".into(), 50)])
+    );
+    // Beyond the 64th an endpoint never spills, whatever its load.
+    e.set_load("p", "e80", Some(0.9)).unwrap();
+    assert_eq!(
+        spread(&e, "p.tm.example", 50, "10"),
+        HashMap::from([("10.9.0.80".into(), 50)])
+    );
 }

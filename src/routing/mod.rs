@@ -411,7 +411,15 @@ fn spill<T: Trace>(
         let Pick::One(id) = d.pick else { return };
         let i = id.wrapping_sub(p.first);
         let load = snap.health.load(id);
-        if i >= 64 || load == NO_LOAD || load < start {
+        if load == NO_LOAD || load < start {
+            return;
+        }
+        if i >= 64 {
+            // Never spills; but a client spilled here goes back if it is
+            // no less full than where the client has been.
+            if least.is_some_and(|(l, _)| l <= load.min(full)) {
+                nowhere(d, least, t);
+            }
             return;
         }
         let counted = load.min(full);
