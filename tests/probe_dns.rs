@@ -333,3 +333,86 @@ fn dns_monitor_settings_are_checked_at_load() {
         );
     }
 }
+
+/// A hostile DNS server on loopback: to each query it sends 50 (empty)
+/// answers with a wrong ID, one with the right ID from another port, and then
+/// (`answer_at_all`) a real answer of one TXT record of 60,000 octets.
+/// Returns its port; it runs until the test process ends.
+fn hostile(answer_at_all: bool) -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, from)) = s.recv_from(&mut buf) else {
+                return;
+            };
+            let q = &buf[..n];
+            // The answer: the query with QR set, ANCOUNT 1, one TXT record
+            // (owner: a pointer to the question) of 240 strings × 250 octets.
+            let mut r = q.to_vec();
+            r[2] |= 0x80;
+            r[6..8].copy_from_slice(&1u16.to_be_bytes());
+            let mut rdata = Vec::new();
+            for _ in 0..240 {
+                rdata.push(250u8);
+                rdata.extend(std::iter::repeat_n(b'z', 250));
+            }
+            r.extend_from_slice(&[0xC0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(&rdata);
+            // (Small, so the flood does not fill the probe's receive buffer.)
+            let mut wrong = q.to_vec();
+            wrong[2] |= 0x80;
+            for i in 0..50u16 {
+                let id = u16::from_be_bytes([q[0], q[1]]).wrapping_add(1 + i);
+                wrong[0..2].copy_from_slice(&id.to_be_bytes());
+                let _ = s.send_to(&wrong, from);
+            }
+            let _ = other.send_to(&r, from);
+            if answer_at_all {
+                let _ = s.send_to(&r, from);
+            }
+        }
+    });
+    port
+}
+
+/// Answers with a wrong ID or from another port are ignored (the probe
+/// waits until its timeout); a huge answer that does not match
+/// `expect_answer` fails with a result of bounded length (before, the
+/// status and the log line carried ~60,000 octets of the endpoint's TXT).
+#[test]
+fn hostile_dns_server() {
+    let silent = hostile(false);
+    let huge = hostile(true);
+    let text = format!(
+        "{ZONE}{}{}",
+        profile(
+            "silent",
+            "query_name = \"x.example\"\nquery_type = \"TXT\"",
+            silent
+        ),
+        profile(
+            "huge",
+            "query_name = \"x.example\"\nquery_type = \"TXT\"\nexpect_answer = \"ok\"",
+            huge
+        ),
+    );
+    let e = Engine::from_toml(&text, None).unwrap();
+    assert!(e.wait_ready(Duration::from_secs(10)));
+    let (status, result) = state(&e, "silent");
+    assert_eq!(
+        (status.as_str(), result.as_str()),
+        ("Degraded", "DNS: no answer before the timeout")
+    );
+    let (status, result) = state(&e, "huge");
+    assert_eq!(status, "Degraded", "{}", &result[..result.len().min(300)]);
+    assert!(
+        result.starts_with("DNS NOERROR, 1 answer: no answer is ok (got "),
+        "{}",
+        &result[..result.len().min(300)]
+    );
+    assert!(result.len() <= 400, "{} octets", result.len());
+}

@@ -547,7 +547,7 @@ fn judge(check: &DnsCheck, m: &hickory_proto::op::Message, how: &str) -> (bool, 
         .answers
         .iter()
         .take(3)
-        .map(|r| r.data.to_string())
+        .map(|r| clip(r.data.to_string()))
         .collect();
     (
         false,
@@ -560,6 +560,24 @@ fn judge(check: &DnsCheck, m: &hickory_proto::op::Message, how: &str) -> (bool, 
             }
         ),
     )
+}
+
+/// Longest text of one answer's data quoted in a probe result: the
+/// endpoint's answer may be tens of kilobytes (one TXT record), which the
+/// status report and the log would otherwise carry on every state change.
+const CLIP: usize = 64;
+
+/// `s`, cut to [`CLIP`] octets (at a character boundary) and marked `…`.
+fn clip(mut s: String) -> String {
+    if s.len() > CLIP {
+        let mut end = CLIP;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 /// Whether an answer's data is `want`: addresses as addresses, names
