@@ -145,7 +145,8 @@ pub enum Note {
         /// Whether this client moves.
         moved: bool,
     },
-    /// Spill-over: no other endpoint to move to; the client stays.
+    /// Spill-over: no endpoint with room to move to; the client goes to the
+    /// least loaded endpoint it passed through.
     SpillNowhere,
     /// Weighted: no candidate has a weight above 0; the standby endpoints
     /// (weight 0) share the answer equally.
