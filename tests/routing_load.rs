@@ -106,6 +106,26 @@ fn priority_spills_by_client_subnet() {
     assert!(ep_status(&e, "app.tm.example", "a")["load"].is_null());
 }
 
+/// The ECS scope covers the bits the spill hash used in the client's own
+/// family: /24 of IPv4, /56 of IPv6, and /120 of an IPv4-mapped IPv6
+/// subnet (::ffff:a.b.c.0/120, hashed by its /24; before, its scope was
+/// /24 of the IPv6 family, which told resolvers the answer held for every
+/// address under ::/24).
+#[test]
+fn spill_scope_covers_the_hashed_bits_in_the_clients_family() {
+    let e = engine(PRIO_SPILL);
+    e.set_load("app", "a", Some(0.75)).unwrap();
+    let app = "app.tm.example";
+    for (ecs, want) in [
+        (("10.7.3.0", 24), 24),
+        (("2001:db8:1:200::", 56), 56),
+        (("::ffff:10.7.3.0", 120), 120),
+    ] {
+        let o = ask(&e, app, A, Some("127.0.0.1"), Some(ecs));
+        assert_eq!(o.scope, want, "{ecs:?}: {o:?}");
+    }
+}
+
 /// Spill-over in performance routing (to the next-best by round-trip
 /// time) and in geographic routing (to the next-best matching code).
 #[test]

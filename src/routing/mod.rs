@@ -105,16 +105,18 @@ impl Decision {
 }
 
 /// The hash key of a client's /24 (IPv4, also IPv4-mapped) or /56 (IPv6),
-/// and that prefix length: what affinity, spill-over and region sharing
-/// hash, so one client subnet always lands the same way and the ECS scope
-/// covers the hashed bits. No address: key 0, scope 0.
+/// and that prefix length in the address's own family: what affinity,
+/// spill-over and region sharing hash, so one client subnet always lands
+/// the same way and the ECS scope covers the hashed bits (an IPv4-mapped
+/// IPv6 address: /120, its 96-bit prefix and the /24). No address: key 0,
+/// scope 0.
 #[inline]
 pub(crate) fn subnet_key(client: &Client) -> (u64, u8) {
     match client.addr {
         None => (0, 0),
         Some(IpAddr::V4(a)) => (u64::from(u32::from(a) & 0xffff_ff00), 24),
         Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
-            Some(v4) => (u64::from(u32::from(v4) & 0xffff_ff00), 24),
+            Some(v4) => (u64::from(u32::from(v4) & 0xffff_ff00), 120),
             None => (((u128::from(a) >> 72) as u64) ^ 0x6_0000_0000_0000, 56),
         },
     }
