@@ -5,8 +5,9 @@
 //! region; else unknown. Known beats unknown; the all-unknown case goes to
 //! the lowest priority number.
 //!
-//! Several candidates with the same lowest round-trip time (endpoints in
-//! one region) share its clients by `weight`: a weighted rendezvous hash of
+//! Several candidates of one region with the same lowest round-trip time
+//! share its clients by `weight` (candidates of different regions that
+//! happen to tie keep priority order): a weighted rendezvous hash of
 //! the client's /24 (/56) picks one, so a client subnet keeps its endpoint
 //! and the shares follow the weights (weight 0: only when every tied
 //! endpoint has 0; then the first by priority).
@@ -18,7 +19,7 @@
 use super::{Candidates, Client, Figure, Note, Pick, ScopeWhy, Trace, rendezvous, subnet_key};
 use crate::geo::RTT_UNKNOWN;
 use crate::geo::distance::{estimated_rtt_ms, great_circle_km};
-use crate::snapshot::{Profile, Snapshot};
+use crate::snapshot::{NO_ID, Profile, Snapshot};
 
 pub(super) fn choose<T: Trace>(
     snap: &Snapshot,
@@ -97,12 +98,17 @@ pub(super) fn choose<T: Trace>(
             .map(|h| h.weight)
             .unwrap_or(0);
         let score = rendezvous(key, slot.id - p.first, 0x005E_ED0F_5EA7, w);
+        let region = region_of(snap, slot.id);
         match best {
             Some((b, _, _)) if rtt > b => {}
-            Some((b, bs, _)) if rtt == b => {
-                ties += 1;
-                if score > bs {
-                    best = Some((rtt, score, slot.id));
+            // Equal figures share only within one region (Azure's rule):
+            // two regions that happen to measure the same keep priority order.
+            Some((b, bs, bid)) if rtt == b => {
+                if region != NO_ID && region == region_of(snap, bid) {
+                    ties += 1;
+                    if score > bs {
+                        best = Some((rtt, score, slot.id));
+                    }
                 }
             }
             _ => {
@@ -140,4 +146,10 @@ pub(super) fn choose<T: Trace>(
         }
         (None, None) => (Pick::NoData, 0),
     }
+}
+
+/// The region of endpoint `id`, or [`NO_ID`].
+#[inline]
+fn region_of(snap: &Snapshot, id: u32) -> u32 {
+    snap.endpoints.get(id as usize).map_or(NO_ID, |e| e.region)
 }
