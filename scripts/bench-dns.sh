@@ -20,7 +20,8 @@
 # installs the missing ones.
 #
 # Usage: sh scripts/bench-dns.sh [seconds per run] [rounds]   (default 10 3)
-# Env: ROWS="front gdnsd ..." runs only those rows; FRONT_ARGS adds options
+# Env: ROWS="front gdnsd ..." runs only those rows; PERF=1 profiles each
+# server (perf record) during its first run and prints where its CPU went; FRONT_ARGS adds options
 # to `trafficmgr serve`; PORT=N moves the ports (default 15600..15606).
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ fi
 cargo build --release --lib --bin trafficmgr >/dev/null 2>&1
 W=$(mktemp -d)
 PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$W"; }
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null || true; done; sleep 1; if [ -n "${KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
 trap cleanup EXIT INT TERM
 N=200
 
@@ -197,6 +198,7 @@ start() { # row
         dlz-*) named -g $U -c "$W/$1/named.conf" -n "$CORES" >"$W/$1.log" 2>&1 & ;;
     esac
     PIDS="$PIDS $!"
+    echo $! > "$W/pid.$1"
 }
 for r in $ROWS; do start "$r"; done
 sleep 3
@@ -221,7 +223,13 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
     for r in $ROWS; do
+        if [ -n "${PERF:-}" ] && [ "$round" -eq 1 ]; then
+            perf record -q -e cpu-clock -g -p "$(cat "$W/pid.$r")" -o "$W/perf.data.$r" -- sleep $((SECS - 1)) >/dev/null 2>&1 &
+            PERF_PID=$!
+        fi
         dnsperf -s 127.0.0.1 -p "$(port "$r")" -d "$W/queries" -l "$SECS" -c 8 -q 200 > "$W/perf" 2>&1 || true
+        [ -z "${PERF_PID:-}" ] || wait "$PERF_PID"
+        PERF_PID=""
         q=$(awk '/Queries per second/ {print $4}' "$W/perf")
         l=$(awk '/Queries lost/ {print $3}' "$W/perf")
         echo "$r ${q:-0} ${l:-?}" >> "$W/results"
@@ -229,6 +237,13 @@ while [ "$round" -le "$ROUNDS" ]; do
     round=$((round + 1))
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${PERF:-}" ]; then
+    for r in $ROWS; do
+        echo "== $r: where the server's CPU goes (perf, round 1)"
+        perf report -q -i "$W/perf.data.$r" --no-children --sort dso -g none 2>/dev/null | head -8
+        perf report -q -i "$W/perf.data.$r" --no-children --sort sym -g none 2>/dev/null | head -${PERF_SYMS:-12}
+    done
+fi
 python3 - "$W/results" <<'EOF'
 import statistics, sys
 rows = {}
