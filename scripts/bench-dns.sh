@@ -93,8 +93,9 @@ dd_conf() { # row body
 dd_conf dd-tm "dofile(\"$W/dnsdist.lua\")
 trafficmgr{ lib = \"$PWD/target/release/libtrafficmgr.so\", config = \"$W/tm.toml\", zones = {\"tm.example.\"} }"
 # The ceiling of the FFI path: what the glue does per query (get_len,
-# set_size, get_header, the client address, TCP or not), but the answer is a
-# fixed A record written after the question (any OPT record dropped).
+# set_size, get_header, the client address, TCP or not, and the same split
+# that lets LuaJIT compile it), but the answer is a fixed A record written
+# after the question (any OPT record dropped).
 dd_conf dd-ffi "local zones = newSuffixMatchNode(); zones:add(newDNSName('tm.example.'))
 addAction(SuffixMatchNodeRule(zones), LuaFFIPerThreadAction([[
 local ffi = require('ffi')
@@ -111,17 +112,20 @@ local addr = ffi.new('const void *[1]')
 local alen = ffi.new('size_t[1]')
 -- name pointer, A, IN, TTL 60, 4 octets, 192.0.2.2
 local RR = '\\192\\012\\000\\001\\000\\001\\000\\000\\000\\060\\000\\004\\192\\000\\002\\002'
-return function(dq)
+local NONE, MODIFY = DNSAction.None, DNSAction.HeaderModify
+local DQ = ffi.typeof('dnsdist_ffi_dnsquestion_t *')
+local U8 = ffi.typeof('uint8_t *')
+local function answer(dq)
   local qlen = C.dnsdist_ffi_dnsquestion_get_len(dq)
-  if not C.dnsdist_ffi_dnsquestion_set_size(dq, 4096) then return DNSAction.None end
-  local buf = ffi.cast('uint8_t *', C.dnsdist_ffi_dnsquestion_get_header(dq))
+  if not C.dnsdist_ffi_dnsquestion_set_size(dq, 4096) then return NONE end
+  local buf = ffi.cast(U8, C.dnsdist_ffi_dnsquestion_get_header(dq))
   C.dnsdist_ffi_dnsquestion_get_remoteaddr(dq, addr, alen)
   local tcp = C.dnsdist_ffi_dnsquestion_get_tcp(dq)
   -- the end of the question (any OPT record after it is dropped)
   local e = 12
   while e < qlen and buf[e] ~= 0 do e = e + buf[e] + 1 end
   e = e + 5
-  if e > qlen then return DNSAction.None end
+  if e > qlen then return NONE end
   buf[2] = bit.bor(buf[2], 0x84)
   buf[3] = 0
   buf[6] = 0
@@ -130,8 +134,12 @@ return function(dq)
   buf[11] = 0
   ffi.copy(buf + e, RR, 16)
   C.dnsdist_ffi_dnsquestion_set_size(dq, e + 16)
-  return DNSAction.HeaderModify
+  return MODIFY
 end
+-- as the glue does: dq converted outside the JIT, the rest compiled
+local function entry(dq) return answer(ffi.cast(DQ, dq)) end
+jit.off(entry)
+return entry
 ]]))"
 dd_conf dd-native "local zones = newSuffixMatchNode(); zones:add(newDNSName('tm.example.'))
 addAction(SuffixMatchNodeRule(zones), SpoofAction({'192.0.2.2'}, {ttl = 60, aa = true}))"
