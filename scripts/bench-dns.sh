@@ -106,10 +106,13 @@ uint16_t dnsdist_ffi_dnsquestion_get_len(const dnsdist_ffi_dnsquestion_t *dq);
 bool dnsdist_ffi_dnsquestion_set_size(dnsdist_ffi_dnsquestion_t *dq, size_t size);
 bool dnsdist_ffi_dnsquestion_get_tcp(const dnsdist_ffi_dnsquestion_t *dq);
 void dnsdist_ffi_dnsquestion_get_remoteaddr(const dnsdist_ffi_dnsquestion_t *dq, const void **addr, size_t *size);
+void dnsdist_ffi_dnsquestion_get_qname_raw(const dnsdist_ffi_dnsquestion_t *dq, const char **qname, size_t *qnameSize);
 ]=]
 local C = ffi.C
 local addr = ffi.new('const void *[1]')
 local alen = ffi.new('size_t[1]')
+local qname = ffi.new('const char *[1]')
+local qnlen = ffi.new('size_t[1]')
 -- name pointer, A, IN, TTL 60, 4 octets, 192.0.2.2
 local RR = '\\192\\012\\000\\001\\000\\001\\000\\000\\000\\060\\000\\004\\192\\000\\002\\002'
 local NONE, MODIFY = DNSAction.None, DNSAction.HeaderModify
@@ -121,10 +124,10 @@ local function answer(dq)
   local buf = ffi.cast(U8, C.dnsdist_ffi_dnsquestion_get_header(dq))
   C.dnsdist_ffi_dnsquestion_get_remoteaddr(dq, addr, alen)
   local tcp = C.dnsdist_ffi_dnsquestion_get_tcp(dq)
-  -- the end of the question (any OPT record after it is dropped)
-  local e = 12
-  while e < qlen and buf[e] ~= 0 do e = e + buf[e] + 1 end
-  e = e + 5
+  -- the end of the question (any OPT record after it is dropped), from
+  -- dnsdist's parsed name: no loop, so the whole action is one trace
+  C.dnsdist_ffi_dnsquestion_get_qname_raw(dq, qname, qnlen)
+  local e = 12 + tonumber(qnlen[0]) + 4
   if e > qlen then return NONE end
   buf[2] = bit.bor(buf[2], 0x84)
   buf[3] = 0
