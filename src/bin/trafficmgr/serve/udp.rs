@@ -67,22 +67,8 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    if let SocketAddr::V6(_) = addr {
-        // As std binds: an IPv6 address serves IPv6 only.
-        // SAFETY: as above.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::IPPROTO_IPV6,
-                libc::IPV6_V6ONLY,
-                (&one as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    // No IPV6_V6ONLY: as std binds (and as the TCP listener is bound), the
+    // system's default decides whether [::] also takes IPv4.
     let (sa, len) = to_sockaddr(addr);
     // SAFETY: `sa` is a sockaddr_storage holding a sockaddr of `len` octets.
     let r = unsafe {
@@ -224,8 +210,8 @@ pub fn serve(
                 continue;
             };
             if let (Some(rrl), Some(now)) = (rrl, now) {
-                let port = 0; // the account is by netblock: the port does not matter
-                match rrl.check(client_ip(SocketAddr::new(ip, port)), &out[..len], now) {
+                // The account is by netblock: the port does not matter.
+                match rrl.check(client_ip(SocketAddr::new(ip, 0)), &out[..len], now) {
                     rrl::Verdict::Send => {}
                     rrl::Verdict::Drop => continue,
                     rrl::Verdict::Slip => len = rrl::truncate(out, len),
