@@ -452,6 +452,66 @@ fn rrl_limits_udp_per_netblock_with_slip_and_never_tcp() {
     plain.stop();
 }
 
+/// The limiter is one table for every UDP socket: with `--threads 4` (4
+/// SO_REUSEPORT sockets, the kernel picking one by the client's address and
+/// port), 16 clients of one /24, each on its own source address and port
+/// (so spread over the sockets: all 16 on one socket has odds of 4 in 4^16),
+/// share one account: 5 answers a second in all, not 5 per socket.
+#[test]
+fn rrl_is_one_account_across_the_reuseport_sockets() {
+    let _serial = serial();
+    let path = config("front-rrl-reuseport");
+    let front = Front::start_with(
+        &path,
+        &[
+            "--threads",
+            "4",
+            "--rrl-responses-per-second",
+            "5",
+            "--rrl-window",
+            "5",
+            "--rrl-slip",
+            "0",
+        ],
+    );
+    let port = front.port;
+    let clients: Vec<UdpSocket> = (0..16)
+        .map(|i| {
+            let s = UdpSocket::bind((format!("127.0.0.{}", 10 + i).as_str(), 0)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+            s
+        })
+        .collect();
+    for (i, s) in clients.iter().enumerate() {
+        for k in 0..5u16 {
+            let id = (i as u16) * 16 + k;
+            s.send_to(
+                &query(id, "www.tm.example", RecordType::A, None),
+                ("127.0.0.1", port),
+            )
+            .unwrap();
+        }
+    }
+    let mut answered = 0;
+    let mut buf = [0u8; 4096];
+    for s in &clients {
+        while let Ok((len, _)) = s.recv_from(&mut buf) {
+            let m = Message::from_vec(&buf[..len]).unwrap();
+            assert!(!m.metadata.truncation, "slip 0: no TC replies");
+            answered += 1;
+        }
+    }
+    println!("80 queries from 16 clients of 127.0.0.0/24 over 4 sockets: {answered} answered");
+    assert!((5..=10).contains(&answered), "{answered} answered");
+    // Another /24 through the same sockets: its own account.
+    assert_eq!(
+        udp_burst(port, "127.0.1.9", "www.tm.example", RecordType::A, 5),
+        (5, 0, 0)
+    );
+    front.stop();
+}
+
 /// The documented production example (`examples/serve-production.sh`)
 /// runs the front with rate limiting on: a burst of 120 identical queries
 /// from one client is limited (50 per second), with TC replies.

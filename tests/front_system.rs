@@ -385,3 +385,135 @@ fn dig_sees_ttls_move_with_health_and_load() {
     });
     front.stop();
 }
+
+/// UDP sockets bound to 127.0.0.1:`port` in this network namespace, from
+/// the kernel's own table.
+fn udp_sockets_on(port: u16) -> usize {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+        .count()
+}
+
+/// The UDP path as gdnsd does it: `--threads 6` gives 6 sockets on the one
+/// port (SO_REUSEPORT, one per thread, in the kernel's table), which answer
+/// a few seconds of dnsperf load (8 clients, so spread over several
+/// sockets) with every query completed and the expected response codes;
+/// the answers stay right afterwards, and SIGTERM stops every thread within
+/// a second.
+#[test]
+fn many_udp_threads_share_the_port_and_answer_under_dnsperf() {
+    let _serial = serial();
+    let config = data("basic.toml");
+    let mut front = Front::start_with(&config, &["--threads", "6"]);
+    assert_eq!(udp_sockets_on(front.port), 6, "one UDP socket per thread");
+    let engine = Engine::from_file(&config).unwrap();
+    let dir = std::env::temp_dir().join(format!("tm-front-perf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let q = dir.join("queries");
+    // 5 names that answer NOERROR, one NXDOMAIN.
+    std::fs::write(&q, "prio.tm.example A\nperf.tm.example A\naddrs.tm.example A\nweighted.tm.example A\ndeep.sub.tm.example AAAA\nnope.tm.example A\n").unwrap();
+    let out = std::process::Command::new("dnsperf")
+        .args(["-s", "127.0.0.1", "-p", &front.port.to_string()])
+        .args(["-l", "3", "-c", "8", "-q", "100", "-d"])
+        .arg(&q)
+        .output()
+        .expect("dnsperf is installed (scripts/install-deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let (sent, completed, lost) = (
+        field("Queries sent:"),
+        field("Queries completed:"),
+        field("Queries lost:"),
+    );
+    println!("dnsperf: {sent} sent, {completed} completed, {lost} lost");
+    assert!(completed > 1000 && completed != u64::MAX, "{text}");
+    assert_eq!(lost, 0, "{text}");
+    // dnsperf's "Response codes:" line: NOERROR for 5 names in 6, NXDOMAIN
+    // for the other, nothing else.
+    let codes = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Response codes:"))
+        .unwrap_or_default()
+        .to_string();
+    let count = |code: &str| -> u64 {
+        let words: Vec<&str> = codes.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == code)
+            .and_then(|w| w[1].parse().ok())
+            .unwrap_or(0)
+    };
+    let (noerror, nxdomain) = (count("NOERROR"), count("NXDOMAIN"));
+    assert_eq!(
+        noerror + nxdomain,
+        completed,
+        "other response codes: {codes}"
+    );
+    // dnsperf sends the file's lines in turn: one query in 6 is nope.tm.example.
+    assert!(
+        (nxdomain * 6).abs_diff(completed) <= 60,
+        "{nxdomain} NXDOMAIN of {completed}: {codes}"
+    );
+    // Still the Rust API's answers, on every socket.
+    let mut table = BASIC_ROWS.to_vec();
+    table.push(("www.example.org", "A", 1, "127.0.0.1", None));
+    assert_host_matches(
+        front.port,
+        &engine,
+        &table,
+        Compare {
+            bind_source: true,
+            sorted: false,
+            scope: true,
+        },
+    );
+    let took = front.stop_within(Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(1),
+        "6 UDP threads stopped in {took:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// SO_REUSEPORT must not let a second front silently share the first one's
+/// address: it fails to start (the TCP listener is bound first, without
+/// the option), and the first keeps answering on every socket.
+#[test]
+fn a_second_front_on_the_same_address_fails_to_start() {
+    let _serial = serial();
+    let config = data("basic.toml");
+    let front = Front::start_with(&config, &["--threads", "3"]);
+    let out = std::process::Command::new(common::front::serve_bin())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", front.port),
+            "--threads",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot bind TCP"), "{err}");
+    assert_eq!(
+        udp_sockets_on(front.port),
+        3,
+        "no socket of the second front left"
+    );
+    for _ in 0..20 {
+        let m = hickory_ask(front.port, "prio.tm.example", RecordType::A).expect("an answer");
+        assert_eq!(m.answers.len(), 1);
+    }
+    front.stop();
+}

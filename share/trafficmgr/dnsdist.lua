@@ -54,24 +54,40 @@ local alen = ffi.new("size_t[1]")
 local written = ffi.new("size_t[1]")
 local CAP = 4096
 local TCP_CAP = 65535
-return function(dq)
+local NONE, MODIFY = DNSAction.None, DNSAction.HeaderModify
+local DQ = ffi.typeof("dnsdist_ffi_dnsquestion_t *")
+local U8 = ffi.typeof("uint8_t *")
+local CU8 = ffi.typeof("const uint8_t *")
+-- The work of one query, with `dq` already a cdata pointer: LuaJIT compiles
+-- this to machine code (direct C calls, no boxed values).
+local function answer(dq)
   local qlen = C.dnsdist_ffi_dnsquestion_get_len(dq)
   -- Room for the reply: 4096 octets, or a whole TCP message for a longer
   -- query (never smaller than the query: growing the buffer must not cut it).
   local cap = CAP
   if qlen > cap then cap = TCP_CAP end
-  if not C.dnsdist_ffi_dnsquestion_set_size(dq, cap) then return DNSAction.None end
-  local buf = ffi.cast("uint8_t *", C.dnsdist_ffi_dnsquestion_get_header(dq))
+  if not C.dnsdist_ffi_dnsquestion_set_size(dq, cap) then return NONE end
+  local buf = ffi.cast(U8, C.dnsdist_ffi_dnsquestion_get_header(dq))
   C.dnsdist_ffi_dnsquestion_get_remoteaddr(dq, addr, alen)
   local tcp = C.dnsdist_ffi_dnsquestion_get_tcp(dq) and 1 or 0
-  local r = tm.tm_engine_answer_in_place(engine, buf, qlen, cap, ffi.cast("const uint8_t *", addr[0]), alen[0], tcp, written)
+  local r = tm.tm_engine_answer_in_place(engine, buf, qlen, cap, ffi.cast(CU8, addr[0]), alen[0], tcp, written)
   if r ~= 0 then
     C.dnsdist_ffi_dnsquestion_set_size(dq, qlen)
-    return DNSAction.None
+    return NONE
   end
   C.dnsdist_ffi_dnsquestion_set_size(dq, written[0])
-  return DNSAction.HeaderModify
+  return MODIFY
 end
+-- dnsdist hands `dq` over as a light userdata, which this LuaJIT (2.1 of
+-- Debian 12) cannot convert inside compiled code ("NYI: unsupported C type
+-- conversion"): every trace through a function that passes it to C aborts,
+-- and the whole action then runs in the interpreter. So the conversion is
+-- done here, in a function kept out of the JIT, and `answer` gets a cdata.
+local function entry(dq)
+  return answer(ffi.cast(DQ, dq))
+end
+jit.off(entry)
+return entry
 ]]
 
 function trafficmgr(o)

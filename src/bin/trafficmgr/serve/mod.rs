@@ -14,8 +14,9 @@
 
 pub mod rrl;
 pub mod tcp;
+pub mod udp;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +49,9 @@ pub struct ServeArgs {
     /// UDP and TCP address to serve (repeatable; default 127.0.0.1:5353)
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
-    /// UDP threads per address (default: CPUs, at least 2)
+    /// UDP threads per address, each with its own socket (SO_REUSEPORT: the
+    /// kernel spreads clients over them) taking up to 32 queued queries per
+    /// system call (default: CPUs, at least 2)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
 
@@ -207,24 +210,24 @@ pub fn run(a: ServeArgs) -> i32 {
     let mut handles = Vec::new();
     let mut listeners = Vec::new();
     for addr in &listen {
-        let udp =
-            UdpSocket::bind(addr).unwrap_or_else(|e| fail(&format!("cannot bind UDP {addr}: {e}")));
+        // TCP first, without SO_REUSEPORT: a second server started on the
+        // same address fails here instead of silently sharing the UDP port.
         let tl = TcpListener::bind(addr)
             .unwrap_or_else(|e| fail(&format!("cannot bind TCP {addr}: {e}")));
-        if udp.set_read_timeout(Some(TICK)).is_err() || tl.set_nonblocking(true).is_err() {
-            fail(&format!("cannot set up the sockets of {addr}"));
+        if tl.set_nonblocking(true).is_err() {
+            fail(&format!("cannot set up the TCP socket of {addr}"));
         }
-        for _ in 0..threads {
-            let sock = udp
-                .try_clone()
-                .unwrap_or_else(|e| fail(&format!("UDP socket {addr}: {e}")));
+        let udp_addr = tl.local_addr().unwrap_or(*addr);
+        let socks = udp::bind_group(udp_addr, threads)
+            .unwrap_or_else(|e| fail(&format!("cannot bind UDP {addr}: {e}")));
+        for sock in socks {
             let (eng, lim) = (engine.clone(), limiter.clone());
             handles.push(std::thread::spawn(move || {
-                udp_loop(sock, &eng, lim.as_deref(), start)
+                udp::serve(sock, &eng, lim.as_deref(), start, udp::BATCH)
             }));
         }
         listeners.push(tl);
-        eprintln!("serve: listening on {addr} (UDP with {threads} threads, TCP)");
+        eprintln!("serve: listening on {udp_addr} (UDP with {threads} threads, TCP)");
     }
     {
         let eng = engine.clone();
@@ -276,34 +279,6 @@ const TICK: Duration = Duration::from_millis(100);
 fn fail(msg: &str) -> ! {
     eprintln!("serve: {msg}");
     std::process::exit(1);
-}
-
-/// The largest UDP payload (over IPv6 without jumbograms; 65,507 over
-/// IPv4): a query is read whole, never cut to a smaller buffer.
-const MAX_UDP: usize = 65_535;
-
-fn udp_loop(sock: UdpSocket, engine: &Engine, rrl: Option<&rrl::Rrl>, start: Instant) {
-    // Allocated once per thread, before the first query.
-    let mut q = vec![0u8; MAX_UDP].into_boxed_slice();
-    let mut out = [0u8; 4096];
-    while !STOP.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut q) {
-            Ok(x) => x,
-            Err(_) => continue,
-        };
-        let Ok(mut len) = engine.answer_message(&q[..n], Some(peer.ip()), false, &mut out) else {
-            continue;
-        };
-        if let Some(rrl) = rrl {
-            let now = start.elapsed().as_secs() as u32;
-            match rrl.check(client_ip(peer), &out[..len], now) {
-                rrl::Verdict::Send => {}
-                rrl::Verdict::Drop => continue,
-                rrl::Verdict::Slip => len = rrl::truncate(&mut out, len),
-            }
-        }
-        let _ = sock.send_to(&out[..len], peer);
-    }
 }
 
 fn client_ip(peer: SocketAddr) -> IpAddr {
