@@ -6,7 +6,7 @@
 use crate::answer::records::type_name;
 use crate::answer::{Answer, Rcode, Rec};
 use crate::config::{AllDown, GeoCode, Routing};
-use crate::engine::{Query, QueryError, routing_client};
+use crate::engine::{Query, QueryError, mask, routing_client};
 use crate::health::{AdminState, MonitorStatus};
 use crate::name::NameBuf;
 use crate::query;
@@ -14,7 +14,7 @@ use crate::routing::{self, Candidates, Figure, Note, Pick, Rule, ScopeWhy, Trace
 use crate::snapshot::{Profile, Snapshot, Target};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// One endpoint of a profile, as the decision saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -116,21 +116,6 @@ struct Recorder<'s> {
     /// The address routing uses (to print a matched prefix).
     client: Option<IpAddr>,
     decisions: Vec<Decision>,
-}
-
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let p = u32::from(prefix.min(32));
-            let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
-        }
-        IpAddr::V6(a) => {
-            let p = u32::from(prefix.min(128));
-            let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
-        }
-    }
 }
 
 fn code(c: [u8; 2]) -> String {

@@ -282,7 +282,7 @@ pub(crate) fn build_file(path: &Path) -> Result<Snapshot, ConfigError> {
 
 /// Clears the host bits of `addr` past `prefix`.
 #[inline]
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+pub(crate) fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let p = u32::from(prefix.min(32));
