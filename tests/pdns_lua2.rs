@@ -49,19 +49,7 @@ fn spawn_pdns_lua2(dir: &Path, config: &Path, zones: Option<&str>, port: u16) ->
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("static.zone"),
-        "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("named.conf"),
-        format!(
-            "zone \"static.example\" {{ type master; file \"{}\"; }};\n",
-            dir.join("static.zone").display()
-        ),
-    )
-    .unwrap();
+    common::pdns::write_static_zone(dir);
     // The settings the script's header asks for.
     std::fs::write(
         dir.join("pdns.conf"),

@@ -96,19 +96,7 @@ pub fn start_adapter(dir: &Path, config: &Path) -> (Proc, PathBuf) {
 /// `pdns_server` with `examples/powerdns/pdns.conf`, the remote backend on
 /// `sock` and a bind-backend zone `static.example`, on 127.0.0.1:`port`.
 pub fn start_pdns(dir: &Path, sock: &Path, port: u16) -> Proc {
-    std::fs::write(
-        dir.join("static.zone"),
-        "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("named.conf"),
-        format!(
-            "zone \"static.example\" {{ type master; file \"{}\"; }};\n",
-            dir.join("static.zone").display()
-        ),
-    )
-    .unwrap();
+    write_static_zone(dir);
     let conf = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/powerdns/pdns.conf"),
     )
@@ -200,4 +188,22 @@ impl Client {
         }
         false
     }
+}
+
+/// The bind-backend zone `static.example` every pdns of the tests serves
+/// beside trafficmgr: `dir/static.zone` and the `dir/named.conf` naming it.
+pub fn write_static_zone(dir: &Path) {
+    std::fs::write(
+        dir.join("static.zone"),
+        "$TTL 300\n@ IN SOA ns.static.example. host.static.example. 1 3600 600 86400 300\n@ IN NS ns.static.example.\nns IN A 192.0.2.53\nwww IN A 192.0.2.80\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("named.conf"),
+        format!(
+            "zone \"static.example\" {{ type master; file \"{}\"; }};\n",
+            dir.join("static.zone").display()
+        ),
+    )
+    .unwrap();
 }
