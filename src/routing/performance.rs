@@ -45,7 +45,7 @@ pub(super) fn choose<T: Trace>(
     let mut loc: Option<((f64, f64), u8)> = None;
     let mut looked = false;
     let mut loc_plen = 0u8;
-    let mut best: Option<(u32, f64, u32)> = None; // (rtt, share score, id)
+    let mut best: Option<(u32, Option<f64>, u32)> = None; // (rtt, share score once needed, id)
     let mut ties = 0u32;
     let (key, key_bits) = subnet_key(client);
     let mut first: Option<u32> = None;
@@ -92,27 +92,31 @@ pub(super) fn choose<T: Trace>(
             t.figure(slot.id, Figure::RttUnknown);
             continue;
         };
-        let w = snap
-            .hot
-            .get(slot.id as usize)
-            .map(|h| h.weight)
-            .unwrap_or(0);
-        let score = rendezvous(key, slot.id - p.first, 0x005E_ED0F_5EA7, w);
-        let region = region_of(snap, slot.id);
+        // The share score (a logarithm) is computed only when a tie within
+        // a region needs it: most decisions have no tie.
+        let score = |id: u32| {
+            let w = snap.hot.get(id as usize).map(|h| h.weight).unwrap_or(0);
+            rendezvous(key, id.wrapping_sub(p.first), 0x005E_ED0F_5EA7, w)
+        };
         match best {
             Some((b, _, _)) if rtt > b => {}
             // Equal figures share only within one region (Azure's rule):
             // two regions that happen to measure the same keep priority order.
             Some((b, bs, bid)) if rtt == b => {
+                let region = region_of(snap, slot.id);
                 if region != NO_ID && region == region_of(snap, bid) {
                     ties += 1;
-                    if score > bs {
-                        best = Some((rtt, score, slot.id));
-                    }
+                    let bs = bs.unwrap_or_else(|| score(bid));
+                    let s = score(slot.id);
+                    best = Some(if s > bs {
+                        (rtt, Some(s), slot.id)
+                    } else {
+                        (b, Some(bs), bid)
+                    });
                 }
             }
             _ => {
-                best = Some((rtt, score, slot.id));
+                best = Some((rtt, None, slot.id));
                 ties = 1;
             }
         }
