@@ -207,3 +207,30 @@ pub fn write_static_zone(dir: &Path) {
     )
     .unwrap();
 }
+
+/// A pdns on `port` serving basic.toml (through either backend) answers as
+/// `engine` does — but NXDOMAIN for the empty non-terminal `sub.tm.example`,
+/// since pdns asks the backend for the name only (documented) — and its
+/// bind-backend zone keeps working beside ours.
+pub fn assert_answer_table(port: u16, engine: &trafficmgr::Engine) {
+    use super::dns::{BASIC_ROWS, Compare, HostRow, assert_host_matches, dig_raw};
+    let table: Vec<HostRow> = BASIC_ROWS
+        .iter()
+        .copied()
+        .filter(|r| r.0 != "sub.tm.example")
+        .collect();
+    assert_host_matches(
+        port,
+        engine,
+        &table,
+        Compare {
+            bind_source: true,
+            sorted: true,
+            scope: true,
+        },
+    );
+    assert_eq!(
+        dig_raw(port, "www.static.example", "A", &[]).2[0].2,
+        "192.0.2.80"
+    );
+}
